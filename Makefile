@@ -1,0 +1,25 @@
+# `make demo` and `make test` install what they need (a virtualenv in .venv, Debian's Fashion-MNIST).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+
+.PHONY: demo test data bench
+
+$(INSTALLED): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+data:
+	@test -d $(FASHION_MNIST) || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)
+
+demo: $(INSTALLED) data
+	$(VENV)/bin/ppsearch models --arch resnet20 --placement b1
+
+test: $(INSTALLED) data
+	$(PY) -m pytest
+
+bench: $(INSTALLED) data
+	$(PY) benchmarks/bench_layers.py

@@ -1,0 +1,60 @@
+"""Anti-aliased downsampling (Zhang, "Making Convolutional Networks Shift-Invariant Again", 2019).
+
+timm's ``BlurPool2d`` pads symmetrically and needs filters of size >= 2; Zhang's even filters pad
+one more pixel on the bottom/right, size 1 is plain subsampling, and reflect padding must not fail on
+maps smaller than the filter (deep stages of small-image networks), so ppsearch keeps its own.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+ANTIALIAS_NAMES = {"none": 0, "rect2": 2, "tri3": 3, "bin5": 5}
+FILTER_SIZES = range(1, 8)
+
+
+def parse_antialias(value: str | int | None) -> int:
+    """Filter size from a name ('none', 'rect2', 'tri3', 'bin5') or a size 1..7; 0 means none."""
+    if value is None:
+        return 0
+    if isinstance(value, str) and value.lower() in ANTIALIAS_NAMES:
+        return ANTIALIAS_NAMES[value.lower()]
+    try:
+        size = int(value)
+    except (TypeError, ValueError):
+        size = -1
+    if size not in FILTER_SIZES or (isinstance(value, float) and not value.is_integer()):
+        allowed = ", ".join(list(ANTIALIAS_NAMES) + [str(s) for s in FILTER_SIZES])
+        raise ValueError(f"unknown antialias filter {value!r}; allowed: {allowed}")
+    return size
+
+
+class BlurPool2d(nn.Module):
+    """Binomial low-pass filter of size ``filt_size`` (1..7) followed by subsampling by ``stride``."""
+
+    def __init__(self, channels: int, filt_size: int = 3, stride: int = 2) -> None:
+        super().__init__()
+        if filt_size not in FILTER_SIZES:
+            raise ValueError(f"filt_size must be in 1..7, got {filt_size!r}")
+        self.channels, self.filt_size, self.stride = channels, filt_size, stride
+        # Zhang's padding: floor((f-1)/2) before, ceil((f-1)/2) after, as (left, right, top, bottom)
+        before, after = (filt_size - 1) // 2, filt_size // 2
+        self.pad = (before, after, before, after)
+        taps = torch.tensor([math.comb(filt_size - 1, k) for k in range(filt_size)], dtype=torch.float32)
+        kernel = taps[:, None] * taps[None, :]
+        self.register_buffer("filt", (kernel / kernel.sum()).expand(channels, 1, -1, -1).contiguous(),
+                             persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.filt_size == 1:
+            return x[:, :, ::self.stride, ::self.stride]
+        # reflect needs pad < size; tiny maps fall back to edge replication
+        mode = "reflect" if min(x.shape[-2:]) > self.pad[1] else "replicate"
+        return F.conv2d(F.pad(x, self.pad, mode=mode), self.filt, stride=self.stride, groups=self.channels)
+
+    def extra_repr(self) -> str:
+        return f"{self.channels}, filt_size={self.filt_size}, stride={self.stride}"
+

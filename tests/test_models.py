@@ -1,0 +1,101 @@
+"""The model zoo: placement is one knob, and push-pull never changes the trainable parameter count."""
+import pytest
+import torch
+
+from ppsearch import PushPull2d, build_model
+from ppsearch.profile import profile_model
+
+
+def pushpull_names(model):
+    return [name for name, m in model.named_modules() if isinstance(m, PushPull2d)]
+
+
+def n_params(model):
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+STAGE1 = [f"stages.0.{b}.conv{c}" for b in range(3) for c in (1, 2)]
+
+
+@pytest.mark.parametrize("placement, expected", [
+    ("none", []),
+    ("pp", ["stem.0"]),
+    ("b1", ["stem.0"] + STAGE1),
+])
+def test_resnet20_placement_replaces_the_papers_layers(placement, expected):
+    assert pushpull_names(build_model("resnet20", placement=placement)) == expected
+
+
+def test_deeper_placements_cover_more_stages():
+    assert len(pushpull_names(build_model("resnet20", placement="b2"))) == 1 + 6 + 6
+    assert len(pushpull_names(build_model("resnet20", placement="all"))) == 1 + 18
+
+
+@pytest.mark.parametrize("arch, b1_layers", [("resnet20", 7), ("wrn-16-4", 5), ("densenet-bc-40-12", 7)])
+@pytest.mark.parametrize("variant", ["upsample", "minmax_avg"])
+def test_pushpull_keeps_the_trainable_parameter_count(arch, b1_layers, variant):
+    plain = build_model(arch)
+    model = build_model(arch, placement="b1", variant=variant, antialias="tri3")
+    assert len(pushpull_names(model)) == b1_layers
+    assert n_params(model) == n_params(plain)
+    x = torch.randn(2, 3, 32, 32)
+    assert model(x).shape == (2, 10)
+
+
+def test_trainable_alpha_adds_one_parameter_per_output_channel():
+    plain, model = build_model("resnet20"), build_model("resnet20", placement="b1", trainable_alpha=True)
+    assert n_params(model) - n_params(plain) == 7 * 16
+
+
+def test_densenet_b1_replaces_only_the_3x3_convs_of_the_first_block():
+    names = pushpull_names(build_model("densenet-bc-40-12", placement="b1"))
+    assert names == ["stem"] + [f"stages.0.{i}.conv" for i in range(6)]
+
+
+@pytest.mark.parametrize("antialias", ["none", "rect2", "tri3", "bin5", 1, 7])
+def test_antialiased_resnet_keeps_shapes_and_parameters(antialias):
+    model = build_model("resnet20", placement="b1", antialias=antialias, in_chans=1, num_classes=7)
+    assert model(torch.randn(2, 1, 32, 32)).shape == (2, 7)
+    assert n_params(model) == n_params(build_model("resnet20", in_chans=1, num_classes=7))
+
+
+def test_antialiasing_blurs_strided_convs_and_shortcuts():
+    model = build_model("resnet20", antialias="tri3")
+    block = model.stages[1][0]
+    assert block.conv1.stride == (1, 1)
+    assert type(block.conv2[0]).__name__ == "BlurPool2d" and block.conv2[0].filt_size == 3
+    assert type(block.shortcut[0]).__name__ == "BlurPool2d" and block.shortcut[1].stride == (1, 1)
+
+
+def test_imagenet_resnet50_b1_replaces_only_the_middle_3x3_of_stage_one():
+    names = pushpull_names(build_model("resnet50", placement="b1", num_classes=5))
+    assert names == ["conv1", "layer1.0.conv2", "layer1.1.conv2", "layer1.2.conv2"]
+
+
+def test_profile_counts_flops_of_the_pushpull_layers():
+    plain = profile_model("resnet20")
+    b1 = profile_model("resnet20", placement="b1")
+    assert 80e6 < plain.flops < 84e6  # ResNet-20: ~41 M multiply-adds per 32x32 image
+    assert b1.params == plain.params and b1.flops > plain.flops
+    assert b1.pushpull_layers == ["stem.0"] + STAGE1
+
+
+@pytest.mark.parametrize("arch, message", [
+    ("resnet21", "CIFAR ResNet depth must be 6n\\+2"),
+    ("vgg16", "unknown architecture 'vgg16'; allowed: resnet20"),
+    ("timm:not_a_model", "unknown timm model 'not_a_model'"),
+])
+def test_unknown_architectures_are_rejected(arch, message):
+    with pytest.raises(ValueError, match=message):
+        build_model(arch)
+
+
+@pytest.mark.parametrize("design, message", [
+    (dict(placement="b3"), "unknown placement 'b3'; allowed: none, pp, b1, b2, all"),
+    (dict(antialias="box"), "unknown antialias filter 'box'"),
+    (dict(placement="pp", scale=0.9), "scale"),
+    (dict(depth=2), "unknown design key 'depth'"),
+])
+def test_bad_designs_are_rejected(design, message):
+    with pytest.raises(ValueError, match=message):
+        build_model("resnet20", **design)
