@@ -51,6 +51,15 @@ def bilinear_matrix(src: int, dst: int, dtype: torch.dtype = torch.float32) -> t
     return matrix.to(dtype)
 
 
+def box_mean(x: torch.Tensor, size: int) -> torch.Tensor:
+    """``avg_pool2d(x, size, 1, size // 2, count_include_pad=False)`` as a depthwise box filter
+    divided by the count of valid pixels: the same numbers, several times faster on CPU."""
+    channels, pad = x.shape[1], size // 2
+    total = F.conv2d(x, x.new_ones(channels, 1, size, size), padding=pad, groups=channels)
+    count = F.conv2d(x.new_ones(1, 1, *x.shape[-2:]), x.new_ones(1, 1, size, size), padding=pad)
+    return total / count
+
+
 def _int_pair(value: int | tuple[int, int], name: str) -> int:
     first, second = (value, value) if isinstance(value, int) else tuple(value)
     if first != second:
@@ -266,10 +275,7 @@ class PushPull2d(nn.Conv2d):
         if self.groups > 1:
             window_sum = window_sum.repeat_interleave(self.out_channels // self.groups, dim=1)
         pull = torch.addcmul(push.neg(), window_sum, offset.view(1, -1, 1, 1))
-        if self.avg_kernel_size:
-            a = self.avg_kernel_size
-            pull = F.avg_pool2d(pull, a, 1, a // 2, count_include_pad=False)
-        return pull
+        return box_mean(pull, self.avg_kernel_size) if self.avg_kernel_size else pull
 
     def extra_repr(self) -> str:
         text = super().extra_repr() + f", variant={self.variant}"
