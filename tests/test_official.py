@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ppsearch.official import OfficialDataError, load_cifar_c, load_cifar_p, load_imagenet_c
+
+ROWS = 4  # images per severity in the fake files (the official ones have 10000)
+
+
+@pytest.fixture
+def cifar_c(tmp_path):
+    """A fake CIFAR-10-C folder: fog.npy with 5 * ROWS rows whose first pixel holds the row index."""
+    images = np.random.default_rng(0).integers(0, 256, (5 * ROWS, 32, 32, 3), dtype=np.uint8)
+    images[:, 0, 0, 0] = np.arange(5 * ROWS)
+    np.save(tmp_path / "fog.npy", images)
+    np.save(tmp_path / "labels.npy", np.tile(np.arange(ROWS, dtype=np.uint8) + 3, 5))
+    return tmp_path, images
+
+
+@pytest.mark.parametrize("severity", [1, 2, 5])
+def test_cifar_c_returns_the_severity_rows(cifar_c, severity):
+    root, expected = cifar_c
+    images, labels = load_cifar_c(root, "fog", severity)
+    assert images.dtype == torch.uint8 and images.shape == (ROWS, 32, 32, 3)
+    assert labels.dtype == torch.int64 and labels.tolist() == [3, 4, 5, 6]
+    np.testing.assert_array_equal(images.numpy(), expected[(severity - 1) * ROWS:severity * ROWS])
+    images += 1  # an in-memory copy, not the read-only memory map
+
+
+def _truncate(path, size):
+    path.write_bytes(path.read_bytes()[:size])
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda root: _truncate(root / "fog.npy", 5000), r"fog\.npy is truncated or not a \.npy array"),
+    (lambda root: _truncate(root / "fog.npy", 40), r"fog\.npy is truncated or not a \.npy array"),
+    (lambda root: (root / "fog.npy").write_bytes(b"<html>not found</html>"), r"fog\.npy is truncated"),
+    (lambda root: np.save(root / "fog.npy", np.zeros((20, 32, 32, 3), np.float32)), "dtype float32; expected uint8"),
+    (lambda root: np.save(root / "fog.npy", np.zeros((19, 32, 32, 3), np.uint8)), r"shape \(19, 32, 32, 3\)"),
+    (lambda root: np.save(root / "fog.npy", np.zeros((20, 28, 28, 3), np.uint8)), r"expected \(5 \* N, 32, 32, 3\)"),
+    (lambda root: (root / "labels.npy").unlink(), r"labels\.npy not found"),
+    (lambda root: np.save(root / "labels.npy", np.zeros(19, np.int64)), r"labels\.npy has int64 \(19,\)"),
+    (lambda root: np.save(root / "labels.npy", np.zeros(20, np.float32)), "expected integer labels"),
+])
+def test_cifar_c_bad_files_are_named_in_one_line(cifar_c, damage, message):
+    root, _ = cifar_c
+    damage(root)
+    with pytest.raises(OfficialDataError, match=message) as info:
+        load_cifar_c(root, "fog", 1)
+    assert isinstance(info.value, ValueError) and "\n" not in str(info.value)
+    assert str(root) in str(info.value)
+
+
+def test_cifar_c_missing_corruption_lists_what_is_there(cifar_c):
+    root, _ = cifar_c
+    with pytest.raises(OfficialDataError, match=r"snow\.npy not found; available in .*: fog$"):
+        load_cifar_c(root, "snow", 1)
+
+
+def test_cifar_c_severity_is_checked(cifar_c):
+    with pytest.raises(ValueError, match="severity must be one of 1..5"):
+        load_cifar_c(cifar_c[0], "fog", 0)
+
+
+def test_cifar_p_frames_and_labels(tmp_path):
+    frames = np.random.default_rng(1).integers(0, 256, (6, 5, 32, 32, 3), dtype=np.uint8)
+    np.save(tmp_path / "rotate.npy", frames)
+    np.save(tmp_path / "labels.npy", np.arange(6, dtype=np.int64))
+    loaded, labels = load_cifar_p(tmp_path, "rotate")
+    assert loaded.shape == (6, 5, 32, 32, 3) and loaded.dtype == torch.uint8
+    np.testing.assert_array_equal(loaded.numpy(), frames)
+    assert labels.tolist() == list(range(6))
+
+    np.save(tmp_path / "rotate.npy", frames[:, 0])
+    with pytest.raises(OfficialDataError, match=r"expected \(N, T >= 2, 32, 32, 3\)"):
+        load_cifar_p(tmp_path, "rotate")
+    np.save(tmp_path / "rotate.npy", frames[:5])
+    with pytest.raises(OfficialDataError, match=r"labels\.npy has int64 \(6,\); expected integer labels \(5,\)"):
+        load_cifar_p(tmp_path, "rotate")
+
+
+@pytest.fixture
+def imagenet_c(tmp_path):
+    """A fake ImageNet-C tree fog/3/<wnid>/<image>.JPEG with 20x20 images, 2 per class."""
+    rng = np.random.default_rng(2)
+    for wnid in ("n02", "n01"):
+        (tmp_path / "fog" / "3" / wnid).mkdir(parents=True)
+        for k in range(2):
+            image = rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)
+            Image.fromarray(image).save(tmp_path / "fog" / "3" / wnid / f"{k}.JPEG", quality=95)
+    return tmp_path
+
+
+def test_imagenet_c_reads_images_at_their_size(imagenet_c):
+    images, labels = load_imagenet_c(imagenet_c, "fog", 3, image_size=20)
+    assert images.shape == (4, 20, 20, 3) and images.dtype == torch.uint8
+    assert labels.tolist() == [0, 1, 0, 1]  # sorted wnids, class-balanced order
+    # Already a centre crop: at its own size the image is only decoded, never resampled.
+    expected = np.asarray(Image.open(imagenet_c / "fog" / "3" / "n02" / "0.JPEG").convert("RGB"))
+    np.testing.assert_array_equal(images[1].numpy(), expected)
+
+    small, small_labels = load_imagenet_c(imagenet_c, "fog", 3, image_size=10, subset=3)
+    assert small.shape == (3, 10, 10, 3) and small_labels.tolist() == [0, 1, 0]
+
+
+def test_imagenet_c_missing_or_broken(imagenet_c):
+    with pytest.raises(OfficialDataError, match=r"fog/2 not found; available corruptions: fog"):
+        load_imagenet_c(imagenet_c, "fog", 2)
+    (imagenet_c / "fog" / "3" / "n01" / "9.JPEG").write_bytes(b"\xff\xd8 truncated")
+    with pytest.raises(OfficialDataError, match=r"9\.JPEG"):
+        load_imagenet_c(imagenet_c, "fog", 3, image_size=20)
