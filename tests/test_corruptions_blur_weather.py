@@ -1,4 +1,4 @@
-"""Blur and weather corruptions against the reference generator's outputs (shared/testdata)."""
+"""Blur and weather internals: ImageMagick's motion blur, glass blur's pixel loop, frost textures."""
 from __future__ import annotations
 
 import math
@@ -16,14 +16,12 @@ from ppsearch.corruptions.weather import frost_source, plasma_fractal
 TESTDATA = Path(__file__).parents[2] / "shared" / "testdata"
 REFERENCE = TESTDATA / "cifar10c_reference.npz"
 FROST_DIR = TESTDATA / "frost"
-DETERMINISTIC = ("defocus_blur", "gaussian_blur", "zoom_blur")
-STOCHASTIC = ("glass_blur", "motion_blur", "snow", "frost", "fog", "spatter")
 
 
 @pytest.fixture(scope="module")
 def reference() -> dict[str, np.ndarray]:
     with np.load(REFERENCE) as data:
-        return {name: data[name] for name in ("clean", *DETERMINISTIC, *STOCHASTIC)}
+        return {name: data[name] for name in ("clean", "motion_blur", "frost")}
 
 
 def mean_abs_change(corrupted: np.ndarray, clean: np.ndarray) -> float:
@@ -33,24 +31,6 @@ def mean_abs_change(corrupted: np.ndarray, clean: np.ndarray) -> float:
 
 def change_per_severity(clean: np.ndarray, name: str, **options) -> np.ndarray:
     return np.array([mean_abs_change(corrupt(clean, name, s, **options), clean) for s in range(1, 6)])
-
-
-@pytest.mark.parametrize("name", DETERMINISTIC)
-def test_deterministic_matches_reference(reference, name):
-    for severity in range(1, 6):
-        ours = corrupt(reference["clean"], name, severity).astype(np.int16)
-        close = np.abs(ours - reference[name][severity - 1]) <= 1
-        assert close.mean() >= 0.99, f"{name} severity {severity}: {close.mean():.4f} within 1 level"
-
-
-@pytest.mark.parametrize("name", STOCHASTIC)
-def test_stochastic_matches_reference_statistics(reference, name):
-    clean = reference["clean"]
-    options = {"frost_dir": FROST_DIR} if name == "frost" else {}
-    ours = change_per_severity(clean, name, **options)
-    theirs = np.array([mean_abs_change(reference[name][s - 1], clean) for s in range(1, 6)])
-    assert abs(ours.sum() / theirs.sum() - 1) <= 0.06
-    np.testing.assert_allclose(ours, theirs, rtol=0.15)
 
 
 @pytest.mark.parametrize("severity", [1, 5])
@@ -117,33 +97,6 @@ def test_plasma_fractal_spans_unit_range_per_image():
     assert not torch.equal(fractal[0], fractal[1])
     with pytest.raises(ValueError, match="power of two"):
         plasma_fractal(1, 24, 2.0, torch.Generator(), torch.device("cpu"))
-
-
-@pytest.mark.parametrize("name", STOCHASTIC)
-def test_stochastic_depend_on_seed_only(reference, name):
-    clean = reference["clean"][:8]
-    first = corrupt(clean, name, 3, seed=7)
-    np.testing.assert_array_equal(first, corrupt(clean, name, 3, seed=7))
-    assert not np.array_equal(first, corrupt(clean, name, 3, seed=8))
-
-
-@pytest.mark.parametrize("name", DETERMINISTIC)
-def test_deterministic_ignore_seed(reference, name):
-    clean = reference["clean"][:8]
-    np.testing.assert_array_equal(corrupt(clean, name, 3, seed=0), corrupt(clean, name, 3, seed=1))
-
-
-@pytest.mark.parametrize("name", DETERMINISTIC + STOCHASTIC)
-@pytest.mark.parametrize("shape", [(3, 20, 28, 3), (2, 40, 56, 3)])  # CIFAR and ImageNet tables
-def test_type_shape_and_values_preserved_across_input_types(name, shape):
-    images = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
-    from_numpy = corrupt(images, name, 5, seed=3)
-    from_tensor = corrupt(torch.from_numpy(images), name, 5, seed=3)
-    assert isinstance(from_numpy, np.ndarray) and isinstance(from_tensor, torch.Tensor)
-    assert from_numpy.shape == shape and from_numpy.dtype == np.uint8
-    assert from_tensor.shape == shape and from_tensor.dtype == torch.uint8
-    np.testing.assert_array_equal(from_numpy, from_tensor.numpy())
-    assert not np.array_equal(from_numpy, images)
 
 
 def test_line_blur_rejects_bad_arguments():
