@@ -17,9 +17,12 @@ data:
 
 demo: $(INSTALLED) data
 	$(VENV)/bin/ppsearch models --arch resnet20 --placement b1
+	rm -rf runs/demo-sets
+	$(VENV)/bin/ppsearch corrupt --dataset fashion-mnist --subset 2000 --out runs/demo-sets
 
 test: $(INSTALLED) data
 	$(PY) -m pytest
 
 bench: $(INSTALLED) data
 	$(PY) benchmarks/bench_layers.py
+	$(PY) benchmarks/bench_corruptions.py

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from collections.abc import Sequence
 
 from .design import PLACEMENTS, Design
@@ -50,6 +51,59 @@ def _cmd_models(args: argparse.Namespace) -> None:
     print(profile.render())
 
 
+def _device(name: str) -> str:
+    import torch
+
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: no CUDA device is available here")
+    return name
+
+
+def _test_split(args: argparse.Namespace):
+    from .data import load_dataset
+
+    channels = 3 if args.dataset == "fashion-mnist" else None
+    dataset = load_dataset(args.dataset, args.data_dir, channels=channels, subset=args.subset)
+    return dataset.test_images, dataset.test_labels
+
+
+def _cmd_corrupt(args: argparse.Namespace) -> None:
+    from .generate import write_sets
+
+    images, labels = _test_split(args)
+    out = write_sets(images, labels, args.out, args.dataset, device=_device(args.device),
+                     frost_dir=args.frost_dir, seed=args.seed, progress=not args.quiet)
+    print(f"wrote {images.shape[0]} images x 19 corruptions x 5 severities and 14 perturbations to {out}")
+
+
+def _cmd_eval(args: argparse.Namespace) -> None:
+    from .checkpoint import load_model
+    from .evaluate import Predictor, evaluate, parse_source
+
+    parse_source(args.c_source), parse_source(args.p_source)  # fail on a typo before loading anything
+    model, spec = load_model(args.checkpoint)
+    args.dataset = args.dataset or spec.dataset
+    images, labels = _test_split(args)
+    predictor = Predictor(model, spec.mean, spec.std, _device(args.device), args.batch_size)
+    result = evaluate(predictor, images, labels, c_source=args.c_source, p_source=args.p_source,
+                      normaliser=args.normaliser, frost_dir=args.frost_dir, seed=args.seed, progress=not args.quiet)
+    print(result.render())
+    out = result.save(args.out or Path(args.checkpoint).with_suffix("").as_posix() + "-eval")
+    print(f"tables written to {out}")
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser, dataset_required: bool) -> None:
+    parser.add_argument("--dataset", required=dataset_required, default=None,
+                        help="fashion-mnist, cifar10, cifar100 or imagenet")
+    parser.add_argument("--data-dir", default=None, help="where the dataset lives (default: its usual place)")
+    parser.add_argument("--subset", type=int, default=None, help="use the first N test images")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    parser.add_argument("--frost-dir", default=None,
+                        help="directory with the reference frost textures (default: ppsearch's procedural frost)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ppsearch", description="Search where push-pull inhibition goes in a ConvNet.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -61,6 +115,22 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--image-size", type=int, default=None, help="default: 32 for CIFAR models, 224 otherwise")
     add_design_arguments(models)
     models.set_defaults(run=_cmd_models)
+
+    corrupt = commands.add_parser("corrupt", help="write generated -C and -P sets of a dataset's test split")
+    _add_data_arguments(corrupt, dataset_required=True)
+    corrupt.add_argument("--out", required=True, help="new output directory")
+    corrupt.set_defaults(run=_cmd_corrupt)
+
+    evaluate = commands.add_parser("eval", help="clean, -C and -P metrics of a saved model")
+    evaluate.add_argument("--checkpoint", required=True, help="a model .safetensors written by ppsearch")
+    _add_data_arguments(evaluate, dataset_required=False)
+    evaluate.add_argument("--c-source", default="generated", help="generated, none or official:DIR")
+    evaluate.add_argument("--p-source", default="generated", help="generated, none or official:DIR")
+    evaluate.add_argument("--normaliser", default="alexnet-cifar10",
+                          help="baseline that CE and FR divide by: alexnet-cifar10 or alexnet-imagenet")
+    evaluate.add_argument("--batch-size", type=int, default=1000)
+    evaluate.add_argument("--out", default=None, help="where to write the tables (default: next to the checkpoint)")
+    evaluate.set_defaults(run=_cmd_eval)
     return parser
 
 

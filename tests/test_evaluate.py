@@ -1,0 +1,145 @@
+"""Generated sets on disk, official-layout loading, checkpoints and evaluation, end to end on
+real Fashion-MNIST test images."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from ppsearch import Design
+from ppsearch.checkpoint import ModelSpec, load_model, save_model
+from ppsearch.corruptions import ALL_CORRUPTIONS, corrupt
+from ppsearch.data import load_dataset
+from ppsearch.evaluate import Predictor, evaluate
+from ppsearch.generate import write_sets
+from ppsearch.perturbations import ALL_PERTURBATIONS
+from ppsearch.preprocess import normalisation
+
+N = 12
+
+
+@pytest.fixture(scope="module")
+def test_split():
+    data = load_dataset("fashion-mnist", channels=3, subset=N)
+    return data.test_images, data.test_labels
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory, test_split):
+    out = tmp_path_factory.mktemp("sets") / "fmnist"
+    return write_sets(*test_split, out, "fashion-mnist", progress=False)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    spec = ModelSpec("resnet20", Design(placement="pp").to_dict(), 1, 10, "fashion-mnist",
+                     *normalisation("fashion-mnist", 1))
+    model = spec.build()
+    return save_model(tmp_path_factory.mktemp("ckpt") / "model.safetensors", model, spec), model
+
+
+def test_generated_sets_use_the_official_layout(generated, test_split):
+    c_dir, p_dir = generated / "Fashion-MNIST-C", generated / "Fashion-MNIST-P"
+    assert np.array_equal(np.load(c_dir / "labels.npy"), np.tile(test_split[1].numpy(), 5))
+    fog = np.load(c_dir / "fog.npy")
+    assert fog.shape == (5 * N, 32, 32, 3) and fog.dtype == np.uint8
+    # severity s occupies rows [(s-1) N, s N)
+    assert np.array_equal(fog[2 * N:3 * N], corrupt(test_split[0].numpy(), "fog", 3, seed=0))
+    assert sorted(p.stem for p in c_dir.glob("*.npy")) == sorted([*ALL_CORRUPTIONS, "labels"])
+    translate = np.load(p_dir / "translate.npy")
+    assert translate.shape == (N, 16, 32, 32, 3)
+    manifest = json.loads((generated / "manifest.json").read_text())
+    assert manifest["generated"] and manifest["images"] == N and manifest["seed"] == 0
+    assert manifest["frost_textures"].startswith("procedural")
+    assert set(manifest["perturbations"]) == set(ALL_PERTURBATIONS)
+    assert not generated.with_name(generated.name + ".partial").exists()
+
+
+def test_existing_output_is_never_overwritten(generated, test_split):
+    with pytest.raises(ValueError, match="already exists"):
+        write_sets(*test_split, generated, "fashion-mnist", progress=False)
+
+
+def test_checkpoint_round_trip_rebuilds_the_model(checkpoint):
+    path, model = checkpoint
+    loaded, spec = load_model(path)
+    assert spec.arch == "resnet20" and spec.design["placement"] == "pp" and spec.in_chans == 1
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
+
+
+def test_evaluation_on_official_files_equals_generation_on_the_fly(checkpoint, generated, test_split):
+    model, spec = load_model(checkpoint[0])
+    predictor = Predictor(model, spec.mean, spec.std)
+    on_the_fly = evaluate(predictor, *test_split, progress=False)
+    from_files = evaluate(predictor, *test_split, progress=False,
+                          c_source=f"official:{generated / 'Fashion-MNIST-C'}",
+                          p_source=f"official:{generated / 'Fashion-MNIST-P'}")
+    assert on_the_fly.clean_error == from_files.clean_error
+    assert on_the_fly.corruption_errors.equals(from_files.corruption_errors)
+    assert on_the_fly.flip_probabilities == from_files.flip_probabilities
+    assert set(on_the_fly.flip_probabilities) == {"gaussian_noise", "shot_noise", "motion_blur", "zoom_blur", "snow",
+                                                  "brightness", "translate", "rotate", "tilt", "scale"}
+    assert on_the_fly.summary["ce_normaliser"].startswith("seed paper CIFAR-10 AlexNet")
+
+
+def test_clean_error_counts_wrong_predictions(checkpoint, test_split):
+    model, spec = load_model(checkpoint[0])
+    images, labels = test_split
+    result = evaluate(Predictor(model, spec.mean, spec.std), images, labels, c_source="none", p_source="none",
+                      progress=False)
+    x = (images[..., :1].permute(0, 3, 1, 2).float() / 255 - spec.mean[0]) / spec.std[0]
+    with torch.no_grad():
+        expected = (model.eval()(x).argmax(1) != labels).double().mean().item()
+    assert result.clean_error == pytest.approx(expected)
+    assert result.ce is None and result.fr is None
+
+
+def ppsearch(*args):
+    return subprocess.run([sys.executable, "-m", "ppsearch", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_cli_corrupt_and_eval(tmp_path, checkpoint):
+    result = ppsearch("corrupt", "--dataset", "fashion-mnist", "--out", str(tmp_path / "sets"), "--subset", "4",
+                      "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "sets" / "Fashion-MNIST-C" / "jpeg_compression.npy").exists()
+    result = ppsearch("eval", "--checkpoint", str(checkpoint[0]), "--subset", "4", "--quiet",
+                      "--c-source", f"official:{tmp_path / 'sets' / 'Fashion-MNIST-C'}", "--p-source", "generated",
+                      "--out", str(tmp_path / "eval"))
+    assert result.returncode == 0, result.stderr
+    assert "mCE" in result.stdout and "mFR" in result.stdout
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert summary["images"] == 4 and 0 <= summary["clean_error"] <= 1
+    assert (tmp_path / "eval" / "ce.csv").exists() and (tmp_path / "eval" / "fr.csv").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["corrupt", "--dataset", "mnist", "--out", "x"], "unknown dataset 'mnist'"),
+    (["corrupt", "--dataset", "fashion-mnist", "--out", "x", "--data-dir", "/nonexistent"], "fashion-mnist not found"),
+    (["corrupt", "--dataset", "fashion-mnist", "--out", "x", "--device", "cuda"], "no CUDA device"),
+    (["eval", "--checkpoint", "/nonexistent.safetensors"], "does not exist"),
+    (["eval", "--checkpoint", "CHECKPOINT", "--c-source", "offical:/x"], "source must be 'generated', 'none' or"),
+    (["eval", "--checkpoint", "GARBAGE"], "is not a readable safetensors file"),
+    (["eval", "--checkpoint", "CHECKPOINT", "--c-source", "official:/nonexistent", "--subset", "2"], "/nonexistent"),
+])
+def test_cli_bad_input_is_one_line(tmp_path, checkpoint, args, message):
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"not a checkpoint")
+    args = [str(checkpoint[0]) if a == "CHECKPOINT" else str(garbage) if a == "GARBAGE" else a for a in args]
+    result = ppsearch(*args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_random_corruptions_do_not_repeat_across_chunks(monkeypatch, test_split):
+    import ppsearch.generate as generate
+
+    monkeypatch.setattr(generate, "CHUNK", 4)
+    twice = torch.cat([test_split[0][:4], test_split[0][:4]])
+    first, second = generate.in_chunks(twice, lambda x, s: corrupt(x, "gaussian_noise", 3, s), 0, "cpu")
+    assert torch.equal(first, corrupt(twice[:4], "gaussian_noise", 3, 0))  # the first chunk keeps the seed
+    assert not torch.equal(first, second)
