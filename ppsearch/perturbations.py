@@ -36,11 +36,11 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .corruptions import _as_batch, _to_uint8
+from .corruptions import as_float_batch, to_uint8_batch
 from .corruptions.blur import (clipped_zoom, filter_matrix, gaussian_filter, gaussian_kernel1d,
                                imagemagick_quantize, line_blur)
 from .corruptions.color import hsv2rgb, rgb2hsv
-from .corruptions.weather import GRAY_WEIGHTS, WATER_RGB, _water
+from .corruptions.weather import GRAY_WEIGHTS, WATER_RGB, water_layer
 
 TEST_PERTURBATIONS = ("gaussian_noise", "shot_noise", "motion_blur", "zoom_blur", "snow", "brightness",
                       "translate", "rotate", "tilt", "scale")
@@ -264,7 +264,7 @@ def spatter(x: torch.Tensor, generator: torch.Generator) -> Frames:
     liquid = torch.where(liquid < 0.7, 0, liquid)
     color = torch.tensor(WATER_RGB, device=x.device).view(1, 3, 1, 1)
     for _ in range(31):
-        yield (x + _water(liquid, 0.6) * color).clamp_(0, 1) * 255
+        yield (x + water_layer(liquid, 0.6) * color).clamp_(0, 1) * 255
         # the liquid flows one row down: np.convolve(column, [0.2, 0.8], mode='same')
         liquid = torch.cat((0.2 * liquid[:, :, :1], 0.2 * liquid[:, :, 1:] + 0.8 * liquid[:, :, :-1]), 2)
 
@@ -295,8 +295,8 @@ def perturb(images: np.ndarray | torch.Tensor, name: str, seed: int = 0) -> np.n
     """
     if name not in PERTURBATIONS:
         raise ValueError(f"unknown perturbation {name!r}; allowed: {', '.join(ALL_PERTURBATIONS)}")
-    x = _as_batch(images)
+    x = as_float_batch(images)
     generator = torch.Generator(device=x.device).manual_seed(seed)
     with torch.inference_mode():
-        frames = torch.stack([_to_uint8(frame) for frame in PERTURBATIONS[name](x, generator)], 1)
+        frames = torch.stack([to_uint8_batch(frame) for frame in PERTURBATIONS[name](x, generator)], 1)
     return frames.cpu().numpy() if isinstance(images, np.ndarray) else frames

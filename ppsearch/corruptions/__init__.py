@@ -27,7 +27,7 @@ SEVERITIES = (1, 2, 3, 4, 5)
 CORRUPTIONS = {**noise.CORRUPTIONS, **blur.CORRUPTIONS, **weather.CORRUPTIONS, **digital.CORRUPTIONS}
 
 
-def _as_batch(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+def as_float_batch(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     """Validate a uint8 (N, H, W, 3) batch and return it as a float (N, 3, H, W) tensor in [0, 1]."""
     x = torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) else images
     if not isinstance(x, torch.Tensor):
@@ -41,7 +41,7 @@ def _as_batch(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     return x.permute(0, 3, 1, 2).float().div_(255)
 
 
-def _to_uint8(y: torch.Tensor) -> torch.Tensor:
+def to_uint8_batch(y: torch.Tensor) -> torch.Tensor:
     return y.clamp_(0, 255).floor_().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
 
@@ -63,9 +63,9 @@ def corrupt(
         raise ValueError(f"unknown corruption {name!r}; allowed: {', '.join(ALL_CORRUPTIONS)}")
     if isinstance(severity, bool) or not isinstance(severity, int) or severity not in SEVERITIES:
         raise ValueError(f"severity must be one of 1..5, got {severity!r}")
-    x = _as_batch(images)
+    x = as_float_batch(images)
     generator = torch.Generator(device=x.device).manual_seed(seed)
     options = {"texture_dir": frost_dir} if name == "frost" else {}
     with torch.inference_mode():
-        y = _to_uint8(CORRUPTIONS[name](x, severity, generator, **options))
+        y = to_uint8_batch(CORRUPTIONS[name](x, severity, generator, **options))
     return y.cpu().numpy() if isinstance(images, np.ndarray) else y

@@ -8,9 +8,7 @@ times ``244 / 224 * min(H, W)`` (the reference's 244 for its 224-pixel images).
 from __future__ import annotations
 
 import functools
-import math
 import warnings
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -43,29 +41,79 @@ def _grey_levels(x: torch.Tensor) -> torch.Tensor:
     return (x * 255).round()
 
 
-def _edit_hsv(
-    x: torch.Tensor, channel: int, edit: Callable[[torch.Tensor], torch.Tensor]
-) -> torch.Tensor:
-    """Edit one HSV channel (clipped to [0, 1]) and return 0..255 RGB, already truncated.
+def _edit_hsv_exact(levels: torch.Tensor, channel: int, scale: float, shift: float) -> torch.Tensor:
+    """Scale and shift one HSV channel (clipped to [0, 1]) of RGB grey levels (..., 3, H, W);
+    return 0..255 RGB, truncated.
 
     Works in float64 from the exact grey levels, like the reference's numpy code: the result
     then truncates to the reference's uint8 values bit for bit.
     """
-    hsv = rgb2hsv(_grey_levels(x).double() / 255)
-    hsv[:, channel] = edit(hsv[:, channel]).clamp(0, 1)
+    hsv = rgb2hsv(levels.double() / 255)
+    hsv[:, channel] = (hsv[:, channel] * scale + shift).clamp(0, 1)
     return _to_255(hsv2rgb(hsv)).floor().float()
+
+
+@functools.lru_cache(maxsize=None)
+def _hsv_edit_tables(channel: int, scale: float, shift: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """What ``_edit_hsv_exact`` makes of a pixel's largest and smallest channels, which depends
+    on those two levels only.
+
+    Returns a flat table indexed by ``max * 256 + level``: the new largest channel where the
+    level is the max, else the new smallest channel; and per level the new green and blue
+    of a grey pixel of that level (grey pixels have hue 0: red is the largest channel).
+    """
+    hi, lo = torch.meshgrid(torch.arange(256.0), torch.arange(256.0), indexing="ij")
+    out = _edit_hsv_exact(torch.stack((hi, lo, lo))[None], channel, scale, shift)[0]
+    table = torch.where(hi == lo, out[0], out[1])
+    return table.flatten(), out[1].diagonal()
+
+
+def _edit_hsv(x: torch.Tensor, channel: int, scale: float, shift: float) -> torch.Tensor:
+    """``_edit_hsv_exact`` of the batch's grey levels, without float64 on the whole batch.
+
+    An edit of S or V keeps the hue, so each pixel's new largest and smallest channels
+    depend on its old largest and smallest only: an exact table gives them. The middle
+    channel is interpolated in float32, whose error (< 1e-4 levels) only matters where the
+    result is within 1e-3 of an integer; those few pixels are redone with the exact code.
+    """
+    levels = _grey_levels(x)
+    hi, lo = levels.amax(1, keepdim=True), levels.amin(1, keepdim=True)
+    mid = levels.sum(1, keepdim=True) - hi - lo
+    table, grey_table = (t.to(x.device) for t in _hsv_edit_tables(channel, scale, shift))
+    out = table.index_select(0, levels.add(hi * 256).int().flatten()).view_as(levels)
+    if not torch.equal(grey_table, table[::257]):  # grey pixels: green and blue differ from red
+        grey = hi == lo
+        out[:, 1:] = torch.where(grey, grey_table.index_select(0, hi.int().flatten()).view_as(hi), out[:, 1:])
+
+    v, s = hi / 255, (hi - lo) / hi.clamp(min=1)
+    if channel == 2:
+        v = (v * scale + shift).clamp_(0, 1)
+    else:
+        s = (s * scale + shift).clamp_(0, 1)
+    new_hi = v * 255
+    new_lo = new_hi * (1 - s)
+    new_mid = torch.addcmul(new_lo, (mid - lo) / (hi - lo).clamp(min=1), new_hi - new_lo)
+    has_mid = (mid > lo) & (mid < hi)  # else the middle channel ties with one of the others
+    out = torch.where(levels == torch.where(has_mid, mid, -1), new_mid, out)
+
+    near = ((new_mid - new_mid.round()).abs() < 1e-3) & has_mid
+    image, row, col = near[:, 0].nonzero(as_tuple=True)
+    if image.numel():
+        pixels = levels[image, :, row, col].T[None, :, :, None]  # (1, 3, K, 1)
+        out[image, :, row, col] = _edit_hsv_exact(pixels, channel, scale, shift)[0, :, :, 0].T
+    return out
 
 
 def brightness(x: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
     """Add a constant to the HSV value channel."""
     shift = params_for(x, severity, BRIGHTNESS_SHIFT)
-    return _edit_hsv(x, 2, lambda v: v + shift)
+    return _edit_hsv(x, 2, 1.0, shift)
 
 
 def saturate(x: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
     """Scale and shift the HSV saturation channel."""
     scale, shift = params_for(x, severity, SATURATE_SCALE_SHIFT)
-    return _edit_hsv(x, 1, lambda s: s * scale + shift)
+    return _edit_hsv(x, 1, scale, shift)
 
 
 def contrast(x: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
@@ -80,45 +128,53 @@ _PIL_PRECISION_BITS = 22
 
 
 @functools.lru_cache(maxsize=None)
-def _pil_box_weights(in_size: int, out_size: int) -> torch.Tensor:
-    """PIL's BOX resize along one axis as an (out, in) float64 matrix of fixed-point integers.
+def _pil_box_weights(in_size: int, out_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """PIL's BOX resize along one axis: an (out, in) 0/1 matrix of the pixels each output
+    sums, and per output the fixed-point weight of each of them divided by 2**22.
 
-    PIL samples the box filter at input pixel centres (it is not an area average), normalises
-    each row and rounds the weights to integers; float64 keeps the products exact.
+    PIL samples the box filter at input pixel centres (it is not an area average), and
+    within a row all weights are equal: ``floor(0.5 + 2**22 / count)``.
     """
     scale = in_size / out_size
     filter_scale = max(scale, 1.0)
     support = 0.5 * filter_scale
-    weights = torch.zeros(out_size, in_size, dtype=torch.float64)
+    inside = torch.zeros(out_size, in_size)
     for out in range(out_size):
         center = (out + 0.5) * scale
         lo, hi = max(int(center - support + 0.5), 0), min(int(center + support + 0.5), in_size)
-        inside = [-0.5 < (i - center + 0.5) * (1.0 / filter_scale) <= 0.5 for i in range(lo, hi)]
-        weight = math.floor(0.5 + 1.0 / sum(inside) * (1 << _PIL_PRECISION_BITS))
-        weights[out, lo:hi] = torch.tensor(inside, dtype=torch.float64) * weight
-    return weights
+        inside[out, lo:hi] = torch.tensor(
+            [-0.5 < (i - center + 0.5) * (1.0 / filter_scale) <= 0.5 for i in range(lo, hi)],
+            dtype=torch.float32,
+        )
+    weight = torch.floor(0.5 + (1 << _PIL_PRECISION_BITS) / inside.sum(1).double())
+    return inside, (weight / (1 << _PIL_PRECISION_BITS)).float()
 
 
-def _pil_round(acc: torch.Tensor) -> torch.Tensor:
-    """PIL's fixed-point to uint8 step: round half up, clip."""
-    half = 1 << (_PIL_PRECISION_BITS - 1)
-    return torch.floor((acc + half) / (1 << _PIL_PRECISION_BITS)).clamp_(0, 255)
+def _pil_round(total: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """PIL's fixed-point ``floor((total * w + 2**21) / 2**22)`` for integer sums ``total``.
+
+    Exact in float32: ``total`` (at most 255 * count) is exact, ``w`` (23 bits) too, and a
+    product that truly rounds down lies at least ``total / (count * 2**22)`` below the
+    half-way point, four times the product's worst float32 rounding error. The result
+    never leaves 0..255, so PIL's clip is not needed.
+    """
+    return torch.addcmul(torch.full((), 0.5, device=total.device), total, weight).floor_()
 
 
 def _pil_box_resize(levels: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """PIL ``resize(..., BOX)`` of float64 grey levels: horizontal pass, uint8, vertical pass."""
-    w_weights = _pil_box_weights(levels.shape[-1], width).to(levels.device)
-    h_weights = _pil_box_weights(levels.shape[-2], height).to(levels.device)
-    return _pil_round(h_weights @ _pil_round(levels @ w_weights.T))
+    """PIL ``resize(..., BOX)`` of float grey levels: horizontal pass, uint8, vertical pass."""
+    w_inside, w_weight = (t.to(levels.device) for t in _pil_box_weights(levels.shape[-1], width))
+    h_inside, h_weight = (t.to(levels.device) for t in _pil_box_weights(levels.shape[-2], height))
+    rows = _pil_round(levels @ w_inside.T, w_weight)
+    return _pil_round(h_inside @ rows, h_weight[:, None])
 
 
 def pixelate(x: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
     """PIL BOX downscale by a factor, then BOX upscale back to the original size."""
     factor = params_for(x, severity, PIXELATE_FACTOR)
     h, w = x.shape[-2:]
-    levels = _grey_levels(x).double()
-    small = _pil_box_resize(levels, int(h * factor), int(w * factor))
-    return _pil_box_resize(small, h, w).float()
+    small = _pil_box_resize(_grey_levels(x), int(h * factor), int(w * factor))
+    return _pil_box_resize(small, h, w)
 
 
 def jpeg_compression(x: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
@@ -161,33 +217,22 @@ def _gaussian_blur_matrix(size: int, sigma: float, device: torch.device) -> torc
 
 
 def _gaussian_blur(field: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (N, C, H, W) with scipy 'reflect' borders, truncate=3."""
-    h, w = field.shape[-2:]
+    """Separable Gaussian blur over H and W of a channels-last (N, H, W, C) field, scipy
+    'reflect' borders, truncate=3."""
+    n, h, w, c = field.shape
     rows = _gaussian_blur_matrix(h, sigma, field.device)
-    return rows @ field @ _gaussian_blur_matrix(w, sigma, field.device).T
+    # the W axis and the channels interleave: blur W with the identity on the channels
+    cols = torch.kron(_gaussian_blur_matrix(w, sigma, field.device), torch.eye(c, device=field.device))
+    return (rows @ field.reshape(n, h, w * c) @ cols.T).view(n, h, w, c)
 
 
-def _pixel_grid(n: int, h: int, w: int, device: torch.device) -> torch.Tensor:
-    """(N, H, W, 2) pixel coordinates (x, y) of every output pixel."""
-    ys, xs = torch.meshgrid(
-        torch.arange(h, device=device, dtype=torch.float32),
-        torch.arange(w, device=device, dtype=torch.float32),
-        indexing="ij",
-    )
-    return torch.stack((xs, ys), -1).expand(n, h, w, 2)
-
-
-def _sample(x: torch.Tensor, coords: torch.Tensor, align_corners: bool) -> torch.Tensor:
-    """Bilinear sampling at pixel coordinates with mirrored borders.
+def _sample(x: torch.Tensor, grid: torch.Tensor, align_corners: bool) -> torch.Tensor:
+    """Bilinear sampling at normalised coordinates with mirrored borders.
 
     align_corners=True mirrors about the edge pixel centres (OpenCV REFLECT_101);
     False mirrors about the image edges (scipy 'reflect').
     """
-    size = torch.tensor([x.shape[-1], x.shape[-2]], device=x.device, dtype=coords.dtype)
-    grid = 2 * coords / (size - 1) - 1 if align_corners else (2 * coords + 1) / size - 1
-    return F.grid_sample(
-        x, grid, mode="bilinear", padding_mode="reflection", align_corners=align_corners
-    )
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=align_corners)
 
 
 def _random_affine(x: torch.Tensor, max_shift: float, generator: torch.Generator) -> torch.Tensor:
@@ -201,9 +246,15 @@ def _random_affine(x: torch.Tensor, max_shift: float, generator: torch.Generator
     ).expand(n, 3, 2)
     dst = src + (2 * torch.rand((n, 3, 2), generator=generator, device=x.device) - 1) * max_shift
     # Solve for the inverse map (dst -> src) directly: it tells where each output pixel samples.
-    inverse = torch.linalg.solve(F.pad(dst, (0, 1), value=1.0), src)  # (N, 3, 2)
-    coords = F.pad(_pixel_grid(n, h, w, x.device), (0, 1), value=1.0).flatten(1, 2) @ inverse
-    return _sample(x, coords.view(n, h, w, 2), align_corners=True)
+    inverse = torch.linalg.solve(F.pad(dst, (0, 1), value=1.0), src)  # (N, 3, 2), pixel coords
+    # the same map between align_corners=True normalised coordinates, for affine_grid
+    to_pixels = torch.tensor([[(w - 1) / 2, 0, 0], [0, (h - 1) / 2, 0], [(w - 1) / 2, (h - 1) / 2, 1]],
+                             device=x.device)
+    to_normalised = torch.tensor([2 / (w - 1), 2 / (h - 1)], device=x.device)
+    normalised = to_pixels @ inverse * to_normalised
+    normalised[:, 2] -= 1  # the offset row: normalised = pixel * 2 / (size - 1) - 1
+    grid = F.affine_grid(normalised.transpose(1, 2), list(x.shape), align_corners=True)
+    return _sample(x, grid, align_corners=True)
 
 
 def elastic_transform(x: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
@@ -217,10 +268,14 @@ def elastic_transform(x: torch.Tensor, severity: int, generator: torch.Generator
     alpha, sigma, affine = (scale * k for k in params_for(x, severity, ELASTIC_ALPHA_SIGMA_AFFINE))
     x = _random_affine(x, affine, generator)
     if alpha > 0:
-        noise = 2 * torch.rand((n, 2, h, w), generator=generator, device=x.device) - 1
-        displacement = alpha * _gaussian_blur(noise, sigma)
-        coords = _pixel_grid(n, h, w, x.device) + displacement.permute(0, 2, 3, 1)
-        x = _sample(x, coords, align_corners=False)
+        # alpha * blur(2u - 1) in normalised units: the blur keeps constants, so that is
+        # (4 alpha / size) * blur(u) - 2 alpha / size per axis (x, y)
+        per_pixel = torch.tensor([2 / w, 2 / h], device=x.device) * alpha
+        identity = torch.eye(2, 3, device=x.device)[None]
+        grid = F.affine_grid(identity, [1, 1, h, w], align_corners=False) - per_pixel
+        noise = torch.rand((n, h, w, 2), generator=generator, device=x.device)
+        grid = torch.addcmul(grid, _gaussian_blur(noise, sigma), 2 * per_pixel)
+        x = _sample(x, grid, align_corners=False)
     return _to_255(x)
 
 
