@@ -96,7 +96,7 @@ def main() -> None:
     model = build_model("resnet20")
     mean, std = normalisation("fashion-mnist", 3)
     labels = data.test_labels[:n]
-    predictor = Predictor(model, mean, std, args.device, batch_size=1000)
+    predictor = Predictor(model, mean, std, args.device)
     loader = DataLoader(PerImage(data.test_images[:n], labels, mean, std), batch_size=256, num_workers=0)
     plain = build_model("resnet20").to(args.device).eval()
     plain.load_state_dict(model.state_dict())

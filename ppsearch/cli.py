@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--p-source", default="generated", help="generated, none or official:DIR")
     evaluate.add_argument("--normaliser", default="alexnet-cifar10",
                           help="baseline that CE and FR divide by: alexnet-cifar10 or alexnet-imagenet")
-    evaluate.add_argument("--batch-size", type=int, default=1000)
+    evaluate.add_argument("--batch-size", type=int, default=None, help="default: 256 on CPU, 1024 on GPU")
     evaluate.add_argument("--out", default=None, help="where to write the tables (default: next to the checkpoint)")
     evaluate.set_defaults(run=_cmd_eval)
     return parser
