@@ -85,8 +85,10 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     args.dataset = args.dataset or spec.dataset
     images, labels = _test_split(args)
     predictor = Predictor(model, spec.mean, spec.std, _device(args.device), args.batch_size)
+    # --subset limits official files too, which hold the whole test set
     result = evaluate(predictor, images, labels, c_source=args.c_source, p_source=args.p_source,
-                      normaliser=args.normaliser, frost_dir=args.frost_dir, seed=args.seed, progress=not args.quiet)
+                      normaliser=args.normaliser, frost_dir=args.frost_dir, seed=args.seed, progress=not args.quiet,
+                      c_images=args.subset, p_images=args.subset)
     print(result.render())
     out = result.save(args.out or Path(args.checkpoint).with_suffix("").as_posix() + "-eval")
     print(f"tables written to {out}")
