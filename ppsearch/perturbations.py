@@ -37,10 +37,10 @@ import numpy as np
 import torch
 
 from .corruptions import as_float_batch, to_uint8_batch
-from .corruptions.blur import (clipped_zoom, filter_matrix, gaussian_filter, gaussian_kernel1d,
+from .corruptions.blur import (filter_matrix, gaussian_filter, gaussian_kernel1d,
                                imagemagick_quantize, line_blur)
 from .corruptions.color import hsv2rgb, rgb2hsv
-from .corruptions.weather import GRAY_WEIGHTS, WATER_RGB, water_layer
+from .corruptions.weather import WATER_RGB, snow_background, snow_layer, water_layer
 
 TEST_PERTURBATIONS = ("gaussian_noise", "shot_noise", "motion_blur", "zoom_blur", "snow", "brightness",
                       "translate", "rotate", "tilt", "scale")
@@ -219,12 +219,8 @@ def zoom_blur(x: torch.Tensor, generator: torch.Generator) -> Frames:
 
 def snow(x: torch.Tensor, generator: torch.Generator) -> Frames:
     n, _, h, w = x.shape
-    layer = torch.randn((n, 1, h, w), generator=generator, device=x.device) * 0.3 + 0.05
-    layer = clipped_zoom(layer, 2)
-    layer = torch.where(layer < 0.5, 0, layer)
-    layer = (layer.clamp(0, 1) * 255).floor_() / 255  # the 8-bit image handed to ImageMagick
-    gray = sum(wt * x[:, i:i + 1] for i, wt in enumerate(GRAY_WEIGHTS))
-    base = 0.85 * x + 0.15 * torch.maximum(x, gray * 1.5 + 0.5)
+    layer = snow_layer(n, h, w, 0.05, 0.3, 2, 0.5, generator, x.device)
+    base = snow_background(x, 0.85)
     for i in range(31):
         streaks = imagemagick_quantize(line_blur(layer, 10, 2, _angles(x, 4 * i - 150))) / 255
         yield (base + streaks + streaks.flip(-2, -1)).clamp_(0, 1) * 255

@@ -46,11 +46,11 @@ def _first_conv_in_channels(model: nn.Module) -> int:
 
 def conv_stages(model: nn.Module, image_size: int = 64) -> dict[str, int]:
     """Stage of every convolution (see the module docstring), from one forward pass in eval mode."""
-    convs = {module: name for name, module in model.named_modules() if isinstance(module, nn.Conv2d)}
+    modules = dict(model.named_modules())
+    convs = {module: name for name, module in modules.items() if isinstance(module, nn.Conv2d)}
     feature_info = getattr(model, "feature_info", None)
     boundaries = {}
     if feature_info:
-        modules = dict(model.named_modules())
         boundaries = {modules[info["module"]]: info["module"] for info in feature_info}
     events: list[tuple[str, str, int]] = []  # (kind, name, output height) in execution order
 
@@ -76,7 +76,6 @@ def conv_stages(model: nn.Module, image_size: int = 64) -> dict[str, int]:
 
     levels: list[tuple[list[str], bool]] = []  # (convs, ends in a block container)
     current: list[str] = []
-    modules = dict(model.named_modules())
     if boundaries:
         for kind, name, _ in events:
             if kind == "conv":

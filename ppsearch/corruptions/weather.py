@@ -55,19 +55,30 @@ MUD_RGB = (63 / 255, 42 / 255, 20 / 255)
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # OpenCV RGB2GRAY
 
 
+def snow_layer(n: int, h: int, w: int, mean: float, std: float, zoom: float, threshold: float,
+               generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """(N, 1, H, W) snow flakes: zoomed, thresholded normal noise, as the 8-bit image the
+    reference hands to ImageMagick's motion blur."""
+    layer = torch.randn((n, 1, h, w), generator=generator, device=device) * std + mean
+    layer = clipped_zoom(layer, zoom)
+    layer = torch.where(layer < threshold, 0, layer)
+    return (layer.clamp(0, 1) * 255).floor_() / 255
+
+
+def snow_background(x: torch.Tensor, blend: float) -> torch.Tensor:
+    """blend * x + (1 - blend) * max(x, 1.5 gray(x) + 0.5): the scene whitened under snow."""
+    gray = _rgb_to_gray(x).mul_(1.5).add_(0.5)
+    return torch.maximum(x, gray).lerp_(x, blend)
+
+
 def snow(x: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
     mean, std, zoom, threshold, radius, sigma, blend = params_for(x, severity, SNOW)
     n, _, h, w = x.shape
-    layer = torch.randn((n, 1, h, w), generator=generator, device=x.device) * std + mean
-    layer = clipped_zoom(layer, zoom)
-    layer = torch.where(layer < threshold, 0, layer)
-    layer = (layer.clamp(0, 1) * 255).floor_() / 255  # the 8-bit image handed to ImageMagick
+    layer = snow_layer(n, h, w, mean, std, zoom, threshold, generator, x.device)
     angle = torch.rand(n, generator=generator, device=x.device, dtype=torch.float64) * 90 - 135
     layer = imagemagick_quantize(line_blur(layer, radius, sigma, angle)) / 255
-    gray = _rgb_to_gray(x).mul_(1.5).add_(0.5)
-    # blend * x + (1 - blend) * max(x, gray), then the streaks and their 180-degree rotation
-    x = torch.maximum(x, gray).lerp_(x, blend)
-    return x.add_(layer + layer.flip(-2, -1)).clamp_(0, 1).mul_(255)
+    # the streaks and their 180-degree rotation
+    return snow_background(x, blend).add_(layer + layer.flip(-2, -1)).clamp_(0, 1).mul_(255)
 
 
 def _rgb_to_gray(x: torch.Tensor) -> torch.Tensor:
