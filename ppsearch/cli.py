@@ -94,6 +94,58 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     print(f"tables written to {out}")
 
 
+SUMMARY_METRICS = ("clean_error", "mce", "relative_mce", "mfr", "corruption_error", "first_layer_weight_sparsity",
+                   "first_layer_response_sparsity", "train_seconds", "images_per_second")
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .generate import cached_sets
+    from .results import seed_summary, write_table
+    from .space import load_space
+    from .trial import TrialConfig, run_trial, trial_dataset
+
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
+    space = load_space(args.space)
+    dataset_name = args.dataset or space.dataset
+    configs = [TrialConfig.create(space.config(args.config), dataset=dataset_name, budget=args.budget, seed=seed,
+                                  epochs=args.epochs, train_images=args.train_images) for seed in range(args.seeds)]
+    device = _device(args.device)
+    label = "-".join(t.removeprefix("paper:").replace("=", "") for t in args.config) or "defaults"
+    out = Path(args.out or f"runs/train/{space.name}-{label}-{dataset_name}-{args.budget}")
+    data = trial_dataset(dataset_name, args.data_dir)
+    n = configs[0].set_images
+    sets = cached_sets(out / "sets", data.test_images[:n], data.test_labels[:n], dataset_name,
+                       device=device, progress=not args.quiet)
+
+    records = []
+    for config in configs:
+        def progress(epoch: dict, seed: int = config.seed) -> None:
+            if not args.quiet:
+                print(f"seed {seed}  epoch {epoch['epoch']}/{epoch['epochs']}  loss {epoch['train_loss']:.4f}  "
+                      f"train error {epoch['train_error']:.4f}  test error {epoch['clean_error']:.4f}  "
+                      f"{epoch['images_per_second']:.0f} images/s", flush=True)
+
+        record = run_trial(config, out / f"seed-{config.seed}", sets, data_dir=args.data_dir, device=device,
+                           compile=args.compile, on_epoch=progress)
+        records.append(record)
+        if record["status"] != "completed":
+            print(f"seed {config.seed} failed: {record['failure_reason']}")
+        write_table(pd.DataFrame(records), out / "records")  # after every trial: nothing finished is lost
+
+    table = pd.DataFrame(records)
+    ce_columns = [c for c in table.columns if c.startswith("ce/")]
+    summary = seed_summary(table[table["status"] == "completed"], SUMMARY_METRICS + tuple(ce_columns))
+    config = configs[0]
+    print(f"\n{space.name} {' '.join(args.config) or '(defaults)'} on {dataset_name}, budget {args.budget} "
+          f"({config.epochs} epochs, {config.train_images or 'all'} training images, recipe {config.recipe}); "
+          f"mCE normalised by {table['ce_normaliser'].dropna().iloc[0] if 'ce_normaliser' in table else 'n/a'}")
+    print(summary.to_string(index=False, formatters={"mean": "{:.4f}".format, "ci95": lambda v: f"+- {v:.4f}"}))
+    print(f"records written to {out / 'records.parquet'} and {out / 'records.csv'}")
+
+
 def _add_data_arguments(parser: argparse.ArgumentParser, dataset_required: bool) -> None:
     parser.add_argument("--dataset", required=dataset_required, default=None,
                         help="fashion-mnist, cifar10, cifar100 or imagenet")
@@ -133,6 +185,23 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=None, help="default: 256 on CPU, 1024 on GPU")
     evaluate.add_argument("--out", default=None, help="where to write the tables (default: next to the checkpoint)")
     evaluate.set_defaults(run=_cmd_eval)
+
+    train = commands.add_parser("train", help="train and measure one configuration over seeds")
+    train.add_argument("--space", default="resnet-cifar", help="embedded space name or a YAML file")
+    train.add_argument("--config", nargs="*", default=[],
+                       help="paper:NAME and/or key=value overrides, applied in order over the space's defaults")
+    train.add_argument("--dataset", default=None, help="default: the space's dataset")
+    train.add_argument("--data-dir", default=None, help="where the dataset lives (default: its usual place)")
+    train.add_argument("--budget", default="demo", help="smoke, demo, short or paper")
+    train.add_argument("--epochs", type=int, default=None, help="override the budget's epochs")
+    train.add_argument("--train-images", type=int, default=None, help="override the budget's training-set size")
+    train.add_argument("--seeds", type=int, default=1, help="train seeds 0..N-1")
+    train.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    train.add_argument("--compile", action="store_true", help="torch.compile the model for training")
+    train.add_argument("--out", default=None, help="run directory (default: runs/train/<space>-<config>-<dataset>-<budget>); "
+                                                   "rerunning on it resumes")
+    train.add_argument("--quiet", action="store_true", help="no per-epoch lines or progress bars")
+    train.set_defaults(run=_cmd_train)
     return parser
 
 

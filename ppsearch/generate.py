@@ -27,6 +27,31 @@ CHUNK = 1000  # images generated at a time, so long -P sequences of large sets f
 SET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion-mnist": "Fashion-MNIST", "imagenet": "ImageNet"}
 
 
+def set_dirs(out: str | Path, dataset: str) -> tuple[Path, Path]:
+    """The -C and -P folders of a set written by :func:`write_sets` to ``out``."""
+    name = SET_NAMES.get(dataset, dataset)
+    return Path(out) / f"{name}-C", Path(out) / f"{name}-P"
+
+
+def cached_sets(out: str | Path, images: torch.Tensor, labels: torch.Tensor, dataset: str, *,
+                device: str = "cpu", seed: int = 0, progress: bool = True) -> tuple[Path, Path]:
+    """The -C and -P folders of ``images``' sets under ``out``, written on first use. A run makes its
+    sets once and every trial reads them; an existing set must hold the same images and seed."""
+    out = Path(out)
+    manifest = out / "manifest.json"
+    if manifest.is_file():
+        made = json.loads(manifest.read_text())
+        wanted = {"dataset": dataset, "images": int(images.shape[0]), "seed": seed}
+        differing = [k for k, v in wanted.items() if made.get(k) != v]
+        if differing:
+            key = differing[0]
+            raise ValueError(f"generated sets in {out} were made with {key}={made.get(key)!r}, this run needs "
+                             f"{key}={wanted[key]!r}; remove {out} or use another output directory")
+    else:
+        write_sets(images, labels, out, dataset, device=device, seed=seed, progress=progress)
+    return set_dirs(out, dataset)
+
+
 def in_chunks(images: torch.Tensor, make: Callable[[torch.Tensor, int], torch.Tensor], seed: int,
               device: str | torch.device) -> Iterator[torch.Tensor]:
     """``make(chunk, chunk_seed)`` for consecutive chunks of ``images`` on ``device``. Each chunk has
@@ -56,8 +81,8 @@ def write_sets(
         images = images.expand(-1, -1, -1, 3)
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    name = SET_NAMES.get(dataset, dataset)
-    c_dir, p_dir = partial / f"{name}-C", partial / f"{name}-P"
+    c_dir, p_dir = set_dirs(partial, dataset)
+    name = c_dir.name[:-2]
     c_dir.mkdir(parents=True)
     p_dir.mkdir()
     labels_np = labels.cpu().numpy().astype(np.int64)

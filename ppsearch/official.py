@@ -4,7 +4,8 @@ Layouts (Hendrycks & Dietterich, ICLR 2019):
 
 * CIFAR-10-C / CIFAR-100-C: ``<root>/<corruption>.npy`` of uint8 (5 * N, 32, 32, 3), rows
   ``[(s - 1) * N, s * N)`` holding severity ``s`` in test-set order, and ``<root>/labels.npy``
-  with one label per row. The official files have N = 10000; any N is accepted.
+  with one label per row. The official files have N = 10000; any N is accepted, and any image
+  size (sets that ``ppsearch corrupt`` writes for larger images use the same layout).
 * CIFAR-10-P: ``<root>/<perturbation>.npy`` of uint8 (N, T, 32, 32, 3) frame sequences and
   ``<root>/labels.npy`` of shape (N,).
 * ImageNet-C: ``<root>/<corruption>/<severity>/<wnid>/<image>.JPEG``, already 224x224.
@@ -23,33 +24,31 @@ import torch
 from .corruptions import SEVERITIES
 from .data import read_image_folder
 
-IMAGE_SHAPE = (32, 32, 3)
-
 
 class OfficialDataError(ValueError):
     """An official benchmark file is missing, truncated or has the wrong shape or dtype."""
 
 
 def load_cifar_c(root: str | Path, corruption: str, severity: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images uint8 (N, 32, 32, 3) and labels int64 (N,) of one corruption at one severity.
+    """Images uint8 (N, H, W, 3) and labels int64 (N,) of one corruption at one severity.
 
     The array is memory-mapped, so only the severity's rows are read from disk.
     """
     _check_severity(severity)
-    images = _open_npy(Path(root), corruption, "CIFAR-C", "(5 * N, 32, 32, 3)",
-                       lambda shape: len(shape) == 4 and shape[1:] == IMAGE_SHAPE and shape[0] % 5 == 0)
+    images = _open_npy(Path(root), corruption, "CIFAR-C", "(5 * N, H, W, 3)",
+                       lambda shape: len(shape) == 4 and shape[-1] == 3 and shape[0] % 5 == 0)
     labels = _open_labels(Path(root), images.shape[0], "CIFAR-C")
     rows = slice((severity - 1) * images.shape[0] // 5, severity * images.shape[0] // 5)
     return _to_tensor(images[rows]), _to_tensor(labels[rows]).long()
 
 
 def load_cifar_p(root: str | Path, perturbation: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frame sequences uint8 (N, T, 32, 32, 3) and labels int64 (N,) of one perturbation.
+    """Frame sequences uint8 (N, T, H, W, 3) and labels int64 (N,) of one perturbation.
 
     The official files hold 10000 sequences, about 1 GB per perturbation in memory.
     """
-    frames = _open_npy(Path(root), perturbation, "CIFAR-P", "(N, T >= 2, 32, 32, 3)",
-                       lambda shape: len(shape) == 5 and shape[2:] == IMAGE_SHAPE and shape[1] >= 2)
+    frames = _open_npy(Path(root), perturbation, "CIFAR-P", "(N, T >= 2, H, W, 3)",
+                       lambda shape: len(shape) == 5 and shape[-1] == 3 and shape[1] >= 2)
     labels = _open_labels(Path(root), frames.shape[0], "CIFAR-P")
     return _to_tensor(frames), _to_tensor(labels).long()
 

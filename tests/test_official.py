@@ -38,7 +38,7 @@ def _truncate(path, size):
     (lambda root: (root / "fog.npy").write_bytes(b"<html>not found</html>"), r"fog\.npy is truncated"),
     (lambda root: np.save(root / "fog.npy", np.zeros((20, 32, 32, 3), np.float32)), "dtype float32; expected uint8"),
     (lambda root: np.save(root / "fog.npy", np.zeros((19, 32, 32, 3), np.uint8)), r"shape \(19, 32, 32, 3\)"),
-    (lambda root: np.save(root / "fog.npy", np.zeros((20, 28, 28, 3), np.uint8)), r"expected \(5 \* N, 32, 32, 3\)"),
+    (lambda root: np.save(root / "fog.npy", np.zeros((20, 28, 28, 1), np.uint8)), r"expected \(5 \* N, H, W, 3\)"),
     (lambda root: (root / "labels.npy").unlink(), r"labels\.npy not found"),
     (lambda root: np.save(root / "labels.npy", np.zeros(19, np.int64)), r"labels\.npy has int64 \(19,\)"),
     (lambda root: np.save(root / "labels.npy", np.zeros(20, np.float32)), "expected integer labels"),
@@ -73,7 +73,7 @@ def test_cifar_p_frames_and_labels(tmp_path):
     assert labels.tolist() == list(range(6))
 
     np.save(tmp_path / "rotate.npy", frames[:, 0])
-    with pytest.raises(OfficialDataError, match=r"expected \(N, T >= 2, 32, 32, 3\)"):
+    with pytest.raises(OfficialDataError, match=r"expected \(N, T >= 2, H, W, 3\)"):
         load_cifar_p(tmp_path, "rotate")
     np.save(tmp_path / "rotate.npy", frames[:5])
     with pytest.raises(OfficialDataError, match=r"labels\.npy has int64 \(6,\); expected integer labels \(5,\)"):

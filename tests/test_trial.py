@@ -1,0 +1,166 @@
+"""A trial end to end at the smoke budget, `ppsearch train`, search-space presets and overrides."""
+import json
+
+import pandas as pd
+import pytest
+
+from ppsearch.budgets import BUDGETS, get_budget
+from ppsearch.checkpoint import load_model
+from ppsearch.cli import main
+from ppsearch.corruptions import BENCHMARK_CORRUPTIONS
+from ppsearch.generate import cached_sets
+from ppsearch.perturbations import TEST_PERTURBATIONS
+from ppsearch.results import mean_ci, seed_summary
+from ppsearch.space import load_space, parse_override
+from ppsearch.trial import CONFIG_COLUMNS, TrialConfig, run_trial, trial_dataset
+
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory):
+    data = trial_dataset("fashion-mnist")
+    n = TrialConfig.create({}, dataset="fashion-mnist", budget="smoke").set_images
+    return cached_sets(tmp_path_factory.mktemp("run") / "sets", data.test_images[:n], data.test_labels[:n],
+                       "fashion-mnist", progress=False)
+
+
+@pytest.fixture(scope="module")
+def smoke_record(sets, tmp_path_factory):
+    config = TrialConfig.create({"placement": "b1"}, dataset="fashion-mnist", budget="smoke", seed=3)
+    epochs = []
+    record = run_trial(config, tmp_path_factory.mktemp("trial"), sets, on_epoch=epochs.append)
+    return config, record, epochs
+
+
+def test_budgets_are_defined_in_one_place():
+    assert list(BUDGETS) == ["smoke", "demo", "short", "paper"]
+    paper = get_budget("paper")
+    assert (paper.epochs, paper.train_images, paper.c_images, paper.recipe) == (200, None, None, "paper")
+    with pytest.raises(ValueError, match="unknown budget 'huge'; allowed: smoke, demo, short, paper"):
+        get_budget("huge")
+
+
+def test_a_trial_returns_one_flat_record(smoke_record):
+    config, record, _ = smoke_record
+    assert record["status"] == "completed" and record["failure_reason"] == ""
+    assert {k: record[k] for k in CONFIG_COLUMNS} == config.to_dict()
+    assert record["placement"] == "b1" and record["seed"] == 3 and record["epochs_completed"] == 2
+    errors = [k for k in record if k.startswith("error/")]
+    assert len(errors) == len(BENCHMARK_CORRUPTIONS) * 5
+    assert sorted(k[3:] for k in record if k.startswith("ce/")) == sorted(BENCHMARK_CORRUPTIONS)
+    assert sorted(k[3:] for k in record if k.startswith("fp/")) == sorted(TEST_PERTURBATIONS)
+    assert record["mce"] == pytest.approx(sum(record[f"ce/{c}"] for c in BENCHMARK_CORRUPTIONS) / 15)
+    assert record["corruption_error"] == pytest.approx(sum(record[k] for k in errors) / len(errors))
+    assert record["ce_normaliser"].startswith("seed paper CIFAR-10 AlexNet")
+    assert 0 <= record["clean_error"] <= 1 and record["mfr"] > 0
+    assert record["params"] == 272_186 and record["flops"] > 0
+    assert record["train_seconds"] > 0 and record["images_per_second"] > 0
+    assert 0 < record["first_layer_weight_sparsity"] < 1
+    assert pd.Series(record).to_frame().T.to_parquet() is not None  # the record is a table row as it is
+
+
+def test_epochs_are_reported_and_the_model_is_saved(smoke_record):
+    _, record, epochs = smoke_record
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    assert all(0 <= e["clean_error"] <= 1 and e["images"] == 256 for e in epochs)
+    model, spec = load_model(f"{record['trial_dir']}/model.safetensors")
+    assert spec.design["placement"] == "b1" and spec.dataset == "fashion-mnist"
+
+
+def test_sparsity_is_saved_with_the_record(smoke_record):
+    _, record, _ = smoke_record
+    table = pd.read_csv(f"{record['trial_dir']}/sparsity.csv")
+    assert len(table) == 21  # ResNet-20: the stem, 18 block convs, 2 projection shortcuts
+    assert table["kind"].value_counts()["push_pull"] == 7  # stem + the six convs of stage 1
+    assert table.iloc[0]["layer"] == "stem.0"
+    assert record["first_layer_weight_sparsity"] == pytest.approx(table.iloc[0]["weight_sparsity"])
+    assert (table["weight_abs_q10"] <= table["weight_abs_q90"]).all()
+
+
+def test_a_finished_trial_is_not_trained_again(smoke_record, sets):
+    config, record, _ = smoke_record
+    epochs = []
+    again = run_trial(config, record["trial_dir"], sets, on_epoch=epochs.append)
+    assert again == json.loads(json.dumps(record)) and epochs == []
+
+
+def test_a_nan_loss_is_a_failed_trial(sets, tmp_path):
+    config = TrialConfig.create({"placement": "pp", "alpha": 1e38}, dataset="fashion-mnist", budget="smoke")
+    record = run_trial(config, tmp_path, sets)
+    assert record["status"] == "failed"
+    assert record["failure_reason"].startswith("NonFiniteLoss: non-finite training loss")
+    assert "clean_error" not in record and record["epochs_completed"] == 0
+
+
+def test_space_presets_and_overrides():
+    space = load_space("resnet-cifar")
+    assert space.dataset == "cifar10" and len(space.paper_configs) == 14
+    assert space.config(["paper:resnet20-b1"]) == {"arch": "resnet20", "augmentation": "standard", "placement": "b1"}
+    assert space.config(["paper:resnet20-pp-lpf3", "alpha=0.5", "trainable_alpha=true"])["antialias"] == "tri3"
+    assert parse_override("alpha=1") == {"alpha": 1.0}
+    assert parse_override("alpha=1e-3") == {"alpha": 0.001}
+    assert parse_override("pull_kernel_size=null") == {"pull_kernel_size": None}
+    assert parse_override("antialias=3") == {"antialias": 3}
+
+
+@pytest.mark.parametrize("token, message", [
+    ("alpha=abc", "malformed override 'alpha=abc': alpha must be a number"),
+    ("trainable_alpha=5", "trainable_alpha must be true or false"),
+    ("alpha", "malformed override 'alpha': expected key=value or paper:NAME"),
+    ("depth=3", "unknown key 'depth'"),
+])
+def test_malformed_overrides(token, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        parse_override(token)
+
+
+def test_mean_and_95_percent_ci_over_seeds():
+    mean, half = mean_ci([0.1, 0.2, 0.3])
+    assert mean == pytest.approx(0.2)
+    assert half == pytest.approx(4.302652729911275 * 0.1 / 3 ** 0.5)  # t(0.975, 2 dof) * s / sqrt(n)
+    table = seed_summary(pd.DataFrame({"mce": [1.0, 1.2], "clean_error": [0.1, None]}), ["clean_error", "mce"])
+    assert table.set_index("metric")["seeds"].to_dict() == {"clean_error": 1, "mce": 2}
+    assert pd.isna(table.set_index("metric").loc["clean_error", "ci95"])
+
+
+def _train(tmp_path, *extra):
+    return main(["train", "--config", "paper:resnet20-pp", "--dataset", "fashion-mnist", "--budget", "smoke",
+                 "--out", str(tmp_path), "--quiet", *extra])
+
+
+def test_train_command_writes_records_and_resumes(tmp_path, capsys):
+    assert _train(tmp_path, "--seeds", "2", "--epochs", "1") == 0
+    out = capsys.readouterr().out
+    assert "resnet-cifar paper:resnet20-pp on fashion-mnist, budget smoke (1 epochs" in out
+    assert "clean_error" in out and "+-" in out
+    records = pd.read_parquet(tmp_path / "records.parquet")
+    assert records["seed"].tolist() == [0, 1] and (records["status"] == "completed").all()
+    assert pd.read_csv(tmp_path / "records.csv").shape == records.shape
+    first = records.loc[0, "clean_error"]
+    # a third seed on the same run directory: the two finished seeds are read back, not retrained
+    assert _train(tmp_path, "--seeds", "3", "--epochs", "1") == 0
+    records = pd.read_parquet(tmp_path / "records.parquet")
+    assert records["seed"].tolist() == [0, 1, 2] and records.loc[0, "clean_error"] == first
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--config", "paper:resnet99"], "unknown preset 'paper:resnet99' in space resnet-cifar; allowed: paper:resnet20,"),
+    (["--config", "alpha=abc"], "malformed override 'alpha=abc': alpha must be a number"),
+    (["--budget", "huge"], "unknown budget 'huge'"),
+    (["--space", "nowhere"], "unknown space 'nowhere'; embedded spaces: resnet-cifar"),
+    (["--config", "augmentation=mixup"], "unknown augmentation 'mixup'"),
+    (["--seeds", "0"], "--seeds must be at least 1"),
+    (["--epochs", "0"], "epochs must be a positive integer, got 0"),
+])
+def test_train_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):
+    assert main(["train", "--dataset", "fashion-mnist", "--budget", "smoke", "--out", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
+def test_a_run_directory_of_another_configuration_is_refused(tmp_path, capsys):
+    assert _train(tmp_path, "--epochs", "1") == 0
+    capsys.readouterr()
+    assert main(["train", "--config", "paper:resnet20-b1", "--dataset", "fashion-mnist", "--budget", "smoke",
+                 "--out", str(tmp_path), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds a finished trial of another configuration" in err
