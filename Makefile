@@ -17,8 +17,7 @@ data:
 
 demo: $(INSTALLED) data
 	$(VENV)/bin/ppsearch models --arch resnet20 --placement b1
-	rm -rf runs/demo-sets
-	$(VENV)/bin/ppsearch corrupt --dataset fashion-mnist --subset 2000 --out runs/demo-sets
+	$(VENV)/bin/ppsearch train --space resnet-cifar --config paper:resnet20-b1 --dataset fashion-mnist --budget demo
 
 test: $(INSTALLED) data
 	$(PY) -m pytest
@@ -26,3 +25,4 @@ test: $(INSTALLED) data
 bench: $(INSTALLED) data
 	$(PY) benchmarks/bench_layers.py
 	$(PY) benchmarks/bench_corruptions.py
+	$(PY) benchmarks/bench_train.py

@@ -7,6 +7,7 @@ images its evaluation uses. Every budget lives here and nowhere else.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +30,34 @@ BUDGETS = {b.name: b for b in (
 )}
 
 
-def get_budget(name: str) -> Budget:
+# what a run may change in its budget (``null`` for the image counts: the whole split)
+OVERRIDABLE = ("train_images", "epochs", "eval_images", "c_images", "p_images")
+
+
+def get_budget(name: str, overrides: Mapping[str, int | None] | None = None) -> Budget:
+    """The named budget, with some of its sizes changed by ``overrides``."""
     if name not in BUDGETS:
         raise ValueError(f"unknown budget {name!r}; allowed: {', '.join(BUDGETS)}")
-    return BUDGETS[name]
+    overrides = dict(overrides or {})
+    for key, value in overrides.items():
+        if key not in OVERRIDABLE:
+            raise ValueError(f"unknown budget field {key!r}; allowed: {', '.join(OVERRIDABLE)}")
+        if (value is None and key == "epochs") or (value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1)):
+            allowed = "a positive integer" + ("" if key == "epochs" else " or null (all)")
+            raise ValueError(f"budget field {key} must be {allowed}, got {value!r}")
+    return dataclasses.replace(BUDGETS[name], **overrides)
+
+
+def parse_budget_overrides(tokens: Sequence[str]) -> dict[str, int | None]:
+    """``key=value`` tokens (``epochs=5``, ``c_images=null``) as a dict; values checked by :func:`get_budget`."""
+    overrides: dict[str, int | None] = {}
+    for token in tokens:
+        key, sep, text = token.partition("=")
+        if not sep:
+            raise ValueError(f"malformed budget override {token!r}: expected key=value")
+        try:
+            overrides[key] = None if text in ("null", "all") else int(text)
+        except ValueError:
+            raise ValueError(f"malformed budget override {token!r}: {key} must be an integer") from None
+    return overrides

@@ -61,24 +61,21 @@ class TrialConfig:
 
     @classmethod
     def create(cls, config: Mapping[str, Any], *, dataset: str, budget: str, seed: int = 0,
-               epochs: int | None = None, train_images: int | None = None) -> TrialConfig:
+               budget_overrides: Mapping[str, int | None] | None = None) -> TrialConfig:
         """A trial of ``config`` (keys from :data:`CONFIG_KEYS`; ``recipe`` defaults to the
-        budget's) under the named ``budget``, whose epochs and training-set size may be overridden."""
+        budget's) under the named ``budget``, some of whose sizes ``budget_overrides`` may change."""
         unknown = sorted(set(config) - set(CONFIG_KEYS))
         if unknown:
             raise ValueError(f"unknown configuration key {unknown[0]!r}; allowed: {', '.join(CONFIG_KEYS)}")
-        b = get_budget(budget)
+        b = get_budget(budget, budget_overrides)
         recipe = config.get("recipe", b.recipe)
         get_recipe(recipe)
         augmentation = config.get("augmentation", "standard")
         if augmentation not in AUGMENTATIONS:
             raise ValueError(f"unknown augmentation {augmentation!r}; allowed: {', '.join(AUGMENTATIONS)}")
-        for name, value in (("epochs", epochs), ("train_images", train_images)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         design = Design.from_dict({k: v for k, v in config.items() if k not in MODEL_KEYS})
         return cls(config.get("arch", "resnet20"), design, augmentation, recipe, dataset, budget,
-                   epochs or b.epochs, train_images or b.train_images, b.eval_images, b.c_images, b.p_images, seed)
+                   b.epochs, b.train_images, b.eval_images, b.c_images, b.p_images, seed)
 
     def to_dict(self) -> dict[str, Any]:
         """Flat: the design's fields beside the others."""
@@ -111,15 +108,16 @@ def run_trial(
     data_dir: str | None = None,
     device: str = "cpu",
     compile: bool = False,
-    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    on_epoch: Callable[[dict[str, Any], Predictor], None] | None = None,
 ) -> dict[str, Any]:
     """Train and measure ``config``; ``sets`` are the run's generated -C and -P folders.
 
     Resumes from the trial's checkpoint when there is one; returns the stored record without
-    training when the trial already finished. ``on_epoch`` receives, after every epoch, the
-    epoch's :class:`~ppsearch.train.EpochReport` fields plus the clean error on the budget's
-    evaluation images and the checkpoint directory. A NaN/inf loss or running out of device memory
-    ends the trial with status ``failed`` and the reason.
+    training when the trial already finished. ``on_epoch(epoch, predict)`` receives, after every
+    epoch, the epoch's :class:`~ppsearch.train.EpochReport` fields plus the clean error on the
+    budget's evaluation images and the checkpoint directory, and the model's predictor (for
+    further measurements). A NaN/inf loss or running out of device memory ends the trial with
+    status ``failed`` and the reason.
     """
     trial_dir = Path(trial_dir)
     record_path = trial_dir / "record.json"
@@ -144,7 +142,8 @@ def run_trial(
     def report_epoch(report: EpochReport, trained: torch.nn.Module) -> None:
         if on_epoch is not None:
             clean = (predict(test_images[:config.eval_images]) != test_labels[:config.eval_images]).double().mean().item()
-            on_epoch({**dataclasses.asdict(report), "clean_error": clean, "checkpoint": str(trial_dir / "checkpoint")})
+            on_epoch({**dataclasses.asdict(report), "clean_error": clean, "checkpoint": str(trial_dir / "checkpoint")},
+                     predict)
 
     history: list[EpochReport] = []
     try:
@@ -171,9 +170,16 @@ def run_trial(
     record.update(epochs_completed=len(history), train_seconds=train_seconds,
                   images_per_second=sum(r.images for r in history) / train_seconds if train_seconds else 0.0,
                   trial_dir=str(trial_dir))
-    tmp = record_path.with_name("record.json.partial")
+    return write_record(trial_dir, record)
+
+
+def write_record(trial_dir: str | Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Store a trial's record (write, then rename: a record on disk is always whole)."""
+    path = Path(trial_dir) / "record.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name("record.json.partial")
     tmp.write_text(json.dumps(record, indent=1))
-    tmp.replace(record_path)
+    tmp.replace(path)
     return record
 
 

@@ -4,7 +4,7 @@ import json
 import pandas as pd
 import pytest
 
-from ppsearch.budgets import BUDGETS, get_budget
+from ppsearch.budgets import BUDGETS, get_budget, parse_budget_overrides
 from ppsearch.checkpoint import load_model
 from ppsearch.cli import main
 from ppsearch.corruptions import BENCHMARK_CORRUPTIONS
@@ -27,7 +27,7 @@ def sets(tmp_path_factory):
 def smoke_record(sets, tmp_path_factory):
     config = TrialConfig.create({"placement": "b1"}, dataset="fashion-mnist", budget="smoke", seed=3)
     epochs = []
-    record = run_trial(config, tmp_path_factory.mktemp("trial"), sets, on_epoch=epochs.append)
+    record = run_trial(config, tmp_path_factory.mktemp("trial"), sets, on_epoch=lambda epoch, _: epochs.append(epoch))
     return config, record, epochs
 
 
@@ -37,6 +37,8 @@ def test_budgets_are_defined_in_one_place():
     assert (paper.epochs, paper.train_images, paper.c_images, paper.recipe) == (200, None, None, "paper")
     with pytest.raises(ValueError, match="unknown budget 'huge'; allowed: smoke, demo, short, paper"):
         get_budget("huge")
+    changed = get_budget("demo", parse_budget_overrides(["epochs=5", "c_images=null"]))
+    assert (changed.epochs, changed.c_images, changed.train_images) == (5, None, 2000)
 
 
 def test_a_trial_returns_one_flat_record(smoke_record):
@@ -79,7 +81,7 @@ def test_sparsity_is_saved_with_the_record(smoke_record):
 def test_a_finished_trial_is_not_trained_again(smoke_record, sets):
     config, record, _ = smoke_record
     epochs = []
-    again = run_trial(config, record["trial_dir"], sets, on_epoch=epochs.append)
+    again = run_trial(config, record["trial_dir"], sets, on_epoch=lambda epoch, _: epochs.append(epoch))
     assert again == json.loads(json.dumps(record)) and epochs == []
 
 
@@ -128,7 +130,7 @@ def _train(tmp_path, *extra):
 
 
 def test_train_command_writes_records_and_resumes(tmp_path, capsys):
-    assert _train(tmp_path, "--seeds", "2", "--epochs", "1") == 0
+    assert _train(tmp_path, "--seeds", "2", "--budget-set", "epochs=1") == 0
     out = capsys.readouterr().out
     assert "resnet-cifar paper:resnet20-pp on fashion-mnist, budget smoke (1 epochs" in out
     assert "clean_error" in out and "+-" in out
@@ -137,7 +139,7 @@ def test_train_command_writes_records_and_resumes(tmp_path, capsys):
     assert pd.read_csv(tmp_path / "records.csv").shape == records.shape
     first = records.loc[0, "clean_error"]
     # a third seed on the same run directory: the two finished seeds are read back, not retrained
-    assert _train(tmp_path, "--seeds", "3", "--epochs", "1") == 0
+    assert _train(tmp_path, "--seeds", "3", "--budget-set", "epochs=1") == 0
     records = pd.read_parquet(tmp_path / "records.parquet")
     assert records["seed"].tolist() == [0, 1, 2] and records.loc[0, "clean_error"] == first
 
@@ -146,10 +148,12 @@ def test_train_command_writes_records_and_resumes(tmp_path, capsys):
     (["--config", "paper:resnet99"], "unknown preset 'paper:resnet99' in space resnet-cifar; allowed: paper:resnet20,"),
     (["--config", "alpha=abc"], "malformed override 'alpha=abc': alpha must be a number"),
     (["--budget", "huge"], "unknown budget 'huge'"),
-    (["--space", "nowhere"], "unknown space 'nowhere'; embedded spaces: resnet-cifar"),
+    (["--space", "nowhere"], "unknown space 'nowhere'; embedded spaces: densenet-cifar, resnet-cifar, resnet-imagenet, wrn-cifar"),
     (["--config", "augmentation=mixup"], "unknown augmentation 'mixup'"),
     (["--seeds", "0"], "--seeds must be at least 1"),
-    (["--epochs", "0"], "epochs must be a positive integer, got 0"),
+    (["--budget-set", "epochs=0"], "budget field epochs must be a positive integer, got 0"),
+    (["--budget-set", "epochs=many"], "malformed budget override 'epochs=many': epochs must be an integer"),
+    (["--budget-set", "lr=3"], "unknown budget field 'lr'; allowed: train_images, epochs,"),
 ])
 def test_train_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):
     assert main(["train", "--dataset", "fashion-mnist", "--budget", "smoke", "--out", str(tmp_path), *args]) == 2
@@ -158,9 +162,9 @@ def test_train_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):
 
 
 def test_a_run_directory_of_another_configuration_is_refused(tmp_path, capsys):
-    assert _train(tmp_path, "--epochs", "1") == 0
+    assert _train(tmp_path, "--budget-set", "epochs=1") == 0
     capsys.readouterr()
     assert main(["train", "--config", "paper:resnet20-b1", "--dataset", "fashion-mnist", "--budget", "smoke",
-                 "--out", str(tmp_path), "--epochs", "1"]) == 2
+                 "--out", str(tmp_path), "--budget-set", "epochs=1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "holds a finished trial of another configuration" in err

@@ -1,0 +1,138 @@
+"""Training throughput of ppsearch's engine beside a standard torchvision training loop, and the wall
+time of one `demo` trial.
+
+1. ResNet-20 on Fashion-MNIST training images (RGB, 32x32), the seed paper's recipe (SGD Nesterov,
+   batch 128), light augmentation (4-pixel pad + random crop + flip):
+   * engine: ``ppsearch.train.fit`` (uint8 set on the device, batched augmentation, channels_last,
+     bf16 autocast on GPUs);
+   * baseline: a torchvision ``DataLoader`` over PIL images with per-image ``transforms.v2``
+     (RandomCrop(32, 4), RandomHorizontalFlip, ToImage/ToDtype, Normalize), as in the usual CIFAR
+     scripts, with 0 and with 2 worker processes; the faster of the two is the one compared.
+   Rounds alternate engine and baselines; each round trains one epoch after a warm-up epoch; the
+   figure is the median over rounds of images per second.
+2. One `demo` trial (ResNet-20-b1, the heaviest paper configuration of the demo) from start to
+   record: wall time, training and evaluation seconds.
+
+    python benchmarks/bench_train.py [--device cuda] [--images 2048] [--rounds 3]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+
+from ppsearch import build_model
+from ppsearch.generate import cached_sets
+from ppsearch.preprocess import normalisation
+from ppsearch.recipes import RECIPES
+from ppsearch.train import fit
+from ppsearch.trial import TrialConfig, run_trial, trial_dataset
+
+RECIPE = RECIPES["paper"]
+
+
+class PilImages(Dataset):
+    """What torchvision.datasets.CIFAR10 hands a training loop: one PIL image at a time through transforms."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean, std) -> None:
+        self.images, self.labels = images.numpy(), labels.tolist()
+        self.transform = v2.Compose([v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip(), v2.ToImage(),
+                                     v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        return self.transform(Image.fromarray(self.images[i])), self.labels[i]
+
+
+def baseline_epoch(model, loader, device: str) -> float:
+    """One epoch of the usual loop; returns images per second."""
+    optimizer = RECIPE.optimizer(model)
+    model.train()
+    autocast = torch.autocast("cuda", torch.bfloat16, enabled=device.startswith("cuda"))
+    seen, start = 0, time.perf_counter()
+    for x, y in loader:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with autocast:
+            loss = F.cross_entropy(model(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        seen += len(y)
+    loss.item()
+    return seen / (time.perf_counter() - start)
+
+
+def engine_epoch(model, images, labels, mean, std, device: str) -> float:
+    return fit(model, images, labels, RECIPE, epochs=1, augmentation="standard", mean=mean, std=std,
+               seed=0, device=device)[0].images_per_second
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--images", type=int, default=2048)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    device = args.device
+    data = trial_dataset("fashion-mnist")
+    images = data.train_images[:args.images].expand(-1, -1, -1, 3).contiguous()
+    labels = data.train_labels[:args.images]
+    mean, std = normalisation("fashion-mnist", 3)
+    print(f"device {device}, torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f}")
+
+    def model():
+        torch.manual_seed(0)
+        return build_model("resnet20", in_chans=3).to(device)
+
+    loaders = {f"DataLoader, {w} workers": DataLoader(PilImages(images, labels, mean, std), batch_size=RECIPE.batch_size,
+                                                      shuffle=True, drop_last=True, num_workers=w,
+                                                      pin_memory=device.startswith("cuda"),
+                                                      persistent_workers=w > 0)
+               for w in (0, 2)}
+    runs = {"engine": lambda m: engine_epoch(m, images, labels, mean, std, device),
+            **{name: (lambda m, loader=loader: baseline_epoch(m, loader, device)) for name, loader in loaders.items()}}
+    models = {name: model() for name in runs}
+    for name, run in runs.items():  # warm-up epoch each
+        run(models[name])
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(args.rounds):
+        for name, run in runs.items():
+            rates[name].append(run(models[name]))
+    medians = {name: statistics.median(r) for name, r in rates.items()}
+    print(f"\n1. ResNet-20 training, {args.images} images, batch {RECIPE.batch_size}, median of {args.rounds} epochs")
+    for name, rate in medians.items():
+        print(f"   {name:24s} {rate:8.0f} images/s   (rounds: {', '.join(f'{r:.0f}' for r in rates[name])})")
+    best_baseline = max(v for k, v in medians.items() if k != "engine")
+    target = 3.0 if device.startswith("cuda") else 1.2
+    print(f"   engine / best baseline   {medians['engine'] / best_baseline:8.2f}x   (target >= {target}x)")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        config = TrialConfig.create({"placement": "b1"}, dataset="fashion-mnist", budget="demo")
+        n = config.set_images
+        sets = cached_sets(Path(tmp) / "sets", data.test_images[:n], data.test_labels[:n], "fashion-mnist",
+                           device=device, progress=False)
+        made_sets = time.perf_counter() - started
+        record = run_trial(config, Path(tmp) / "trial", sets, device=device)
+        wall = time.perf_counter() - started
+    print(f"\n2. one demo trial (ResNet-20-b1, {config.train_images} images x {config.epochs} epochs, "
+          f"recipe {config.recipe}): {wall:.1f} s wall")
+    print(f"   sets {made_sets:.1f} s, training {record['train_seconds']:.1f} s "
+          f"({record['images_per_second']:.0f} images/s), evaluation {record['eval_seconds']:.1f} s, "
+          f"clean error {record['clean_error']:.3f}, mCE {record['mce']:.3f}")
+    print(f"   load average at the end {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
