@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from collections.abc import Sequence
@@ -101,6 +102,7 @@ SUMMARY_METRICS = ("clean_error", "mce", "relative_mce", "mfr", "corruption_erro
 def _cmd_train(args: argparse.Namespace) -> None:
     import pandas as pd
 
+    from .budgets import parse_budget_overrides
     from .generate import cached_sets
     from .results import seed_summary, write_table
     from .space import load_space
@@ -110,8 +112,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
         raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
     space = load_space(args.space)
     dataset_name = args.dataset or space.dataset
+    overrides = space.budget(args.budget, parse_budget_overrides(args.budget_set))
     configs = [TrialConfig.create(space.config(args.config), dataset=dataset_name, budget=args.budget, seed=seed,
-                                  epochs=args.epochs, train_images=args.train_images) for seed in range(args.seeds)]
+                                  budget_overrides=overrides) for seed in range(args.seeds)]
     device = _device(args.device)
     label = "-".join(t.removeprefix("paper:").replace("=", "") for t in args.config) or "defaults"
     out = Path(args.out or f"runs/train/{space.name}-{label}-{dataset_name}-{args.budget}")
@@ -122,7 +125,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
     records = []
     for config in configs:
-        def progress(epoch: dict, seed: int = config.seed) -> None:
+        def progress(epoch: dict, _, seed: int = config.seed) -> None:
             if not args.quiet:
                 print(f"seed {seed}  epoch {epoch['epoch']}/{epoch['epochs']}  loss {epoch['train_loss']:.4f}  "
                       f"train error {epoch['train_error']:.4f}  test error {epoch['clean_error']:.4f}  "
@@ -140,10 +143,45 @@ def _cmd_train(args: argparse.Namespace) -> None:
     summary = seed_summary(table[table["status"] == "completed"], SUMMARY_METRICS + tuple(ce_columns))
     config = configs[0]
     print(f"\n{space.name} {' '.join(args.config) or '(defaults)'} on {dataset_name}, budget {args.budget} "
-          f"({config.epochs} epochs, {config.train_images or 'all'} training images, recipe {config.recipe}); "
+          f"({config.epochs} epochs, {config.train_images or 'all'} training images, {config.eval_images or 'all'} test "
+          f"images, -C {config.c_images or 'all'} and -P {config.p_images or 'all'} of them, recipe {config.recipe}); "
           f"mCE normalised by {table['ce_normaliser'].dropna().iloc[0] if 'ce_normaliser' in table else 'n/a'}")
     print(summary.to_string(index=False, formatters={"mean": "{:.4f}".format, "ci95": lambda v: f"+- {v:.4f}"}))
     print(f"records written to {out / 'records.parquet'} and {out / 'records.csv'}")
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
+    from .budgets import parse_budget_overrides
+    from .results import pareto_front
+    from .search import Resources, SearchSettings, run_search
+    from .space import load_space
+
+    space = load_space(args.space)
+    out = Path(args.out or f"runs/search/{space.name}-{args.dataset or space.dataset}-{args.budget}")
+    if args.resume and not (out / "run.json").is_file():
+        raise UsageError(f"--resume: {out} holds no run to resume")
+    if args.trials < 0:
+        raise UsageError(f"--trials must be 0 or more, got {args.trials}")
+    if args.cpus_per_trial <= 0 or args.gpus_per_trial < 0:
+        raise UsageError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+    objectives = tuple(o.strip() for o in args.objectives.split(",")) if args.objectives else space.objectives
+    settings = SearchSettings(str(space.path), args.dataset or space.dataset, args.budget,
+                              space.budget(args.budget, parse_budget_overrides(args.budget_set)), objectives,
+                              args.sampler, args.scheduler, args.trials, args.seed)
+    resources = Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.time_budget, args.address)
+    table = run_search(out, settings, resources, data_dir=args.data_dir, quiet=args.quiet)
+    done = table[table["status"] == "completed"]
+    front = pareto_front(done, objectives).sort_values(list(objectives))
+    shown = ["origin", "placement", "variant", "scale", "alpha", "antialias", "augmentation", *objectives]
+    counts = table["status"].value_counts()
+    print(f"\n{len(table)} trials: {counts.get('completed', 0)} completed, {counts.get('pruned', 0)} pruned, "
+          f"{counts.get('failed', 0)} failed; Pareto front on {', '.join(objectives)} ({len(front)} trials):")
+    print(front[[c for c in shown if c in front]].to_string(index=False, float_format="%.4f"))
+    failed = table[table["status"] == "failed"]
+    for row in failed.itertuples():
+        print(f"failed: {row.trial_id} ({row.origin}): {row.failure_reason}")
+    print(f"results table: {out / 'results.parquet'} and {out / 'results.csv'}; Optuna study "
+          f"{json.loads((out / 'run.json').read_text())['study_name']} in {out / 'optuna.journal'}")
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser, dataset_required: bool) -> None:
@@ -193,8 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dataset", default=None, help="default: the space's dataset")
     train.add_argument("--data-dir", default=None, help="where the dataset lives (default: its usual place)")
     train.add_argument("--budget", default="demo", help="smoke, demo, short or paper")
-    train.add_argument("--epochs", type=int, default=None, help="override the budget's epochs")
-    train.add_argument("--train-images", type=int, default=None, help="override the budget's training-set size")
+    train.add_argument("--budget-set", nargs="*", default=[], metavar="KEY=VALUE",
+                       help="change the budget's epochs, train_images, eval_images, c_images or p_images "
+                            "(null: the whole split)")
     train.add_argument("--seeds", type=int, default=1, help="train seeds 0..N-1")
     train.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     train.add_argument("--compile", action="store_true", help="torch.compile the model for training")
@@ -202,6 +241,30 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "rerunning on it resumes")
     train.add_argument("--quiet", action="store_true", help="no per-epoch lines or progress bars")
     train.set_defaults(run=_cmd_train)
+
+    run = commands.add_parser("run", help="search the space: Ray Tune trials, Optuna sampling, MO-ASHA")
+    run.add_argument("--space", default="resnet-cifar", help="embedded space name or a YAML file")
+    run.add_argument("--dataset", default=None, help="default: the space's dataset")
+    run.add_argument("--data-dir", default=None, help="where the dataset lives (default: its usual place)")
+    run.add_argument("--budget", default="demo", help="smoke, demo, short or paper")
+    run.add_argument("--budget-set", nargs="*", default=[], metavar="KEY=VALUE",
+                     help="change the budget's epochs, train_images, eval_images, c_images or p_images")
+    run.add_argument("--objectives", default=None, help="comma-separated subset of clean_error,mce,mfr,... "
+                                                        "(default: the space's)")
+    run.add_argument("--sampler", default="tpe", help="tpe, nsga2, gp or random")
+    run.add_argument("--scheduler", default="moasha", help="moasha or none")
+    run.add_argument("--trials", type=int, default=10, help="searched trials beyond the papers' configurations")
+    run.add_argument("--seed", type=int, default=0, help="seed of the sampler and of every trial")
+    run.add_argument("--cpus-per-trial", type=float, default=1.0)
+    run.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions share a GPU")
+    run.add_argument("--max-concurrent", type=int, default=0, help="0: as many as the resources allow")
+    run.add_argument("--time-budget", type=float, default=None, help="stop starting trials after this many seconds")
+    run.add_argument("--address", default=None, help="join a Ray cluster: auto or ray://HOST:PORT")
+    run.add_argument("--out", default=None, help="run directory (default: runs/search/<space>-<dataset>-<budget>); "
+                                                 "rerunning on it continues the run")
+    run.add_argument("--resume", action="store_true", help="insist on continuing an existing run")
+    run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.set_defaults(run=_cmd_run)
     return parser
 
 

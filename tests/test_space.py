@@ -1,0 +1,94 @@
+"""Search spaces: the embedded YAML files, conditional sampling, paper points, validation errors."""
+import textwrap
+
+import optuna
+import pytest
+
+from ppsearch.space import load_space, spaces
+from ppsearch.trial import TrialConfig
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.mark.parametrize("name", ["resnet-cifar", "wrn-cifar", "densenet-cifar", "resnet-imagenet"])
+def test_embedded_spaces_load_and_their_paper_configs_are_points_of_the_space(name):
+    space = load_space(name)
+    assert name in spaces() and space.paper_configs
+    for preset, config in space.paper_configs.items():
+        assert space.paper_name(space.config([f"paper:{preset}"])) == preset
+
+
+def test_resnet_cifar_holds_the_papers_configurations():
+    space = load_space("resnet-cifar")
+    assert set(space.paper_configs) >= {f"resnet20{p}{a}" for p in ("", "-pp", "-b1") for a in ("", "-lpf2", "-lpf3", "-lpf5")}
+    assert space.paper_configs["pushpull-net-avg5"] == {"placement": "pp", "variant": "minmax_avg", "avg_kernel_size": 5}
+    assert space.objectives == ("clean_error", "mce", "mfr")
+
+
+def test_sampling_respects_the_conditional_structure():
+    space = load_space("resnet-cifar")
+    study = optuna.create_study(directions=["minimize"] * 3, sampler=optuna.samplers.RandomSampler(seed=0))
+    seen_placements = set()
+    for _ in range(60):
+        trial = study.ask()
+        constants = space.suggest(trial)
+        config = {**trial.params, **constants}
+        seen_placements.add(config["placement"])
+        if config["placement"] == "none":
+            assert not {"variant", "alpha", "scale", "trainable_alpha"} & set(trial.params)
+        if config.get("variant") == "minmax_avg":
+            assert "avg_kernel_size" in trial.params and "scale" not in trial.params
+        if config.get("trainable_alpha"):
+            assert "alpha" not in trial.params
+        if "pull_kernel_size" in trial.params and trial.params["pull_kernel_size"] is not None:
+            assert "scale" not in trial.params
+        TrialConfig.create(config, dataset="cifar10", budget="smoke")  # every sample is a valid trial
+    assert seen_placements == {"none", "pp", "b1", "b2", "all"}
+
+
+def test_an_enqueued_paper_point_samples_back_to_the_paper_configuration():
+    space = load_space("resnet-cifar")
+    study = optuna.create_study(directions=["minimize"] * 3)
+    for config in space.paper_configs.values():
+        study.enqueue_trial(space.search_point(config))
+    for name in space.paper_configs:
+        trial = study.ask()
+        constants = space.suggest(trial)
+        assert space.paper_name({**trial.params, **constants}) == name
+
+
+def _space(tmp_path, text):
+    path = tmp_path / "space.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.mark.parametrize("text, message", [
+    ("colour: red\n", "space.yaml: unknown field 'colour'; allowed: name, description, dataset"),
+    ("dataset: mnist\n", "dataset 'mnist' is not one of fashion-mnist"),
+    ("dimensions:\n  depth: {choices: [1, 2]}\n", "dimensions.depth: unknown dimension 'depth'; allowed: arch"),
+    ("dimensions:\n  placement: {choices: [none, b7]}\n", "dimensions.placement.choices: value 'b7' is not allowed: unknown placement 'b7'"),
+    ("dimensions:\n  alpha: {low: 2, high: 1}\n", "dimensions.alpha: needs choices, or numbers low < high; got low=2, high=1"),
+    ("dimensions:\n  alpha: {low: 0, high: 1, log: true}\n", "log: true needs low > 0"),
+    ("dimensions:\n  scale: {choices: [2.0], size: 3}\n", "dimensions.scale: unknown field 'size'"),
+    ("dimensions:\n  scale: {choices: [2.0], when: {variant: [upsample]}}\n  variant: {choices: [upsample]}\n",
+     "dimensions.scale.when names 'variant', which must come before 'scale'"),
+    ("objectives: [clean_error, accuracy]\n", "objectives: unknown objective 'accuracy'; allowed: clean_error, mce, mfr"),
+    ("budgets:\n  demo: {epochs: -1}\n", "budgets.demo: budget field epochs must be a positive integer, got -1"),
+    ("paper_configs:\n  odd: {placement: pp, alpha: 3.0}\ndimensions:\n  placement: {choices: [none, pp]}\n"
+     "  alpha: {low: 0.5, high: 2.0, when: {placement: [pp]}}\n",
+     "paper_configs.odd: alpha=3.0 is outside the space's dimension (in [0.5, 2.0])"),
+    ("paper_configs:\n  odd: {placement: pp, scale: 3.0}\ndimensions:\n  placement: {choices: [none, pp]}\n",
+     "paper_configs.odd: scale=3.0 cannot be reached: scale is not an active dimension"),
+    ("paper_configs:\n  odd: {placement: pp, colour: red}\n", "paper_configs.odd: unknown configuration key 'colour'; allowed: arch, augmentation, recipe, placement"),
+    ("- a\n- b\n", "must hold a mapping"),
+    ("dimensions: [1, 2\n", "is not valid YAML"),
+])
+def test_a_malformed_space_names_the_field_the_value_and_what_is_allowed(tmp_path, text, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
+        load_space(_space(tmp_path, text))
+
+
+def test_unknown_space_names_the_embedded_ones():
+    with pytest.raises(ValueError, match="unknown space 'vgg'; embedded spaces: densenet-cifar, resnet-cifar, resnet-imagenet, wrn-cifar"):
+        load_space("vgg")
