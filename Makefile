@@ -16,8 +16,7 @@ data:
 	@test -d $(FASHION_MNIST) || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)
 
 demo: $(INSTALLED) data
-	$(VENV)/bin/ppsearch models --arch resnet20 --placement b1
-	$(VENV)/bin/ppsearch train --space resnet-cifar --config paper:resnet20-b1 --dataset fashion-mnist --budget demo
+	$(VENV)/bin/ppsearch run --space resnet-cifar --dataset fashion-mnist --budget demo --trials 6
 
 test: $(INSTALLED) data
 	$(PY) -m pytest
@@ -26,3 +25,4 @@ bench: $(INSTALLED) data
 	$(PY) benchmarks/bench_layers.py
 	$(PY) benchmarks/bench_corruptions.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_search.py

@@ -24,7 +24,7 @@ class Budget:
 
 BUDGETS = {b.name: b for b in (
     Budget("smoke", 256, 2, 200, 10, 4, "fast", "seconds on a CPU: tests"),
-    Budget("demo", 2000, 4, 1000, 100, 20, "fast", "about a minute per trial on a 2-core CPU"),
+    Budget("demo", 1500, 4, 500, 50, 10, "fast", "under a minute per trial on a 2-core CPU; a 20-trial search in minutes"),
     Budget("short", None, 15, None, 2000, 500, "fast", "minutes per trial on a GPU"),
     Budget("paper", None, 200, None, None, None, "paper", "the seed paper's full schedule"),
 )}

@@ -6,7 +6,7 @@
 * ``fast``: a short schedule for few epochs: batch 64, one-cycle (linear warm-up over the first
   20% of the steps from lr/10 to 0.05, then linear decay to 0), weight decay 5e-4, label smoothing
   0.1. Batch 64 and peak 0.05 came out best (within noise) of nine settings tried for ResNet-20 on
-  2000 Fashion-MNIST images for 4 epochs (the demo budget).
+  2000 Fashion-MNIST images for 4 epochs.
 
 The learning rate is a function of the global step only, so a resumed run needs no scheduler state.
 """

@@ -20,7 +20,9 @@ import math
 import os
 import time
 import uuid
+import warnings
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -58,9 +60,10 @@ class SearchSettings:
     study_name: str = ""
 
     def differences(self, other: SearchSettings) -> list[str]:
-        mine, theirs = dataclasses.asdict(self), json.loads(json.dumps(dataclasses.asdict(other)))
-        mine = json.loads(json.dumps(mine))
-        return [k for k in mine if k not in ("study_name", "trials") and mine[k] != theirs.get(k)]
+        """Settings that differ from ``other``'s, apart from the study name and the trial count
+        (a continued run may ask for more trials)."""
+        mine, theirs = (json.loads(json.dumps(dataclasses.asdict(x))) for x in (self, other))
+        return [k for k in mine if k not in ("study_name", "trials") and mine[k] != theirs[k]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +90,9 @@ class TrialContext:
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     if name == "tpe":  # multivariate + grouped: suits conditional spaces
-        return optuna.samplers.TPESampler(multivariate=True, group=True, seed=seed)
+        with warnings.catch_warnings():  # both are flagged experimental; they are what TPE needs here
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(multivariate=True, group=True, seed=seed)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     if name == "gp":
@@ -101,8 +106,14 @@ def search_trial(config: dict[str, Any], context: TrialContext) -> None:
     """The Ray Tune trainable: one trial, reporting every epoch and its record at the end."""
     from ray import tune
 
+    execute_trial(config, tune.get_context().get_trial_id(), context, tune.report)
+
+
+def execute_trial(config: dict[str, Any], trial_id: str, context: TrialContext,
+                  report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Run one trial into ``trials/<trial_id>`` (resuming it if it has a checkpoint), reporting
+    epochs and the final objectives through ``report``; returns the record."""
     torch.set_num_threads(context.threads)
-    trial_id = tune.get_context().get_trial_id()
     trial_dir = context.run_dir / "trials" / trial_id
     settings = context.settings
     origin = _origin(context.space, config)
@@ -114,17 +125,18 @@ def search_trial(config: dict[str, Any], context: TrialContext) -> None:
                    "status": "running", **tags}
         if epoch["epoch"] in context.rungs:
             metrics["rung_corruption_error"] = probe_corruption_error(predict, context.sets[0])
-        tune.report(metrics)
+        report(metrics)
 
     try:
         trial = TrialConfig.create(config, dataset=settings.dataset, budget=settings.budget, seed=settings.seed,
                                    budget_overrides=settings.budget_overrides)
         record = run_trial(trial, trial_dir, context.sets, data_dir=context.data_dir, device=device, on_epoch=on_epoch)
     except Exception as error:  # noqa: BLE001 - a failing trial is a result: record it, the study goes on
-        record = write_record(trial_dir, {**config, "status": "failed", "epochs_completed": 0,
-                                          "failure_reason": f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"})
-    tune.report({"epoch": record.get("epochs_completed", 0), "status": record["status"], **tags,
-                 **{k: record[k] for k in settings.objectives if k in record}})
+        reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        record = write_record(trial_dir, {**config, "status": "failed", "epochs_completed": 0, "failure_reason": reason})
+    report({"epoch": record.get("epochs_completed", 0), "status": record["status"], **tags,
+            **{k: record[k] for k in settings.objectives if k in record}})
+    return record
 
 
 def probe_corruption_error(predict: Predictor, c_dir: Path) -> float:
@@ -263,7 +275,8 @@ def prepare_run(run_dir: Path, settings: SearchSettings) -> SearchSettings:
     with the run's study name."""
     run_file = run_dir / "run.json"
     if run_file.is_file():
-        saved = SearchSettings(**{**json.loads(run_file.read_text()), "objectives": tuple(json.loads(run_file.read_text())["objectives"])})
+        raw = json.loads(run_file.read_text())
+        saved = SearchSettings(**{**raw, "objectives": tuple(raw["objectives"])})
         differing = saved.differences(settings)
         if differing:
             key = differing[0]
@@ -288,6 +301,7 @@ def run_search(run_dir: str | Path, settings: SearchSettings, resources: Resourc
 
     from .moasha import MOASHA
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     run_dir = Path(run_dir).resolve()
     space = load_space(settings.space)
     check_objectives(settings.objectives, "--objectives")
@@ -324,27 +338,34 @@ def run_search(run_dir: str | Path, settings: SearchSettings, resources: Resourc
                                         max_concurrent_trials=resources.max_concurrent or None,
                                         time_budget_s=resources.time_budget_s, reuse_actors=True),
             run_config=tune.RunConfig(name="tune", storage_path=str(run_dir), verbose=0,
+                                      sync_config=tune.SyncConfig(sync_period=10),  # experiment state to disk
                                       callbacks=[_results_callback(run_dir, space, settings.objectives, quiet)],
                                       failure_config=tune.FailureConfig(max_failures=1)),
         )
     grid = tuner.fit()
-    _settle_orphans(storage, settings, run_dir)
+    _settle_orphans(storage, context, resources)
     table = results_table(run_dir, space, [KnownTrial.from_result(r) for r in grid])
     write_table(table, run_dir / "results")
     return table
 
 
-def _settle_orphans(storage: optuna.storages.BaseStorage, settings: SearchSettings, run_dir: Path) -> None:
-    """Optuna trials still RUNNING after the search ended were asked by a driver that was killed
-    before Ray saved its state, so no trial runs them any more. One whose trial folder holds a
-    completed record is told its values; the others are marked failed."""
+def _settle_orphans(storage: optuna.storages.BaseStorage, context: TrialContext, resources: Resources) -> None:
+    """Optuna trials still RUNNING after the search has ended were asked by a driver that was
+    killed before Ray saved its state, so Ray will never run them. They are run here, into the
+    folders they were given (so an interrupted one resumes from its checkpoint), and their results
+    are told to Optuna: an interruption loses no configuration, the papers' included."""
+    import ray
+
+    settings = context.settings
     study = optuna.load_study(study_name=settings.study_name, storage=storage)
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        path = run_dir / "trials" / str(trial.user_attrs.get("tune_trial_id")) / "record.json"
-        record = json.loads(path.read_text()) if path.is_file() else {}
+    orphans = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+               if "tune_trial_id" in t.user_attrs]
+    task = ray.remote(num_cpus=resources.cpus_per_trial, num_gpus=resources.gpus_per_trial)(execute_trial)
+    records = ray.get([task.remote({**context.space.defaults, **t.params}, t.user_attrs["tune_trial_id"], context,
+                                   lambda metrics: None) for t in orphans])
+    for trial, record in zip(orphans, records):
         values = [record.get(o) for o in settings.objectives]
         if record.get("status") == "completed" and all(v is not None and math.isfinite(v) for v in values):
             study.tell(trial.number, values)
         else:
-            storage.set_trial_user_attr(trial._trial_id, "ppsearch", "orphaned by an interrupted driver")
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)

@@ -94,6 +94,32 @@ def test_trials_stopped_early_are_told_to_optuna_as_pruned(tmp_path):
     assert study.best_trials[0].values == [0.2, 0.9] and len(study.best_trials) == 1
 
 
+def test_trials_orphaned_by_a_killed_driver_are_run_and_told(tmp_path, local_ray):
+    """A driver killed between asking Optuna and Ray saving its state leaves a RUNNING Optuna trial
+    that no Ray trial will run; the end of the search runs it into its folder and tells Optuna."""
+    from ppsearch.generate import cached_sets
+    from ppsearch.search import TrialContext, _settle_orphans
+    from ppsearch.trial import trial_dataset
+
+    space_path = _space(tmp_path)
+    space = load_space(space_path)
+    settings = SearchSettings(**{**_settings(space_path, trials=0).__dict__, "study_name": "orphans"})
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "j.log")))
+    study = optuna.create_study(study_name="orphans", storage=storage, directions=["minimize"] * 2)
+    study.enqueue_trial(space.search_point(space.paper_configs["pp"]))
+    orphan = study.ask()
+    space.suggest(orphan)
+    orphan.set_user_attr("tune_trial_id", "lost0001")
+    data = trial_dataset("fashion-mnist")
+    sets = cached_sets(tmp_path / "sets", data.test_images[:5], data.test_labels[:5], "fashion-mnist", progress=False)
+    context = TrialContext(tmp_path, space, settings, sets, (), 1, None)
+    _settle_orphans(storage, context, Resources())
+    trial = optuna.load_study(study_name="orphans", storage=storage).trials[0]
+    record = json.loads((tmp_path / "trials" / "lost0001" / "record.json").read_text())
+    assert record["status"] == "completed" and record["placement"] == "pp"
+    assert trial.state.name == "COMPLETE" and trial.values == pytest.approx([record["clean_error"], record["mce"]])
+
+
 def _ray_trial_processes():
     out = subprocess.run(["pgrep", "-f", "ray::ImplicitFunc"], capture_output=True, text=True).stdout
     return out.split()
@@ -134,3 +160,30 @@ def test_kill_9_of_the_driver_then_resume(tmp_path):
     assert told == set(table.loc[table["status"] == "completed", "trial_id"])  # study and table agree
     for trial_id in told:
         assert (run_dir / "trials" / trial_id / "record.json").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--sampler", "cmaes"], "unknown sampler 'cmaes'; allowed: tpe, nsga2, gp, random"),
+    (["--scheduler", "asha"], "unknown scheduler 'asha'; allowed: moasha, none"),
+    (["--objectives", "clean_error,accuracy"], "unknown objective 'accuracy'"),
+    (["--budget", "week"], "unknown budget 'week'"),
+    (["--space", "vgg"], "unknown space 'vgg'"),
+    (["--trials", "-1"], "--trials must be 0 or more"),
+    (["--resume"], "holds no run to resume"),
+])
+def test_run_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):
+    from ppsearch.cli import main
+
+    assert main(["run", "--dataset", "fashion-mnist", "--out", str(tmp_path / "run"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
+def test_a_run_directory_of_other_settings_is_refused(tmp_path):
+    from ppsearch.search import prepare_run
+
+    settings = _settings(_space(tmp_path), trials=2)
+    prepare_run(tmp_path / "run", settings)
+    with pytest.raises(ValueError, match="holds a run with sampler='tpe', not 'random'"):
+        prepare_run(tmp_path / "run", SearchSettings(**{**settings.__dict__, "sampler": "random"}))
+    assert prepare_run(tmp_path / "run", SearchSettings(**{**settings.__dict__, "trials": 5})).study_name

@@ -38,7 +38,7 @@ def test_budgets_are_defined_in_one_place():
     with pytest.raises(ValueError, match="unknown budget 'huge'; allowed: smoke, demo, short, paper"):
         get_budget("huge")
     changed = get_budget("demo", parse_budget_overrides(["epochs=5", "c_images=null"]))
-    assert (changed.epochs, changed.c_images, changed.train_images) == (5, None, 2000)
+    assert (changed.epochs, changed.c_images, changed.train_images) == (5, None, 1500)
 
 
 def test_a_trial_returns_one_flat_record(smoke_record):

@@ -1,0 +1,127 @@
+"""The search's costs and what it finds, on the embedded problem (resnet-cifar on Fashion-MNIST).
+
+1. Ray overhead per trial: the same smoke trials run one after another in-process (``run_trial``)
+   and through ``run_search`` (Ray Tune + OptunaSearch, one trial at a time); overhead = difference
+   of wall times / trials, Ray start excluded (it is reported apart).
+2. Hypervolume on (clean_error, mce, mfr) of
+   * the papers' configurations alone (the 14 fixed ones of resnet-cifar),
+   * a TPE search (papers first, then ``--trials`` sampled ones),
+   * a random search of the same conditional space at the same trial budget (Optuna's
+     RandomSampler inside the same Ray Tune pipeline: Ray's own BasicVariantGenerator cannot
+     express the conditional dimensions),
+   * the TPE search with MO-ASHA early stopping, per compute-second (wall seconds x 2 cores),
+   for several seeds. Reference point: 1.1 x the worst value of each objective over all runs
+   (documented, fixed across methods); hypervolume is Optuna's.
+
+    python benchmarks/bench_search.py [--budget smoke] [--trials 6] [--seeds 3]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from optuna._hypervolume import compute_hypervolume
+
+from ppsearch.generate import cached_sets
+from ppsearch.results import pareto_front
+from ppsearch.search import Resources, SearchSettings, run_search
+from ppsearch.space import load_space
+from ppsearch.trial import TrialConfig, run_trial, trial_dataset
+
+OBJECTIVES = ("clean_error", "mce", "mfr")
+METHODS = {"tpe": ("tpe", "none"), "random": ("random", "none"), "tpe+moasha": ("tpe", "moasha")}
+
+
+def hypervolume(table: pd.DataFrame, reference: np.ndarray) -> float:
+    front = pareto_front(table[table["status"] == "completed"], OBJECTIVES)
+    if front.empty:
+        return 0.0
+    points = np.minimum(front[list(OBJECTIVES)].to_numpy(dtype=float), reference)
+    return float(compute_hypervolume(points, reference))
+
+
+def ray_overhead(budget: str, tmp: Path) -> None:
+    import ray
+
+    space_path = tmp / "overhead.yaml"
+    space_path.write_text("name: overhead\ndataset: fashion-mnist\ndefaults: {arch: resnet8}\n"
+                          "dimensions:\n  antialias: {choices: [none, rect2, tri3, bin5]}\nobjectives: [clean_error, mce]\n")
+    space = load_space(space_path)
+    trials = 4
+    data = trial_dataset("fashion-mnist")
+    config = TrialConfig.create(space.defaults, dataset="fashion-mnist", budget=budget)
+    sets = cached_sets(tmp / "overhead-sets", data.test_images[:config.set_images], data.test_labels[:config.set_images],
+                       "fashion-mnist", progress=False)
+    run_trial(config, tmp / "warm-up", sets)
+    started = time.perf_counter()
+    for i, aa in enumerate(("none", "rect2", "tri3", "bin5")):
+        run_trial(TrialConfig.create({**space.defaults, "antialias": aa}, dataset="fashion-mnist", budget=budget),
+                  tmp / f"direct-{i}", sets)
+    direct = time.perf_counter() - started
+    started = time.perf_counter()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray_start = time.perf_counter() - started
+    settings = SearchSettings(str(space_path), "fashion-mnist", budget, {}, space.objectives, "random", "none",
+                              trials, 0)
+    started = time.perf_counter()
+    run_search(tmp / "overhead-run", settings, Resources(cpus_per_trial=2, max_concurrent=1), quiet=True)
+    searched = time.perf_counter() - started
+    print(f"1. Ray overhead ({trials} {budget} trials of resnet8, one at a time, 2 threads each)")
+    print(f"   in-process {direct:.1f} s, through Ray Tune + Optuna {searched:.1f} s "
+          f"(sets already made) -> {(searched - direct) / trials:.1f} s per trial; ray.init {ray_start:.1f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", default="smoke")
+    parser.add_argument("--trials", type=int, default=6)
+    parser.add_argument("--seeds", type=int, default=3)
+    args = parser.parse_args()
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    print(f"load average {os.getloadavg()[0]:.2f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        ray_overhead(args.budget, tmp)
+        space = load_space("resnet-cifar")
+        runs = []
+        for seed in range(args.seeds):
+            for method, (sampler, scheduler) in METHODS.items():
+                settings = SearchSettings(str(space.path), "fashion-mnist", args.budget, {}, OBJECTIVES, sampler,
+                                          scheduler, args.trials, seed)
+                started = time.perf_counter()
+                table = run_search(tmp / f"{method}-{seed}", settings, Resources(cpus_per_trial=1), quiet=True)
+                runs.append((method, seed, table, time.perf_counter() - started))
+                print(f"   ran {method} seed {seed}: {len(table)} trials in {runs[-1][3]:.0f} s", flush=True)
+
+    completed = pd.concat([t[t["status"] == "completed"] for _, _, t, _ in runs])
+    reference = 1.1 * completed[list(OBJECTIVES)].max().to_numpy(dtype=float)
+    print(f"\n2. hypervolume on {', '.join(OBJECTIVES)}, budget {args.budget}, {len(space.paper_configs)} paper "
+          f"configurations + {args.trials} searched trials, reference point {np.round(reference, 4).tolist()}")
+    rows = []
+    for method, seed, table, wall in runs:
+        papers = table[table["origin"].str.startswith("paper:")]
+        rows.append({"method": method, "seed": seed, "trials": len(table),
+                     "pruned": int((table["status"] == "pruned").sum()), "hv_papers": hypervolume(papers, reference),
+                     "hv": hypervolume(table, reference), "wall_s": wall,
+                     "hv_per_core_s": hypervolume(table, reference) / (2 * wall)})
+    result = pd.DataFrame(rows)
+    print(result.to_string(index=False, float_format="%.4g"))
+    medians = result.groupby("method")[["hv_papers", "hv", "wall_s", "hv_per_core_s"]].median()
+    print("\nmedians over seeds")
+    print(medians.to_string(float_format="%.4g"))
+    tpe, rnd = medians.loc["tpe"], medians.loc["random"]
+    print(f"\nTPE search / papers alone: {tpe['hv'] / tpe['hv_papers']:.3f}x hypervolume; "
+          f"TPE / random: {tpe['hv'] / rnd['hv']:.3f}x; MO-ASHA / no early stopping: "
+          f"{medians.loc['tpe+moasha', 'hv_per_core_s'] / tpe['hv_per_core_s']:.3f}x hypervolume per core-second "
+          f"(wall {statistics.median(result[result.method == 'tpe+moasha'].wall_s):.0f} s vs "
+          f"{statistics.median(result[result.method == 'tpe'].wall_s):.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
