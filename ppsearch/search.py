@@ -36,12 +36,13 @@ from .generate import cached_sets
 from .official import load_cifar_c
 from .results import pareto_front, write_table
 from .space import Space, check_objectives, load_space
-from .trial import CONFIG_KEYS, TrialConfig, run_trial, trial_dataset, write_record
+from .trial import TrialConfig, run_trial, trial_dataset, write_record
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 SCHEDULERS = ("moasha", "none")
 PROBE_IMAGES = 20  # per corruption, at severity 3: the cheap robustness estimate at MO-ASHA rungs
 PROBE_SEVERITY = 3
+ORIGIN = "origin"  # paper:NAME or searched: set when Optuna hands out the configuration
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +117,8 @@ def execute_trial(config: dict[str, Any], trial_id: str, context: TrialContext,
     torch.set_num_threads(context.threads)
     trial_dir = context.run_dir / "trials" / trial_id
     settings = context.settings
-    origin = _origin(context.space, config)
+    config = dict(config)
+    origin = config.pop(ORIGIN, "searched")
     tags = {"origin": origin, "protected": origin != "searched"}
     device = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -131,9 +133,12 @@ def execute_trial(config: dict[str, Any], trial_id: str, context: TrialContext,
         trial = TrialConfig.create(config, dataset=settings.dataset, budget=settings.budget, seed=settings.seed,
                                    budget_overrides=settings.budget_overrides)
         record = run_trial(trial, trial_dir, context.sets, data_dir=context.data_dir, device=device, on_epoch=on_epoch)
+        if record.get(ORIGIN) != origin:
+            record = write_record(trial_dir, {**record, ORIGIN: origin})
     except Exception as error:  # noqa: BLE001 - a failing trial is a result: record it, the study goes on
         reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-        record = write_record(trial_dir, {**config, "status": "failed", "epochs_completed": 0, "failure_reason": reason})
+        record = write_record(trial_dir, {**config, ORIGIN: origin, "status": "failed", "epochs_completed": 0,
+                                          "failure_reason": reason})
     report({"epoch": record.get("epochs_completed", 0), "status": record["status"], **tags,
             **{k: record[k] for k in settings.objectives if k in record}})
     return record
@@ -155,15 +160,15 @@ class KnownTrial:
     """What Ray knows of a trial that may have no record on disk yet."""
 
     trial_id: str
-    status: str  # running | pruned | failed
+    status: str  # running | pending | pruned | failed
     config: dict[str, Any]
     epoch: int
     error: str = ""
 
     @classmethod
     def from_tune_trial(cls, trial) -> KnownTrial:
-        status = "running" if trial.status in ("RUNNING", "PENDING", "PAUSED") else \
-            "pruned" if trial.status == "TERMINATED" else "failed"
+        status = "running" if trial.status == "RUNNING" else "pending" if trial.status in ("PENDING", "PAUSED") \
+            else "pruned" if trial.status == "TERMINATED" else "failed"
         return cls(trial.trial_id, status, dict(trial.config), (trial.last_result or {}).get("epoch", 0),
                    "ray reported an error" if status == "failed" else "")
 
@@ -174,25 +179,20 @@ class KnownTrial:
                    result.metrics.get("epoch", 0), str(result.error).splitlines()[0] if result.error else "")
 
 
-def results_table(run_dir: Path, space: Space, known: list[KnownTrial] = ()) -> pd.DataFrame:
+def results_table(run_dir: Path, known: list[KnownTrial] = ()) -> pd.DataFrame:
     """One row per trial: the records on disk, plus trials Ray knows of that have none (running,
     stopped early by the scheduler: ``pruned``, or killed by a Ray error)."""
     rows: dict[str, dict[str, Any]] = {}
     for path in sorted((run_dir / "trials").glob("*/record.json")):
         record = json.loads(path.read_text())
-        rows[path.parent.name] = {"trial_id": path.parent.name, "origin": _origin(space, record),
+        rows[path.parent.name] = {"trial_id": path.parent.name, ORIGIN: record.get(ORIGIN, "searched"),
                                   "budget_reached": record.get("epochs_completed", 0), **record}
     for trial in known:
         if trial.trial_id and trial.trial_id not in rows:
-            rows[trial.trial_id] = {"trial_id": trial.trial_id, "origin": _origin(space, trial.config),
+            rows[trial.trial_id] = {"trial_id": trial.trial_id, ORIGIN: "searched",
                                     "budget_reached": trial.epoch, **trial.config, "status": trial.status,
                                     "failure_reason": trial.error}
     return pd.DataFrame(list(rows.values()))
-
-
-def _origin(space: Space, config: dict[str, Any]) -> str:
-    paper = space.paper_name({k: v for k, v in config.items() if k in CONFIG_KEYS})
-    return f"paper:{paper}" if paper else "searched"
 
 
 def _progress_line(table: pd.DataFrame, objectives: tuple[str, ...], started: float) -> str:
@@ -202,11 +202,12 @@ def _progress_line(table: pd.DataFrame, objectives: tuple[str, ...], started: fl
     best = "  ".join(f"{o} {done[o].min():.4f}" for o in objectives if o in done and len(done))
     elapsed = time.monotonic() - started
     return (f"[{int(elapsed // 60):3d}m{int(elapsed % 60):02d}s] trials: {counts.get('completed', 0)} completed, "
-            f"{counts.get('pruned', 0)} pruned, {counts.get('failed', 0)} failed, {counts.get('running', 0)} running"
+            f"{counts.get('pruned', 0)} pruned, {counts.get('failed', 0)} failed, {counts.get('running', 0)} running, "
+            f"{counts.get('pending', 0)} pending"
             f" | front {len(front)} | best {best or '-'}")
 
 
-def _results_callback(run_dir: Path, space: Space, objectives: tuple[str, ...], quiet: bool):
+def _results_callback(run_dir: Path, objectives: tuple[str, ...], quiet: bool):
     from ray import tune
 
     class ResultsTable(tune.Callback):
@@ -216,7 +217,7 @@ def _results_callback(run_dir: Path, space: Space, objectives: tuple[str, ...], 
             self.started = time.monotonic()
 
         def _update(self, trials: list) -> None:
-            table = results_table(run_dir, space, [KnownTrial.from_tune_trial(t) for t in trials])
+            table = results_table(run_dir, [KnownTrial.from_tune_trial(t) for t in trials])
             if len(table):
                 write_table(table, run_dir / "results")
             if not quiet:
@@ -241,9 +242,16 @@ def _searcher(space: Space, settings: SearchSettings, storage: optuna.storages.B
         -> PRUNED (never COMPLETE with low-budget values), failed -> FAIL."""
 
         def suggest(self, trial_id: str) -> dict | None:
+            """Also tags the trial: ``paper:NAME`` when it is an enqueued paper configuration (a
+            sampled configuration that happens to equal one stays ``searched``)."""
             params = super().suggest(trial_id)
-            self._ot_trials[trial_id].set_user_attr("tune_trial_id", trial_id)  # links the study to the trial folder
-            return params
+            ot_trial = self._ot_trials[trial_id]
+            enqueued = "fixed_params" in ot_trial.storage.get_trial_system_attrs(ot_trial._trial_id)
+            paper = space.paper_name(params) if enqueued else None
+            origin = f"paper:{paper}" if paper else "searched"
+            ot_trial.set_user_attr("tune_trial_id", trial_id)  # links the study to the trial folder
+            ot_trial.set_user_attr(ORIGIN, origin)
+            return {**params, ORIGIN: origin}
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
             if trial_id in self._completed_trials or trial_id not in self._ot_trials:
@@ -258,7 +266,6 @@ def _searcher(space: Space, settings: SearchSettings, storage: optuna.storages.B
             else:
                 state, values = optuna.trial.TrialState.PRUNED, None
             try:
-                ot_trial.set_user_attr("origin", result.get("origin", "searched"))
                 self._ot_study.tell(ot_trial, values, state=state)
             except (RuntimeError, ValueError):  # told before the driver was interrupted
                 pass
@@ -283,7 +290,7 @@ def prepare_run(run_dir: Path, settings: SearchSettings) -> SearchSettings:
             raise ValueError(f"run directory {run_dir} holds a run with {key}={getattr(saved, key)!r}, not "
                              f"{getattr(settings, key)!r}; choose another --out or repeat the original command")
         return dataclasses.replace(settings, study_name=saved.study_name)
-    settings = dataclasses.replace(settings, study_name=f"ppsearch-{settings.space}-{uuid.uuid4().hex[:8]}")
+    settings = dataclasses.replace(settings, study_name=f"ppsearch-{Path(settings.space).stem}-{uuid.uuid4().hex[:8]}")
     run_dir.mkdir(parents=True, exist_ok=True)
     run_file.write_text(json.dumps(dataclasses.asdict(settings), indent=1))
     return settings
@@ -339,12 +346,12 @@ def run_search(run_dir: str | Path, settings: SearchSettings, resources: Resourc
                                         time_budget_s=resources.time_budget_s, reuse_actors=True),
             run_config=tune.RunConfig(name="tune", storage_path=str(run_dir), verbose=0,
                                       sync_config=tune.SyncConfig(sync_period=10),  # experiment state to disk
-                                      callbacks=[_results_callback(run_dir, space, settings.objectives, quiet)],
+                                      callbacks=[_results_callback(run_dir, settings.objectives, quiet)],
                                       failure_config=tune.FailureConfig(max_failures=1)),
         )
     grid = tuner.fit()
     _settle_orphans(storage, context, resources)
-    table = results_table(run_dir, space, [KnownTrial.from_result(r) for r in grid])
+    table = results_table(run_dir, [KnownTrial.from_result(r) for r in grid])
     write_table(table, run_dir / "results")
     return table
 
@@ -361,8 +368,8 @@ def _settle_orphans(storage: optuna.storages.BaseStorage, context: TrialContext,
     orphans = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
                if "tune_trial_id" in t.user_attrs]
     task = ray.remote(num_cpus=resources.cpus_per_trial, num_gpus=resources.gpus_per_trial)(execute_trial)
-    records = ray.get([task.remote({**context.space.defaults, **t.params}, t.user_attrs["tune_trial_id"], context,
-                                   lambda metrics: None) for t in orphans])
+    records = ray.get([task.remote({**context.space.defaults, **t.params, ORIGIN: t.user_attrs.get(ORIGIN, "searched")},
+                                   t.user_attrs["tune_trial_id"], context, lambda metrics: None) for t in orphans])
     for trial, record in zip(orphans, records):
         values = [record.get(o) for o in settings.objectives]
         if record.get("status") == "completed" and all(v is not None and math.isfinite(v) for v in values):

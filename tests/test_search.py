@@ -60,7 +60,7 @@ def test_a_multi_objective_search_end_to_end(tmp_path, local_ray):
     assert by_origin.loc["paper:exploding", "status"] == "failed"
     assert by_origin.loc["paper:exploding", "failure_reason"].startswith("NonFiniteLoss")
     assert by_origin.loc["paper:plain", "status"] == "completed" and by_origin.loc["paper:pp", "status"] == "completed"
-    assert (table["origin"] == "searched").sum() == 2
+    assert (table["origin"] == "searched").sum() == 2 and table["origin"].str.startswith("paper:").sum() == 3
     assert pd.read_parquet(run_dir / "results.parquet").shape == table.shape
     assert (run_dir / "results.csv").is_file()
 
