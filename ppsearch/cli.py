@@ -152,7 +152,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> None:
     from .budgets import parse_budget_overrides
-    from .results import pareto_front
+    from .pareto import front
     from .search import Resources, SearchSettings, run_search
     from .space import load_space
 
@@ -170,18 +170,101 @@ def _cmd_run(args: argparse.Namespace) -> None:
                               args.sampler, args.scheduler, args.trials, args.seed)
     resources = Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.time_budget, args.address)
     table = run_search(out, settings, resources, data_dir=args.data_dir, quiet=args.quiet)
-    done = table[table["status"] == "completed"]
-    front = pareto_front(done, objectives).sort_values(list(objectives))
+    best = front(table, objectives).sort_values(list(objectives))
     shown = ["origin", "placement", "variant", "scale", "alpha", "antialias", "augmentation", *objectives]
     counts = table["status"].value_counts()
     print(f"\n{len(table)} trials: {counts.get('completed', 0)} completed, {counts.get('pruned', 0)} pruned, "
-          f"{counts.get('failed', 0)} failed; Pareto front on {', '.join(objectives)} ({len(front)} trials):")
-    print(front[[c for c in shown if c in front]].to_string(index=False, float_format="%.4f"))
+          f"{counts.get('failed', 0)} failed; Pareto front on {', '.join(objectives)} ({len(best)} trials):")
+    print(best[[c for c in shown if c in best]].to_string(index=False, float_format="%.4f"))
     failed = table[table["status"] == "failed"]
     for row in failed.itertuples():
         print(f"failed: {row.trial_id} ({row.origin}): {row.failure_reason}")
     print(f"results table: {out / 'results.parquet'} and {out / 'results.csv'}; Optuna study "
           f"{json.loads((out / 'run.json').read_text())['study_name']} in {out / 'optuna.journal'}")
+
+
+def _run_table(run_dir: Path):
+    """The results table of a run directory, checked for the columns this version writes."""
+    import pandas as pd
+
+    path = run_dir / "results.parquet"
+    if not path.is_file():
+        raise UsageError(f"{run_dir} has no results table (results.parquet); is it a `ppsearch run` directory?")
+    table = pd.read_parquet(path)
+    missing = [c for c in ("trial_id", "origin", "status") if c not in table]
+    if missing:
+        raise UsageError(f"{path} lacks column {missing[0]!r}: it was written by an older ppsearch; "
+                         f"rerun the search command on the directory to rebuild it")
+    return table
+
+
+def _cmd_pick(args: argparse.Namespace) -> None:
+    import yaml
+
+    from .pareto import pick
+    from .space import typed_config
+    from .trial import CONFIG_KEYS
+
+    run_dir = Path(args.run_dir)
+    table = _run_table(run_dir)
+    settings = json.loads((run_dir / "run.json").read_text())
+    objectives = tuple(settings["objectives"])
+    weights = None
+    if args.objective_weights:
+        try:
+            weights = [float(w) for w in args.objective_weights.split(",")]
+        except ValueError:
+            raise UsageError(f"--objective-weights must be comma-separated numbers, got {args.objective_weights!r}") from None
+    row = pick(table, objectives, weights=weights, max_clean_error_increase=args.max_clean_error_increase)
+    config = typed_config({k: v for k, v in row.items() if k in CONFIG_KEYS})
+    print(f"# picked from {run_dir}: trial {row['trial_id']} ({row['origin']}), "
+          + ", ".join(f"{o} {row[o]:.4f}" for o in objectives))
+    print(yaml.safe_dump(config, sort_keys=False), end="")
+
+
+def _cmd_apply(args: argparse.Namespace) -> None:
+    import torch
+    import yaml
+    from safetensors.torch import load_file
+
+    from .checkpoint import ModelSpec, save_model
+    from .design import Design
+    from .models import build_model
+    from .preprocess import DATASET_STATS, normalisation
+    from .surgery import pushpullify
+    from .trial import MODEL_KEYS
+
+    path = Path(args.config)
+    if not path.is_file():
+        raise UsageError(f"configuration file {path} does not exist")
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise UsageError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    if not isinstance(config, dict):
+        raise UsageError(f"{path} must hold a mapping of design keys (as `ppsearch pick` prints)")
+    design = Design.from_dict({k: v for k, v in config.items() if k not in MODEL_KEYS})
+    arch = args.model
+    plain = build_model(arch, in_chans=args.in_chans, num_classes=args.num_classes, antialias=design.antialias)
+    if args.checkpoint:  # trained weights of the plain model go in before the surgery, which keeps them
+        try:
+            state = load_file(args.checkpoint) if args.checkpoint.endswith(".safetensors") else \
+                torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+            plain.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+        except (OSError, RuntimeError, ValueError) as error:
+            raise UsageError(f"--checkpoint {args.checkpoint}: {str(error).strip().splitlines()[0]}") from None
+    changes = pushpullify(plain, Design.from_dict({**design.to_dict(), "antialias": "none"}))
+    if args.dataset not in DATASET_STATS:
+        raise UsageError(f"--dataset {args.dataset!r}: allowed: {', '.join(DATASET_STATS)}")
+    mean, std = normalisation(args.dataset, args.in_chans)
+    spec = ModelSpec(arch, design.to_dict(), args.in_chans, args.num_classes, args.dataset, mean, std)
+    out = Path(args.out or f"{arch.replace(':', '-')}-pushpull.safetensors")
+    save_model(out, plain, spec)
+    print(f"{arch}: {len(changes)} convolutions became push-pull ({design.placement}, {design.variant})")
+    for change in changes:
+        print(f"  {change.name:40s} stage {change.stage}  {change.in_channels}->{change.out_channels} "
+              f"k{change.kernel_size} s{change.stride}" + (f" g{change.groups}" if change.groups > 1 else ""))
+    print(f"saved to {out}; evaluate with: ppsearch eval --checkpoint {out} --dataset {args.dataset}")
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser, dataset_required: bool) -> None:
@@ -265,6 +348,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="insist on continuing an existing run")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.set_defaults(run=_cmd_run)
+
+    pick = commands.add_parser("pick", help="choose a configuration from a run's Pareto front, print it as YAML")
+    pick.add_argument("run_dir", help="a `ppsearch run` directory")
+    pick.add_argument("--max-clean-error-increase", type=float, default=None, metavar="PP",
+                      help="allow at most PP percentage points more clean error than the plain paper model")
+    pick.add_argument("--objective-weights", default=None, help="comma-separated weights, one per objective "
+                                                                "(default: the knee, closest to the ideal)")
+    pick.set_defaults(run=_cmd_pick)
+
+    apply = commands.add_parser("apply", help="build a model with a picked configuration (push-pull by surgery)")
+    apply.add_argument("config", help="YAML configuration, as `ppsearch pick` prints")
+    apply.add_argument("--model", required=True, help="timm:NAME, an ImageNet ResNet name, or a ppsearch architecture")
+    apply.add_argument("--checkpoint", default=None, help="weights of the plain model (.safetensors or .pth)")
+    apply.add_argument("--in-chans", type=int, default=3)
+    apply.add_argument("--num-classes", type=int, default=1000)
+    apply.add_argument("--dataset", default="imagenet", help="what the model is for (its normalisation, eval default)")
+    apply.add_argument("--out", default=None, help="output .safetensors (default: <model>-pushpull.safetensors)")
+    apply.set_defaults(run=_cmd_apply)
     return parser
 
 

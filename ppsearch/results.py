@@ -41,14 +41,3 @@ def seed_summary(records: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
             rows.append({"metric": column, "mean": mean, "ci95": half, "seeds": int(records[column].notna().sum())})
     return pd.DataFrame(rows, columns=["metric", "mean", "ci95", "seeds"])
 
-
-def pareto_front(table: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
-    """The rows of ``table`` that no other row dominates on ``objectives`` (all minimised; rows
-    missing an objective are left out). Non-dominated sorting is Optuna's."""
-    from optuna.study._multi_objective import _fast_non_domination_rank
-
-    rows = table.dropna(subset=list(objectives))
-    if rows.empty:
-        return rows
-    rank = _fast_non_domination_rank(rows[list(objectives)].to_numpy(dtype=float))
-    return rows[rank == 0]

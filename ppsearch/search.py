@@ -34,7 +34,8 @@ from .corruptions import BENCHMARK_CORRUPTIONS
 from .evaluate import Predictor
 from .generate import cached_sets
 from .official import load_cifar_c
-from .results import pareto_front, write_table
+from .pareto import front
+from .results import write_table
 from .space import Space, check_objectives, load_space
 from .trial import TrialConfig, run_trial, trial_dataset, write_record
 
@@ -198,13 +199,12 @@ def results_table(run_dir: Path, known: list[KnownTrial] = ()) -> pd.DataFrame:
 def _progress_line(table: pd.DataFrame, objectives: tuple[str, ...], started: float) -> str:
     counts = table["status"].value_counts() if len(table) else pd.Series(dtype=int)
     done = table[table["status"] == "completed"] if len(table) else table
-    front = pareto_front(done, objectives) if len(done) else done
     best = "  ".join(f"{o} {done[o].min():.4f}" for o in objectives if o in done and len(done))
     elapsed = time.monotonic() - started
     return (f"[{int(elapsed // 60):3d}m{int(elapsed % 60):02d}s] trials: {counts.get('completed', 0)} completed, "
             f"{counts.get('pruned', 0)} pruned, {counts.get('failed', 0)} failed, {counts.get('running', 0)} running, "
             f"{counts.get('pending', 0)} pending"
-            f" | front {len(front)} | best {best or '-'}")
+            f" | front {len(front(done, objectives)) if len(done) else 0} | best {best or '-'}")
 
 
 def _results_callback(run_dir: Path, objectives: tuple[str, ...], quiet: bool):

@@ -225,6 +225,21 @@ _INT_KEYS = ("pull_kernel_size", "avg_kernel_size")
 _DIMENSION_FIELDS = ("choices", "low", "high", "log", "step", "when")
 
 
+def typed_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A configuration read back from a table (where NaN stands for null and integer columns with
+    gaps turn float) with each key's own type restored."""
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, float) and math.isnan(value):
+            value = None
+        elif key in _INT_KEYS and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        elif hasattr(value, "item"):  # numpy scalars
+            value = value.item()
+        out[key] = value
+    return out
+
+
 def _design_defaults() -> dict[str, Any]:
     return TrialConfig.create({}, dataset="cifar10", budget="smoke").design.to_dict()
 

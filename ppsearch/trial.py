@@ -12,11 +12,13 @@ The record's columns: the configuration (``CONFIG_COLUMNS``), ``status`` (comple
 ``fr_normaliser``, ``corruption_error`` (unnormalised mean error over corruptions and severities),
 ``error/<corruption>/<severity>``, ``ce/<corruption>``, ``fp/<perturbation>``, ``params``,
 ``flops``, ``train_seconds``, ``eval_seconds``, ``images_per_second``, ``epochs_completed``,
-``first_layer_weight_sparsity``, ``first_layer_response_sparsity`` and ``trial_dir``.
+``first_layer_weight_sparsity``, ``first_layer_response_sparsity``, ``trial_dir`` and
+``finished_at`` (UTC).
 """
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import json
 import time
@@ -169,7 +171,8 @@ def run_trial(
     train_seconds = history[-1].train_seconds if history else 0.0
     record.update(epochs_completed=len(history), train_seconds=train_seconds,
                   images_per_second=sum(r.images for r in history) / train_seconds if train_seconds else 0.0,
-                  trial_dir=str(trial_dir))
+                  trial_dir=str(trial_dir),
+                  finished_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     return write_record(trial_dir, record)
 
 

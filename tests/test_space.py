@@ -92,3 +92,24 @@ def test_a_malformed_space_names_the_field_the_value_and_what_is_allowed(tmp_pat
 def test_unknown_space_names_the_embedded_ones():
     with pytest.raises(ValueError, match="unknown space 'vgg'; embedded spaces: densenet-cifar, resnet-cifar, resnet-imagenet, wrn-cifar"):
         load_space("vgg")
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "gp", "random"])
+def test_every_sampler_explores_the_conditional_space(sampler):
+    from ppsearch.search import make_sampler
+
+    space = load_space("resnet-cifar")
+    study = optuna.create_study(directions=["minimize"] * 3, sampler=make_sampler(sampler, seed=0))
+    for i in range(12):  # enough told trials for the model-based samplers to leave their start-up phase
+        trial = study.ask()
+        config = {**trial.params, **space.suggest(trial)}
+        TrialConfig.create(config, dataset="cifar10", budget="smoke")
+        study.tell(trial, [0.1 * (i % 4), 1.0 / (i + 1), 0.5])
+    assert len(study.best_trials) >= 1
+
+
+def test_unknown_sampler():
+    from ppsearch.search import make_sampler
+
+    with pytest.raises(ValueError, match="unknown sampler 'cmaes'; allowed: tpe, nsga2, gp, random"):
+        make_sampler("cmaes", 0)

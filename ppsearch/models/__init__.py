@@ -40,10 +40,20 @@ def _timm_builder(name: str) -> Callable[..., nn.Module]:
         if aa:
             if not name.startswith("resnet"):
                 raise ValueError(f"antialias is supported for timm ResNets only, not {name!r}")
-            kwargs["aa_layer"] = functools.partial(BlurPool2d, filt_size=aa)
+            kwargs["aa_layer"] = _blur_pool_class(aa)
         return timm.create_model(name, pretrained=False, in_chans=in_chans, num_classes=num_classes, **kwargs)
 
     return build
+
+
+def _blur_pool_class(filt_size: int) -> type[nn.Module]:
+    """timm's ResNets take the anti-aliasing layer as a class, called with channels and stride."""
+
+    class FixedBlurPool2d(BlurPool2d):
+        def __init__(self, channels: int, stride: int = 2, **_: Any) -> None:  # timm may pass device/dtype
+            super().__init__(channels, filt_size, stride)
+
+    return FixedBlurPool2d
 
 
 def _builder(arch: str) -> Callable[..., nn.Module]:

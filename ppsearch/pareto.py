@@ -1,0 +1,111 @@
+"""Pareto analysis of a results table: fronts on any subset of the objectives (all minimised),
+hypervolume, its history over the trials, and which of the papers' configurations the search
+dominated, by which trials and by how much.
+
+Hypervolume is Optuna's exact implementation (WFG for 3+ objectives). Reference point: for each
+objective, 1.1 x the worst value that a paper configuration reached in the run (the worst over all
+completed trials when the run has no paper configuration). The papers' configurations are part of
+every run of a space and, for a given seed and budget, reach the same values, so searches of one
+problem share the reference point and their hypervolumes compare; points beyond it add nothing.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from optuna._hypervolume import compute_hypervolume
+from optuna.study._multi_objective import _fast_non_domination_rank
+
+REFERENCE_MARGIN = 1.1
+
+
+def completed(table: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
+    """Trials that finished their budget with every objective measured (pruned and failed ones
+    never enter a front)."""
+    return table[table["status"] == "completed"].dropna(subset=list(objectives))
+
+
+def front(table: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
+    """The completed rows of ``table`` that no other completed row dominates on ``objectives``."""
+    rows = completed(table, objectives)
+    if rows.empty:
+        return rows
+    return rows[_fast_non_domination_rank(rows[list(objectives)].to_numpy(dtype=float)) == 0]
+
+
+def reference_point(table: pd.DataFrame, objectives: Sequence[str]) -> np.ndarray:
+    rows = completed(table, objectives)
+    papers = rows[rows["origin"].astype(str).str.startswith("paper:")] if "origin" in rows else rows.iloc[:0]
+    anchor = papers if len(papers) else rows
+    if anchor.empty:
+        raise ValueError("no completed trial has all of " + ", ".join(objectives))
+    return REFERENCE_MARGIN * anchor[list(objectives)].max().to_numpy(dtype=float)
+
+
+def hypervolume(table: pd.DataFrame, objectives: Sequence[str], reference: np.ndarray) -> float:
+    points = front(table, objectives)[list(objectives)].to_numpy(dtype=float)
+    points = points[(points < reference).all(axis=1)]
+    return float(compute_hypervolume(points, reference, assume_pareto=True)) if len(points) else 0.0
+
+
+def hypervolume_history(table: pd.DataFrame, objectives: Sequence[str], reference: np.ndarray,
+                        order: str = "finished_at") -> pd.DataFrame:
+    """Hypervolume of the trials finished so far, after each completed trial in ``order``."""
+    rows = completed(table, objectives).sort_values(order, kind="stable")
+    values = [hypervolume(rows.iloc[:i + 1], objectives, reference) for i in range(len(rows))]
+    return pd.DataFrame({"trial": np.arange(1, len(rows) + 1), "trial_id": rows["trial_id"].to_numpy(),
+                         "hypervolume": values})
+
+
+def dominated_papers(table: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
+    """One row per completed paper configuration: whether searched trials dominate it, which ones,
+    and the margin of the best of them: the largest m such that some searched trial is better by at
+    least m on every objective (0: equal on one objective)."""
+    rows = completed(table, objectives)
+    is_paper = rows["origin"].astype(str).str.startswith("paper:")
+    papers, found = rows[is_paper], rows[~is_paper]
+    found_values = found[list(objectives)].to_numpy(dtype=float)
+    out = []
+    for paper in papers.itertuples(index=False):
+        values = np.array([getattr(paper, o) for o in objectives], dtype=float)
+        dominates = (found_values <= values).all(axis=1) & (found_values < values).any(axis=1)
+        margins = (values - found_values[dominates]).min(axis=1)
+        out.append({"origin": paper.origin, "trial_id": paper.trial_id, **dict(zip(objectives, values)),
+                    "dominated": bool(dominates.any()),
+                    "dominated_by": ", ".join(found["trial_id"].to_numpy()[dominates]),
+                    "margin": float(margins.max()) if len(margins) else np.nan})
+    return pd.DataFrame(out, columns=["origin", "trial_id", *objectives, "dominated", "dominated_by", "margin"])
+
+
+def pick(table: pd.DataFrame, objectives: Sequence[str], *, weights: Sequence[float] | None = None,
+         max_clean_error_increase: float | None = None) -> pd.Series:
+    """One configuration from the front. Objectives are scaled to [0, 1] over the front; without
+    ``weights`` the pick is the knee: the point closest to the ideal (every objective at its best
+    on the front); with ``weights`` it minimises their weighted sum. ``max_clean_error_increase``
+    (percentage points) first drops front points whose clean error exceeds the plain paper
+    configuration's (the completed paper row with ``placement == 'none'``) by more than that."""
+    candidates = front(table, objectives)
+    if candidates.empty:
+        raise ValueError("the run has no completed trial with all of " + ", ".join(objectives))
+    if max_clean_error_increase is not None:
+        plain = completed(table, ["clean_error"])
+        plain = plain[plain["origin"].astype(str).str.startswith("paper:") & (plain["placement"] == "none")]
+        if plain.empty:
+            raise ValueError("--max-clean-error-increase needs a completed plain paper configuration (placement none)")
+        limit = plain["clean_error"].min() + max_clean_error_increase / 100
+        candidates = candidates[candidates["clean_error"] <= limit + 1e-12]
+        if candidates.empty:
+            raise ValueError(f"no front configuration has clean error <= {limit:.4f} (the plain model's "
+                             f"+ {max_clean_error_increase} points)")
+    values = candidates[list(objectives)].to_numpy(dtype=float)
+    low, span = values.min(0), np.ptp(values, 0)
+    scaled = (values - low) / np.where(span > 0, span, 1)
+    if weights is None:
+        score = np.linalg.norm(scaled, axis=1)
+    else:
+        if len(weights) != len(objectives) or any(w < 0 for w in weights) or not any(weights):
+            raise ValueError(f"--objective-weights needs {len(objectives)} non-negative numbers, not all 0 "
+                             f"(one per objective: {', '.join(objectives)}); got {list(weights)}")
+        score = scaled @ np.asarray(weights, dtype=float)
+    return candidates.iloc[int(np.argmin(score))]

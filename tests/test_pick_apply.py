@@ -1,0 +1,105 @@
+"""`ppsearch pick` and `ppsearch apply`: a configuration from a run's front onto timm models."""
+import json
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from ppsearch.checkpoint import load_model
+from ppsearch.cli import main
+from ppsearch.layers import BlurPool2d, PushPull2d
+from ppsearch.models import build_model
+
+
+def _run_dir(tmp_path):
+    rows = [
+        # origin, placement, antialias, clean_error, mce, mfr
+        ("paper:resnet20", "none", "none", 0.100, 1.00, 1.00),
+        ("paper:resnet20-pp", "pp", "none", 0.105, 0.90, 0.95),
+        ("searched", "b1", "rect2", 0.120, 0.70, 0.80),  # most robust, +2 points clean error
+        ("searched", "pp", "tri3", 0.104, 0.85, 0.90),  # the knee
+    ]
+    table = pd.DataFrame([{"trial_id": f"t{i}", "origin": o, "status": "completed", "arch": "resnet20",
+                           "augmentation": "standard", "recipe": "fast", "placement": p, "variant": "upsample",
+                           "scale": 2.0, "pull_kernel_size": None, "alpha": 1.0, "trainable_alpha": False,
+                           "avg_kernel_size": 0.0, "antialias": aa, "clean_error": e, "mce": c, "mfr": f}
+                          for i, (o, p, aa, e, c, f) in enumerate(rows)])
+    table.loc[len(table)] = {**table.iloc[0].to_dict(), "trial_id": "t9", "status": "pruned",
+                             "clean_error": 0.01, "mce": 0.01, "mfr": 0.01}  # never picked
+    run = tmp_path / "run"
+    run.mkdir()
+    table.to_parquet(run / "results.parquet")
+    (run / "run.json").write_text(json.dumps({"objectives": ["clean_error", "mce", "mfr"]}))
+    return run
+
+
+def _pick(capsys, *args):
+    assert main(["pick", *args]) == 0
+    out = capsys.readouterr().out
+    return out.splitlines()[0], yaml.safe_load(out)
+
+
+def test_pick_the_knee_or_under_constraints(tmp_path, capsys):
+    run = _run_dir(tmp_path)
+    header, config = _pick(capsys, str(run))
+    assert "trial t3 (searched)" in header
+    assert config == {"arch": "resnet20", "augmentation": "standard", "recipe": "fast", "placement": "pp",
+                      "variant": "upsample", "scale": 2.0, "pull_kernel_size": None, "alpha": 1.0,
+                      "trainable_alpha": False, "avg_kernel_size": 0, "antialias": "tri3"}
+    assert _pick(capsys, str(run), "--objective-weights", "0,1,0")[1]["placement"] == "b1"
+    # b1 costs 2 points of clean error over the plain paper model: a 1-point limit rules it out
+    assert "trial t3" in _pick(capsys, str(run), "--objective-weights", "0,1,0", "--max-clean-error-increase", "1")[0]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--objective-weights", "1,2"], "--objective-weights needs 3 non-negative numbers"),
+    (["--objective-weights", "1,x,2"], "--objective-weights must be comma-separated numbers"),
+    (["--max-clean-error-increase", "-5"], "no front configuration has clean error <="),
+])
+def test_pick_bad_input(tmp_path, capsys, args, message):
+    assert main(["pick", str(_run_dir(tmp_path)), *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_pick_needs_a_results_table(tmp_path, capsys):
+    assert main(["pick", str(tmp_path)]) == 2
+    assert "has no results table" in capsys.readouterr().err
+    pd.DataFrame({"trial": [1]}).to_parquet(tmp_path / "results.parquet")
+    assert main(["pick", str(tmp_path)]) == 2
+    assert "written by an older ppsearch" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model, antialias, converted", [("timm:resnet18", "tri3", "conv1"),
+                                                          ("timm:convnext_atto", "none", "stem.0")])
+def test_apply_carries_a_configuration_to_a_timm_model(tmp_path, capsys, model, antialias, converted):
+    config = tmp_path / "picked.yaml"
+    config.write_text(yaml.safe_dump({"placement": "pp", "variant": "upsample", "alpha": 0.5, "antialias": antialias}))
+    plain = build_model(model, num_classes=10)
+    weights = tmp_path / "plain.pth"
+    torch.save(plain.state_dict(), weights)
+    out = tmp_path / "model.safetensors"
+    assert main(["apply", str(config), "--model", model, "--checkpoint", str(weights), "--num-classes", "10",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "1 convolutions became push-pull" in printed and converted in printed
+    model_back, spec = load_model(out)  # what `ppsearch eval --checkpoint` does
+    layer = model_back.get_submodule(converted)
+    assert isinstance(layer, PushPull2d) and layer.alpha == 0.5
+    assert torch.equal(layer.weight, plain.get_submodule(converted).weight)  # the plain weights carried over
+    assert any(isinstance(m, BlurPool2d) for m in model_back.modules()) == (antialias != "none")
+    assert spec.design["antialias"] == antialias
+
+
+@pytest.mark.parametrize("content, args, message", [
+    ("placement: pp\ncolour: red\n", ["--model", "timm:resnet18"], "unknown design key 'colour'"),
+    ("placement: pp\n", ["--model", "timm:resnet9000"], "unknown timm model 'resnet9000'"),
+    ("placement: pp\n", ["--model", "timm:resnet18", "--checkpoint", "/nonexistent.pth"], "--checkpoint /nonexistent.pth"),
+    ("[1, 2]\n", ["--model", "timm:resnet18"], "must hold a mapping of design keys"),
+])
+def test_apply_bad_input(tmp_path, capsys, content, args, message):
+    config = tmp_path / "picked.yaml"
+    config.write_text(content)
+    assert main(["apply", str(config), *args, "--out", str(tmp_path / "m.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
