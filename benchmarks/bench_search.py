@@ -104,16 +104,17 @@ def main() -> None:
                      "hv_per_core_s": hypervolume(table, OBJECTIVES, reference) / (2 * wall)})
     result = pd.DataFrame(rows)
     print(result.to_string(index=False, float_format="%.4g"))
-    medians = result.groupby("method")[["hv_papers", "hv", "wall_s", "hv_per_core_s"]].median()
-    print("\nmedians over seeds")
-    print(medians.to_string(float_format="%.4g"))
-    tpe, rnd = medians.loc["tpe"], medians.loc["random"]
-    print(f"\nTPE search / papers alone: {tpe['hv'] / tpe['hv_papers']:.3f}x hypervolume; "
-          f"TPE / random: {tpe['hv'] / rnd['hv']:.3f}x; MO-ASHA / no early stopping: "
-          f"{medians.loc['tpe+moasha', 'hv_per_core_s'] / tpe['hv_per_core_s']:.3f}x hypervolume per core-second "
-          f"(wall {statistics.median(result[result.method == 'tpe+moasha'].wall_s):.0f} s vs "
-          f"{statistics.median(result[result.method == 'tpe'].wall_s):.0f} s)")
-
+    by_seed = result.pivot(index="seed", columns="method", values=["hv", "hv_papers", "hv_per_core_s"])
+    ratios = pd.DataFrame({
+        "tpe / papers alone": by_seed["hv"]["tpe"] / by_seed["hv_papers"]["tpe"],
+        "random / papers alone": by_seed["hv"]["random"] / by_seed["hv_papers"]["random"],
+        "tpe / random": by_seed["hv"]["tpe"] / by_seed["hv"]["random"],
+        "moasha / none, per core-s": by_seed["hv_per_core_s"]["tpe+moasha"] / by_seed["hv_per_core_s"]["tpe"],
+    })
+    print("\nhypervolume ratios per seed (median last)")
+    print(pd.concat([ratios, ratios.median().to_frame("median").T]).to_string(float_format="%.3f"))
+    print(f"median wall: tpe {statistics.median(result[result.method == 'tpe'].wall_s):.0f} s, "
+          f"tpe+moasha {statistics.median(result[result.method == 'tpe+moasha'].wall_s):.0f} s")
 
 if __name__ == "__main__":
     main()
