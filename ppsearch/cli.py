@@ -267,6 +267,13 @@ def _cmd_apply(args: argparse.Namespace) -> None:
     print(f"saved to {out}; evaluate with: ppsearch eval --checkpoint {out} --dataset {args.dataset}")
 
 
+def _cmd_report(args: argparse.Namespace) -> None:
+    from .report import write_report
+
+    out = write_report(args.run_dir, args.out)
+    print(f"report written to {out} (tables: {out.with_suffix('.md')} and {out.stem}-*.csv)")
+
+
 def _add_data_arguments(parser: argparse.ArgumentParser, dataset_required: bool) -> None:
     parser.add_argument("--dataset", required=dataset_required, default=None,
                         help="fashion-mnist, cifar10, cifar100 or imagenet")
@@ -366,6 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--dataset", default="imagenet", help="what the model is for (its normalisation, eval default)")
     apply.add_argument("--out", default=None, help="output .safetensors (default: <model>-pushpull.safetensors)")
     apply.set_defaults(run=_cmd_apply)
+
+    report = commands.add_parser("report", help="write a run's HTML report (offline) and its tables")
+    report.add_argument("run_dir", help="a `ppsearch run` directory")
+    report.add_argument("--out", default=None, help="HTML file (default: RUN_DIR/report.html)")
+    report.set_defaults(run=_cmd_report)
     return parser
 
 

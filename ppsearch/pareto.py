@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from optuna._hypervolume import compute_hypervolume
-from optuna.study._multi_objective import _fast_non_domination_rank
+from optuna.study._multi_objective import _is_pareto_front
 
 REFERENCE_MARGIN = 1.1
 
@@ -31,7 +31,12 @@ def front(table: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
     rows = completed(table, objectives)
     if rows.empty:
         return rows
-    return rows[_fast_non_domination_rank(rows[list(objectives)].to_numpy(dtype=float)) == 0]
+    return rows[_on_front(rows[list(objectives)].to_numpy(dtype=float))]
+
+
+def _on_front(values: np.ndarray) -> np.ndarray:
+    """Mask of the non-dominated rows (Optuna's; duplicates of a front point stay on it)."""
+    return _is_pareto_front(values, assume_unique_lexsorted=False)
 
 
 def reference_point(table: pd.DataFrame, objectives: Sequence[str]) -> np.ndarray:
@@ -44,18 +49,32 @@ def reference_point(table: pd.DataFrame, objectives: Sequence[str]) -> np.ndarra
 
 
 def hypervolume(table: pd.DataFrame, objectives: Sequence[str], reference: np.ndarray) -> float:
-    points = front(table, objectives)[list(objectives)].to_numpy(dtype=float)
+    return _hypervolume(completed(table, objectives)[list(objectives)].to_numpy(dtype=float), reference)
+
+
+def _hypervolume(points: np.ndarray, reference: np.ndarray) -> float:
     points = points[(points < reference).all(axis=1)]
-    return float(compute_hypervolume(points, reference, assume_pareto=True)) if len(points) else 0.0
+    if not len(points):
+        return 0.0
+    return float(compute_hypervolume(np.unique(points[_on_front(points)], axis=0), reference, assume_pareto=True))
 
 
 def hypervolume_history(table: pd.DataFrame, objectives: Sequence[str], reference: np.ndarray,
                         order: str = "finished_at") -> pd.DataFrame:
-    """Hypervolume of the trials finished so far, after each completed trial in ``order``."""
+    """Hypervolume of the trials finished so far, after each completed trial in ``order``. It is
+    recomputed only when a trial enters the front (a dominated one leaves it unchanged)."""
     rows = completed(table, objectives).sort_values(order, kind="stable")
-    values = [hypervolume(rows.iloc[:i + 1], objectives, reference) for i in range(len(rows))]
+    values = rows[list(objectives)].to_numpy(dtype=float)
+    current, volume, history = np.empty((0, len(objectives))), 0.0, []
+    for point in values:
+        if not (point < reference).all() or (current <= point).all(axis=1).any():
+            history.append(volume)
+            continue
+        current = np.vstack([current[~(point <= current).all(axis=1)], point])
+        volume = _hypervolume(current, reference)
+        history.append(volume)
     return pd.DataFrame({"trial": np.arange(1, len(rows) + 1), "trial_id": rows["trial_id"].to_numpy(),
-                         "hypervolume": values})
+                         "hypervolume": history})
 
 
 def dominated_papers(table: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
