@@ -12,11 +12,14 @@ $(INSTALLED): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
+# Debian packages: the embedded dataset, and the browser the report tests drive
 data:
-	@test -d $(FASHION_MNIST) || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)
+	@(test -d $(FASHION_MNIST) && command -v chromium >/dev/null) || \
+		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist chromium)
 
 demo: $(INSTALLED) data
 	$(VENV)/bin/ppsearch run --space resnet-cifar --dataset fashion-mnist --budget demo --trials 6
+	$(VENV)/bin/ppsearch report runs/search/resnet-cifar-fashion-mnist-demo
 
 test: $(INSTALLED) data
 	$(PY) -m pytest
@@ -26,3 +29,4 @@ bench: $(INSTALLED) data
 	$(PY) benchmarks/bench_corruptions.py
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_search.py
+	$(PY) benchmarks/bench_report.py

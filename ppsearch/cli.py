@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .design import PLACEMENTS, Design
 from .layers.push_pull import VARIANTS
@@ -382,17 +382,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
+    def command() -> None:
         args = build_parser().parse_args(argv)
         args.run(args)
+
+    return run_command(command, "ppsearch")
+
+
+def run_command(command: Callable[[], None], name: str) -> int:
+    """Run a command the way every ppsearch entry point does (the CLI, the scripts in analysis/):
+    a user mistake is one line on stderr and exit code 2, never a traceback."""
+    try:
+        command()
     except (UsageError, ValueError, FileNotFoundError) as error:
-        print(f"ppsearch: error: {error}", file=sys.stderr)
+        print(f"{name}: error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and closed: not an error
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
-        print("ppsearch: interrupted", file=sys.stderr)
+        print(f"{name}: interrupted", file=sys.stderr)
         return 130
     return 0
 

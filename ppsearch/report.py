@@ -110,25 +110,24 @@ def _label(table: pd.DataFrame) -> pd.Series:
 def _front_figures(table: pd.DataFrame, front: pd.DataFrame, objectives: Sequence[str]) -> list[go.Figure]:
     done = pareto.completed(table, objectives).assign(
         kind=lambda t: t["origin"].map(lambda o: "paper" if str(o).startswith("paper:") else "searched"),
-        on_front=lambda t: t["trial_id"].isin(front["trial_id"]), label=lambda t: _label(t))
+        front=lambda t: t["trial_id"].isin(front["trial_id"]).map({True: f"on the {len(objectives)}-objective front",
+                                                                     False: "dominated"}),
+        label=lambda t: _label(t))
+    hover = [c for c in ("placement", "variant", "scale", "alpha", "antialias", "augmentation") if c in done]
     figures = []
-    for y in [o for o in objectives if o != "clean_error"]:
-        if "clean_error" not in objectives:
-            break
-        figure = px.scatter(done, x="clean_error", y=y, color="kind", symbol="on_front", hover_name="label",
-                            hover_data=[c for c in ("placement", "variant", "scale", "alpha", "antialias",
-                                                    "augmentation") if c in done],
-                            text=done["label"].where(done["kind"] == "paper", ""),
+    for y in [o for o in objectives if o != "clean_error"] if "clean_error" in objectives else []:
+        figure = px.scatter(done, x="clean_error", y=y, color="kind", symbol="front", hover_name="label",
+                            hover_data=hover, text=done["label"].where(done["kind"] == "paper", ""),
                             title=f"Pareto front: clean error vs {y}")
         figure.update_traces(textposition="top center", textfont_size=9)
-        steps = front.sort_values("clean_error")
-        figure.add_trace(go.Scatter(x=steps["clean_error"], y=steps[y], mode="lines", name="front (3 objectives)",
-                                    line=dict(dash="dot", color="grey")))
+        pair = pareto.front(done, ["clean_error", y]).sort_values("clean_error")
+        figure.add_trace(go.Scatter(x=pair["clean_error"], y=pair[y], mode="lines", line_shape="hv",
+                                    name=f"front of clean error and {y}", line=dict(dash="dot", color="grey")))
         figures.append(figure)
     if len(objectives) >= 3:
         x, y, z = objectives[:3]
-        figures.append(px.scatter_3d(done, x=x, y=y, z=z, color="kind", symbol="on_front", hover_name="label",
-                                     title=f"Pareto front in 3D: {x}, {y}, {z}"))
+        figures.append(px.scatter_3d(done, x=x, y=y, z=z, color="kind", symbol="front", hover_name="label",
+                                     hover_data=hover, title=f"Pareto front in 3D: {x}, {y}, {z}"))
     return figures
 
 
@@ -225,7 +224,7 @@ def _summary_html(settings: dict, table: pd.DataFrame, reference, objectives: Se
     counts = table["status"].value_counts()
     dataset, budget = settings.get("dataset", "?"), settings.get("budget", "?")
     return (f"<p>space <b>{html.escape(Path(str(settings.get('space', '?'))).stem)}</b>, dataset <b>{dataset}</b>, "
-            f"budget <b>{budget}</b> {html.escape(json.dumps(settings.get('budget_overrides', {})))}, sampler "
+            f"budget <b>{budget}</b> {html.escape(json.dumps(settings.get('budget_overrides') or '') or '')}, sampler "
             f"{settings.get('sampler')}, scheduler {settings.get('scheduler')}; {len(table)} trials: "
             f"{counts.get('completed', 0)} completed, {counts.get('pruned', 0)} pruned, {counts.get('failed', 0)} "
             f"failed. Objectives {', '.join(objectives)} (all minimised); hypervolume reference point "

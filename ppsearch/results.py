@@ -41,3 +41,18 @@ def seed_summary(records: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
             rows.append({"metric": column, "mean": mean, "ci95": half, "seeds": int(records[column].notna().sum())})
     return pd.DataFrame(rows, columns=["metric", "mean", "ci95", "seeds"])
 
+
+
+def read_run_table(run_dir: str | Path) -> pd.DataFrame:
+    """The table of a run directory: a search's ``results.parquet`` or a ``ppsearch train`` run's
+    ``records.parquet``, completed trials only, with an ``origin`` column either way."""
+    run_dir = Path(run_dir)
+    for name in ("results.parquet", "records.parquet"):
+        if (run_dir / name).is_file():
+            table = pd.read_parquet(run_dir / name)
+            break
+    else:
+        raise ValueError(f"{run_dir} holds neither results.parquet (ppsearch run) nor records.parquet (ppsearch train)")
+    if "origin" not in table:
+        table["origin"] = run_dir.name
+    return table[table["status"] == "completed"]

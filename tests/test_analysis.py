@@ -1,0 +1,55 @@
+"""The analyses in analysis/ run on real run directories of `ppsearch train`."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ppsearch.cli import main
+
+ANALYSIS = Path(__file__).parents[1] / "analysis"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    for name, config in (("plain", ["arch=resnet8"]), ("pp", ["arch=resnet8", "placement=pp"])):
+        assert main(["train", "--config", *config, "--dataset", "fashion-mnist", "--budget", "smoke",
+                     "--budget-set", "epochs=1", "--seeds", "2", "--out", str(root / name), "--quiet"]) == 0
+    return [root / "plain", root / "pp"]
+
+
+def _analysis(name, runs):
+    result = subprocess.run([sys.executable, str(ANALYSIS / f"{name}.py"), *map(str, runs)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_table1(runs):
+    out = _analysis("table1", runs)
+    table = pd.read_csv(runs[0] / "table1.csv").set_index("configuration")
+    assert table["seeds"].tolist() == [2, 2] and list(table.columns) == ["seeds", "E", "mCE", "rCE", "mFR"]
+    records = pd.read_parquet(runs[1] / "records.parquet")
+    assert table.loc["pp", "E"] == pytest.approx(100 * records["clean_error"].mean())
+    assert "| configuration" in out
+
+
+def test_table4(runs):
+    _analysis("table4", runs)
+    table = pd.read_csv(runs[0] / "table4.csv").set_index("corruption")
+    assert len(table) == 16 and list(table.columns) == ["plain", "pp"]  # 15 corruptions + mCE
+    assert table.loc["mce", "pp"] == pytest.approx(table.drop("mce")["pp"].mean())
+
+
+def test_figure4(runs):
+    _analysis("figure4", runs)
+    summary = pd.read_csv(runs[0] / "figure4.csv").set_index("configuration")
+    assert summary["kind"].to_dict() == {"plain": "conv", "pp": "push_pull"}
+    assert (runs[0] / "figure4.html").stat().st_size > 1_000_000  # plotly.js embedded: opens offline
+
+
+def test_an_empty_directory_is_a_one_line_error(tmp_path):
+    result = subprocess.run([sys.executable, str(ANALYSIS / "table1.py"), str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "holds neither results.parquet" in result.stderr

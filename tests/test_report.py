@@ -1,0 +1,88 @@
+"""`ppsearch report` on a results table with known content, and its bad input."""
+import json
+
+import pandas as pd
+import pytest
+
+from browser import is_blank, needs_chromium, render
+from ppsearch.cli import main
+from ppsearch.corruptions import BENCHMARK_CORRUPTIONS
+from ppsearch.report import PAPER_REPORTED, write_report
+
+
+def _run(tmp_path, rows):
+    run = tmp_path / "run"
+    run.mkdir(exist_ok=True)
+    pd.DataFrame(rows).to_parquet(run / "results.parquet")
+    (run / "run.json").write_text(json.dumps({"objectives": ["clean_error", "mce", "mfr"], "dataset": "fashion-mnist",
+                                              "budget": "demo", "space": "resnet-cifar", "study_name": "absent"}))
+    return run
+
+
+def _row(trial_id, origin, placement, clean, mce, mfr, seed=0, status="completed"):
+    return {"trial_id": trial_id, "origin": origin, "status": status, "arch": "resnet20", "placement": placement,
+            "antialias": "none", "seed": seed, "clean_error": clean, "mce": mce, "mfr": mfr, "relative_mce": mce * 1.5,
+            "finished_at": f"2026-11-23T00:00:{len(trial_id):02d}{trial_id[-1]}",
+            **{f"ce/{c}": mce for c in BENCHMARK_CORRUPTIONS}, "fp/rotate": mfr / 10}
+
+
+def test_report_is_one_offline_html_file_with_its_tables(tmp_path, capsys):
+    run = _run(tmp_path, [_row("a1", "paper:resnet20", "none", 0.10, 1.0, 1.0),
+                          _row("a2", "paper:resnet20", "none", 0.12, 1.1, 1.2, seed=1),
+                          _row("b1", "paper:resnet20-pp", "pp", 0.11, 0.9, 0.9),
+                          _row("c1", "searched", "b1", 0.09, 0.8, 0.85),  # dominates both papers
+                          _row("d1", "searched", "b2", 0.01, 0.01, 0.01, status="pruned")])
+    assert main(["report", str(run)]) == 0
+    assert "report written to" in capsys.readouterr().out
+    page = (run / "report.html").read_text()
+    assert page.count("* plotly.js v") == 1  # plotly.js embedded, once
+    assert "https://cdn" not in page.split("</head>")[0]  # nothing fetched from the network
+    for text in ("clean error vs mce", "clean error vs mfr", "3D", "hypervolume over the completed trials",
+                 "CE per corruption on the front", "paper reproduction", "paper:resnet20-pp"):
+        assert text in page, text
+    front = pd.read_csv(run / "report-front.csv")
+    assert front["trial_id"].tolist() == ["c1"]  # the pruned trial never enters the front
+    dominated = pd.read_csv(run / "report-dominated_papers.csv").set_index("trial_id")
+    assert dominated.loc["b1", "dominated_by"] == "c1" and dominated.loc["b1", "margin"] == pytest.approx(0.02)
+    reproduction = pd.read_csv(run / "report-paper_reproduction.csv").set_index("configuration")
+    assert reproduction.loc["resnet20", "seeds"] == 2
+    assert reproduction.loc["resnet20", "clean_error (ours)"] == pytest.approx(0.11)
+    assert reproduction.loc["resnet20", "clean_error (paper)"] == PAPER_REPORTED["resnet20"]["clean_error"]
+    seeds = pd.read_csv(run / "report-seeds.csv")
+    assert seeds["seeds"].tolist() == [2] and seeds["clean_error"].iloc[0] == pytest.approx(0.11)
+    assert "## front" in (run / "report.md").read_text()
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda run: None, "has no results table"),
+    (lambda run: _run(run.parent, [{"trial": 1}]), "written by an older ppsearch"),
+    (lambda run: _run(run.parent, [_row("a", "searched", "pp", 0.1, 1, 1, status="failed")]), "no completed trial yet"),
+])
+def test_report_bad_input(tmp_path, capsys, setup, message):
+    run = tmp_path / "run"
+    setup(run)
+    assert main(["report", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
+def test_report_of_a_real_run_includes_importance(tmp_path, local_ray):
+    from test_search import _settings, _space
+
+    from ppsearch.search import Resources, run_search
+
+    run = tmp_path / "run"
+    run_search(run, _settings(_space(tmp_path), trials=3), Resources(), quiet=True)
+    page = write_report(run).read_text()
+    assert "dimension importance" in page and "paper:plain" in page
+
+
+@needs_chromium
+def test_the_report_renders_in_a_browser_without_console_errors(tmp_path):
+    run = _run(tmp_path, [_row("a1", "paper:resnet20", "none", 0.10, 1.0, 1.0),
+                          _row("b1", "paper:resnet20-pp", "pp", 0.11, 0.9, 0.9),
+                          _row("c1", "searched", "b1", 0.09, 0.8, 0.85)])
+    page = write_report(run)
+    console = render(page.resolve().as_uri(), tmp_path / "report.png")
+    assert console == []
+    assert not is_blank(tmp_path / "report.png")
