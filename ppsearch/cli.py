@@ -229,7 +229,7 @@ def _cmd_apply(args: argparse.Namespace) -> None:
 
     from .checkpoint import ModelSpec, save_model
     from .design import Design
-    from .models import build_model
+    from .models import build_model, supports_antialias
     from .preprocess import DATASET_STATS, normalisation
     from .surgery import pushpullify
     from .trial import MODEL_KEYS
@@ -245,6 +245,10 @@ def _cmd_apply(args: argparse.Namespace) -> None:
         raise UsageError(f"{path} must hold a mapping of design keys (as `ppsearch pick` prints)")
     design = Design.from_dict({k: v for k, v in config.items() if k not in MODEL_KEYS})
     arch = args.model
+    if design.antialias != "none" and not supports_antialias(arch):
+        print(f"note: antialias {design.antialias} is not applied: {arch} has no anti-aliasing hook "
+              f"(timm offers one for ResNets only); push-pull is")
+        design = Design.from_dict({**design.to_dict(), "antialias": "none"})
     plain = build_model(arch, in_chans=args.in_chans, num_classes=args.num_classes, antialias=design.antialias)
     if args.checkpoint:  # trained weights of the plain model go in before the surgery, which keeps them
         try:
@@ -272,6 +276,23 @@ def _cmd_report(args: argparse.Namespace) -> None:
 
     out = write_report(args.run_dir, args.out)
     print(f"report written to {out} (tables: {out.with_suffix('.md')} and {out.stem}-*.csv)")
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> None:
+    import socket
+
+    from .dashboard import create_app
+
+    app = create_app(args.run_dir)
+    with socket.socket() as probe:  # say it in one line before the web server says it in three
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as error:
+            raise UsageError(f"cannot serve on {args.host}:{args.port}: {error.strerror or error}; "
+                             f"the port is in use or not allowed, pass another --port") from None
+    print(f"ppsearch dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True)
+    app.run(host=args.host, port=args.port, debug=False)
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser, dataset_required: bool) -> None:
@@ -378,6 +399,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", help="a `ppsearch run` directory")
     report.add_argument("--out", default=None, help="HTML file (default: RUN_DIR/report.html)")
     report.set_defaults(run=_cmd_report)
+
+    dashboard = commands.add_parser("dashboard", help="a live dashboard of a run (refreshes while it searches)")
+    dashboard.add_argument("run_dir", help="a `ppsearch run` directory")
+    dashboard.add_argument("--port", type=int, default=8050)
+    dashboard.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1: this machine only")
+    dashboard.set_defaults(run=_cmd_dashboard)
     return parser
 
 

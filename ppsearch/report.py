@@ -70,15 +70,15 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     front = pareto.front(table, objectives).sort_values(list(objectives))
     reference = pareto.reference_point(table, objectives)
     figures = [figure for figure in (
-        *_front_figures(table, front, objectives),
-        _history_figure(table, objectives, reference),
-        _parallel_figure(table, objectives),
-        _heatmap(front, "ce/", "CE per corruption on the front"),
-        _heatmap(front, "fp/", "flip probability per perturbation on the front"),
+        *front_figures(table, front, objectives),
+        history_figure(table, objectives, reference),
+        parallel_figure(table, objectives),
+        heatmap(front, "ce/", "CE per corruption on the front"),
+        heatmap(front, "fp/", "flip probability per perturbation on the front"),
         _importance_figure(run_dir, settings, objectives),
     ) if figure is not None]
     tables = {
-        "front": _config_table(front, objectives),
+        "front": config_table(front, objectives),
         "dominated_papers": pareto.dominated_papers(table, objectives),
         "paper_reproduction": _reproduction_table(table, objectives),
         "seeds": _seed_table(table, objectives),
@@ -107,7 +107,7 @@ def _label(table: pd.DataFrame) -> pd.Series:
     return table["origin"].where(table["origin"] != "searched", table["trial_id"])
 
 
-def _front_figures(table: pd.DataFrame, front: pd.DataFrame, objectives: Sequence[str]) -> list[go.Figure]:
+def front_figures(table: pd.DataFrame, front: pd.DataFrame, objectives: Sequence[str]) -> list[go.Figure]:
     done = pareto.completed(table, objectives).assign(
         kind=lambda t: t["origin"].map(lambda o: "paper" if str(o).startswith("paper:") else "searched"),
         front=lambda t: t["trial_id"].isin(front["trial_id"]).map({True: f"on the {len(objectives)}-objective front",
@@ -131,7 +131,7 @@ def _front_figures(table: pd.DataFrame, front: pd.DataFrame, objectives: Sequenc
     return figures
 
 
-def _history_figure(table: pd.DataFrame, objectives: Sequence[str], reference) -> go.Figure | None:
+def history_figure(table: pd.DataFrame, objectives: Sequence[str], reference) -> go.Figure | None:
     if "finished_at" not in table:
         return None
     history = pareto.hypervolume_history(table, objectives, reference)
@@ -139,12 +139,12 @@ def _history_figure(table: pd.DataFrame, objectives: Sequence[str], reference) -
                    title="hypervolume over the completed trials")
 
 
-def _parallel_figure(table: pd.DataFrame, objectives: Sequence[str]) -> go.Figure:
+def parallel_figure(table: pd.DataFrame, objectives: Sequence[str]) -> go.Figure:
     done = pareto.completed(table, objectives)
     dimensions = []
     for key in CONFIG_KEYS:
-        if key in done and done[key].astype(str).nunique() > 1:
-            values = done[key].astype(str)
+        if key in done and done[key].map(str).nunique() > 1:
+            values = done[key].map(str)
             codes = {v: i for i, v in enumerate(sorted(values.unique()))}
             dimensions.append(dict(label=key, values=values.map(codes), tickvals=list(codes.values()),
                                    ticktext=list(codes)))
@@ -154,7 +154,7 @@ def _parallel_figure(table: pd.DataFrame, objectives: Sequence[str]) -> go.Figur
         title="dimensions against objectives (colour: " + objectives[0] + ")")
 
 
-def _heatmap(front: pd.DataFrame, prefix: str, title: str) -> go.Figure | None:
+def heatmap(front: pd.DataFrame, prefix: str, title: str) -> go.Figure | None:
     columns = [c for c in front if c.startswith(prefix)]
     if not columns or front.empty:
         return None
@@ -186,7 +186,7 @@ def _importance_figure(run_dir: Path, settings: dict, objectives: Sequence[str])
                   title="dimension importance (Optuna's default evaluator, per objective)")
 
 
-def _config_table(front: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
+def config_table(front: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
     keys = [k for k in CONFIG_KEYS if k in front]
     return front[["trial_id", "origin", *objectives, *keys]].reset_index(drop=True)
 

@@ -21,6 +21,13 @@ def render(url: str, screenshot, wait_ms: int = 8000) -> list[str]:
             if ":CONSOLE" in line and ("Uncaught" in line or "rror" in line)]
 
 
+def dom(url: str, wait_ms: int = 8000) -> str:
+    """The page's DOM once its scripts have run (what a user would see, as HTML)."""
+    return subprocess.run([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
+                           f"--virtual-time-budget={wait_ms}", "--dump-dom", url],
+                          capture_output=True, text=True, timeout=120).stdout
+
+
 def is_blank(screenshot) -> bool:
     pixels = np.asarray(Image.open(screenshot).convert("L"), dtype=float)
     return pixels.std() < 5

@@ -38,12 +38,19 @@ def _timm_builder(name: str) -> Callable[..., nn.Module]:
         aa = parse_antialias(antialias)
         kwargs: dict[str, Any] = {}
         if aa:
-            if not name.startswith("resnet"):
+            if not supports_antialias(name):
                 raise ValueError(f"antialias is supported for timm ResNets only, not {name!r}")
             kwargs["aa_layer"] = _blur_pool_class(aa)
         return timm.create_model(name, pretrained=False, in_chans=in_chans, num_classes=num_classes, **kwargs)
 
     return build
+
+
+def supports_antialias(arch: str) -> bool:
+    """Whether ``arch`` can be built anti-aliased: ppsearch's own models and timm's ResNets (their
+    ``aa_layer`` hook); other timm families have no such hook."""
+    name = arch.removeprefix("timm:")
+    return not arch.startswith("timm:") or name.startswith("resnet")
 
 
 def _blur_pool_class(filt_size: int) -> type[nn.Module]:
