@@ -183,31 +183,16 @@ def _cmd_run(args: argparse.Namespace) -> None:
           f"{json.loads((out / 'run.json').read_text())['study_name']} in {out / 'optuna.journal'}")
 
 
-def _run_table(run_dir: Path):
-    """The results table of a run directory, checked for the columns this version writes."""
-    import pandas as pd
-
-    path = run_dir / "results.parquet"
-    if not path.is_file():
-        raise UsageError(f"{run_dir} has no results table (results.parquet); is it a `ppsearch run` directory?")
-    table = pd.read_parquet(path)
-    missing = [c for c in ("trial_id", "origin", "status") if c not in table]
-    if missing:
-        raise UsageError(f"{path} lacks column {missing[0]!r}: it was written by an older ppsearch; "
-                         f"rerun the search command on the directory to rebuild it")
-    return table
-
-
 def _cmd_pick(args: argparse.Namespace) -> None:
     import yaml
 
     from .pareto import pick
+    from .report import load_run
     from .space import typed_config
     from .trial import CONFIG_KEYS
 
     run_dir = Path(args.run_dir)
-    table = _run_table(run_dir)
-    settings = json.loads((run_dir / "run.json").read_text())
+    table, settings = load_run(run_dir)
     objectives = tuple(settings["objectives"])
     weights = None
     if args.objective_weights:

@@ -66,6 +66,7 @@ def test_pick_needs_a_results_table(tmp_path, capsys):
     assert main(["pick", str(tmp_path)]) == 2
     assert "has no results table" in capsys.readouterr().err
     pd.DataFrame({"trial": [1]}).to_parquet(tmp_path / "results.parquet")
+    (tmp_path / "run.json").write_text(json.dumps({"objectives": ["clean_error"]}))
     assert main(["pick", str(tmp_path)]) == 2
     assert "written by an older ppsearch" in capsys.readouterr().err
 
