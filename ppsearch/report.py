@@ -223,8 +223,10 @@ def _seed_table(table: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
 def _summary_html(settings: dict, table: pd.DataFrame, reference, objectives: Sequence[str]) -> str:
     counts = table["status"].value_counts()
     dataset, budget = settings.get("dataset", "?"), settings.get("budget", "?")
+    overrides = settings.get("budget_overrides") or {}
+    overrides = f" ({html.escape(', '.join(f'{k}={v}' for k, v in overrides.items()))})" if overrides else ""
     return (f"<p>space <b>{html.escape(Path(str(settings.get('space', '?'))).stem)}</b>, dataset <b>{dataset}</b>, "
-            f"budget <b>{budget}</b> {html.escape(json.dumps(settings.get('budget_overrides') or '') or '')}, sampler "
+            f"budget <b>{budget}</b>{overrides}, sampler "
             f"{settings.get('sampler')}, scheduler {settings.get('scheduler')}; {len(table)} trials: "
             f"{counts.get('completed', 0)} completed, {counts.get('pruned', 0)} pruned, {counts.get('failed', 0)} "
             f"failed. Objectives {', '.join(objectives)} (all minimised); hypervolume reference point "
