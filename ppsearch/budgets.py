@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
+from .recipes import get_recipe
+
 
 @dataclasses.dataclass(frozen=True)
 class Budget:
@@ -31,31 +33,38 @@ BUDGETS = {b.name: b for b in (
 
 
 # what a run may change in its budget (``null`` for the image counts: the whole split)
-OVERRIDABLE = ("train_images", "epochs", "eval_images", "c_images", "p_images")
+# (and its recipe, for families whose papers train differently: ImageNet, DenseNet)
+OVERRIDABLE = ("train_images", "epochs", "eval_images", "c_images", "p_images", "recipe")
 
 
-def get_budget(name: str, overrides: Mapping[str, int | None] | None = None) -> Budget:
-    """The named budget, with some of its sizes changed by ``overrides``."""
+def get_budget(name: str, overrides: Mapping[str, int | str | None] | None = None) -> Budget:
+    """The named budget, with some of its sizes (or its recipe) changed by ``overrides``."""
     if name not in BUDGETS:
         raise ValueError(f"unknown budget {name!r}; allowed: {', '.join(BUDGETS)}")
     overrides = dict(overrides or {})
     for key, value in overrides.items():
         if key not in OVERRIDABLE:
             raise ValueError(f"unknown budget field {key!r}; allowed: {', '.join(OVERRIDABLE)}")
-        if (value is None and key == "epochs") or (value is not None and (
+        if key == "recipe":
+            get_recipe(value)
+        elif (value is None and key == "epochs") or (value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 1)):
             allowed = "a positive integer" + ("" if key == "epochs" else " or null (all)")
             raise ValueError(f"budget field {key} must be {allowed}, got {value!r}")
     return dataclasses.replace(BUDGETS[name], **overrides)
 
 
-def parse_budget_overrides(tokens: Sequence[str]) -> dict[str, int | None]:
-    """``key=value`` tokens (``epochs=5``, ``c_images=null``) as a dict; values checked by :func:`get_budget`."""
-    overrides: dict[str, int | None] = {}
+def parse_budget_overrides(tokens: Sequence[str]) -> dict[str, int | str | None]:
+    """``key=value`` tokens (``epochs=5``, ``c_images=null``, ``recipe=paper``) as a dict; values
+    checked by :func:`get_budget`."""
+    overrides: dict[str, int | str | None] = {}
     for token in tokens:
         key, sep, text = token.partition("=")
         if not sep:
             raise ValueError(f"malformed budget override {token!r}: expected key=value")
+        if key == "recipe":
+            overrides[key] = text
+            continue
         try:
             overrides[key] = None if text in ("null", "all") else int(text)
         except ValueError:

@@ -8,6 +8,11 @@
   0.1. Batch 64 and peak 0.05 came out best (within noise) of nine settings tried for ResNet-20 on
   2000 Fashion-MNIST images for 4 epochs.
 
+* ``paper-imagenet``: the seed paper's ImageNet ResNets: batch 256, weight decay 5e-4, lr 0.1
+  divided by 10 at epochs 30, 60 and 85 of 90.
+* ``paper-densenet``: its DenseNets: batch 64, weight decay 1e-4, lr 0.1 divided by 10 at epochs
+  150, 225 and 300 of 350.
+
 The learning rate is a function of the global step only, so a resumed run needs no scheduler state.
 """
 from __future__ import annotations
@@ -52,6 +57,8 @@ class Recipe:
 
 RECIPES = {r.name: r for r in (
     Recipe("paper", lr=0.1, batch_size=128, weight_decay=1e-4, milestones=(0.4, 0.6, 0.8)),
+    Recipe("paper-imagenet", lr=0.1, batch_size=256, weight_decay=5e-4, milestones=(30 / 90, 60 / 90, 85 / 90)),
+    Recipe("paper-densenet", lr=0.1, batch_size=64, weight_decay=1e-4, milestones=(150 / 350, 225 / 350, 300 / 350)),
     Recipe("fast", lr=0.05, batch_size=64, weight_decay=5e-4, warmup=0.2, label_smoothing=0.1),
 )}
 

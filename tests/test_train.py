@@ -45,7 +45,7 @@ def test_optimizer_is_nesterov_sgd_and_spares_alpha_from_weight_decay():
 
 
 def test_unknown_recipe_names_the_choices():
-    with pytest.raises(ValueError, match="unknown recipe 'adam'; allowed: paper, fast"):
+    with pytest.raises(ValueError, match="unknown recipe .adam.; allowed: paper, paper-imagenet, paper-densenet, fast"):
         get_recipe("adam")
 
 

@@ -37,8 +37,22 @@ def test_budgets_are_defined_in_one_place():
     assert (paper.epochs, paper.train_images, paper.c_images, paper.recipe) == (200, None, None, "paper")
     with pytest.raises(ValueError, match="unknown budget 'huge'; allowed: smoke, demo, short, paper"):
         get_budget("huge")
-    changed = get_budget("demo", parse_budget_overrides(["epochs=5", "c_images=null"]))
-    assert (changed.epochs, changed.c_images, changed.train_images) == (5, None, 1500)
+    changed = get_budget("demo", parse_budget_overrides(["epochs=5", "c_images=null", "recipe=paper"]))
+    assert (changed.epochs, changed.c_images, changed.train_images, changed.recipe) == (5, None, 1500, "paper")
+    with pytest.raises(ValueError, match="unknown recipe 'adamw'"):
+        get_budget("demo", {"recipe": "adamw"})
+
+
+def test_spaces_give_their_families_the_papers_schedules():
+    densenet = TrialConfig.create({}, dataset="cifar10", budget="paper",
+                                  budget_overrides=load_space("densenet-cifar").budget("paper"))
+    assert (densenet.epochs, densenet.recipe) == (350, "paper-densenet")
+    imagenet = load_space("resnet-imagenet").budget("paper")
+    assert imagenet == {"epochs": 90, "recipe": "paper-imagenet"}
+    from ppsearch.recipes import get_recipe
+    schedule = get_recipe("paper-imagenet")
+    assert (schedule.batch_size, schedule.weight_decay) == (256, 5e-4)
+    assert [schedule.learning_rate(e, 90) for e in (29, 30, 60, 85)] == pytest.approx([0.1, 0.01, 1e-3, 1e-4])
 
 
 def test_a_trial_returns_one_flat_record(smoke_record):
