@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from dash import Dash, Input, Output, dcc, html
 
 from . import pareto
-from .report import config_table, front_figures, heatmap, history_figure, parallel_figure
+from .report import config_table, run_figures
 
 FILTER_KEYS = ("arch", "placement", "variant", "antialias", "augmentation", "trainable_alpha")
 REFRESH_MS = 5000
@@ -39,9 +39,7 @@ def views(run_dir: Path, filters: dict[str, list[str]]) -> tuple[str, list[go.Fi
         return status + "; no completed trial yet", [], pd.DataFrame(), everything
     front = pareto.front(table, objectives).sort_values(list(objectives))
     reference = pareto.reference_point(table, objectives)
-    figures = [f for f in (*front_figures(table, front, objectives), history_figure(table, objectives, reference),
-                           parallel_figure(table, objectives), heatmap(front, "ce/", "CE per corruption on the front"),
-                           heatmap(front, "fp/", "flip probability per perturbation on the front")) if f is not None]
+    figures = run_figures(table, front, objectives, reference)
     status += f"; front of {len(front)}, hypervolume {pareto.hypervolume(table, objectives, reference):.4f}"
     return status, figures, config_table(front, objectives), everything
 

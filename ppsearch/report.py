@@ -69,14 +69,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     objectives = tuple(o for o in settings["objectives"] if o in table)
     front = pareto.front(table, objectives).sort_values(list(objectives))
     reference = pareto.reference_point(table, objectives)
-    figures = [figure for figure in (
-        *front_figures(table, front, objectives),
-        history_figure(table, objectives, reference),
-        parallel_figure(table, objectives),
-        heatmap(front, "ce/", "CE per corruption on the front"),
-        heatmap(front, "fp/", "flip probability per perturbation on the front"),
-        _importance_figure(run_dir, settings, objectives),
-    ) if figure is not None]
+    importance = _importance_figure(run_dir, settings, objectives)
+    figures = run_figures(table, front, objectives, reference) + ([importance] if importance is not None else [])
     tables = {
         "front": config_table(front, objectives),
         "dominated_papers": pareto.dominated_papers(table, objectives),
@@ -103,11 +97,23 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     return out
 
 
+def run_figures(table: pd.DataFrame, front: pd.DataFrame, objectives: Sequence[str], reference) -> list[go.Figure]:
+    """The views of a run that the report and the dashboard share (importance needs the study and
+    is the report's alone)."""
+    return [figure for figure in (
+        *_front_figures(table, front, objectives),
+        _history_figure(table, objectives, reference),
+        _parallel_figure(table, objectives),
+        _heatmap(front, "ce/", "CE per corruption on the front"),
+        _heatmap(front, "fp/", "flip probability per perturbation on the front"),
+    ) if figure is not None]
+
+
 def _label(table: pd.DataFrame) -> pd.Series:
     return table["origin"].where(table["origin"] != "searched", table["trial_id"])
 
 
-def front_figures(table: pd.DataFrame, front: pd.DataFrame, objectives: Sequence[str]) -> list[go.Figure]:
+def _front_figures(table: pd.DataFrame, front: pd.DataFrame, objectives: Sequence[str]) -> list[go.Figure]:
     done = pareto.completed(table, objectives).assign(
         kind=lambda t: t["origin"].map(lambda o: "paper" if str(o).startswith("paper:") else "searched"),
         front=lambda t: t["trial_id"].isin(front["trial_id"]).map({True: f"on the {len(objectives)}-objective front",
@@ -131,7 +137,7 @@ def front_figures(table: pd.DataFrame, front: pd.DataFrame, objectives: Sequence
     return figures
 
 
-def history_figure(table: pd.DataFrame, objectives: Sequence[str], reference) -> go.Figure | None:
+def _history_figure(table: pd.DataFrame, objectives: Sequence[str], reference) -> go.Figure | None:
     if "finished_at" not in table:
         return None
     history = pareto.hypervolume_history(table, objectives, reference)
@@ -139,7 +145,7 @@ def history_figure(table: pd.DataFrame, objectives: Sequence[str], reference) ->
                    title="hypervolume over the completed trials")
 
 
-def parallel_figure(table: pd.DataFrame, objectives: Sequence[str]) -> go.Figure:
+def _parallel_figure(table: pd.DataFrame, objectives: Sequence[str]) -> go.Figure:
     done = pareto.completed(table, objectives)
     dimensions = []
     for key in CONFIG_KEYS:
@@ -154,7 +160,7 @@ def parallel_figure(table: pd.DataFrame, objectives: Sequence[str]) -> go.Figure
         title="dimensions against objectives (colour: " + objectives[0] + ")")
 
 
-def heatmap(front: pd.DataFrame, prefix: str, title: str) -> go.Figure | None:
+def _heatmap(front: pd.DataFrame, prefix: str, title: str) -> go.Figure | None:
     columns = [c for c in front if c.startswith(prefix)]
     if not columns or front.empty:
         return None

@@ -22,7 +22,7 @@ import time
 import uuid
 import warnings
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
@@ -88,6 +88,15 @@ class TrialContext:
     rungs: tuple[int, ...]
     threads: int
     data_dir: str | None
+
+
+def finished_values(result: dict[str, Any], objectives: Sequence[str]) -> list[float] | None:
+    """The objective values of a trial that completed its budget with all of them finite, else
+    None: only such values are ever told to Optuna as a finished trial."""
+    values = [result.get(o) for o in objectives]
+    if result.get("status") == "completed" and all(v is not None and math.isfinite(v) for v in values):
+        return values
+    return None
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -258,8 +267,8 @@ def _searcher(space: Space, settings: SearchSettings, storage: optuna.storages.B
                 return
             ot_trial = self._ot_trials[trial_id]
             result = result or {}
-            values = [result.get(o) for o in objectives]
-            if result.get("status") == "completed" and all(v is not None and math.isfinite(v) for v in values):
+            values = finished_values(result, objectives)
+            if values is not None:
                 state = optuna.trial.TrialState.COMPLETE
             elif error or result.get("status") == "failed":
                 state, values = optuna.trial.TrialState.FAIL, None
@@ -307,6 +316,7 @@ def run_search(run_dir: str | Path, settings: SearchSettings, resources: Resourc
     from ray.tune.schedulers import FIFOScheduler
 
     from .moasha import MOASHA
+    from .moasha import rungs as moasha_rungs
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     run_dir = Path(run_dir).resolve()
@@ -324,7 +334,7 @@ def run_search(run_dir: str | Path, settings: SearchSettings, resources: Resourc
     n = None if budget.c_images is None or budget.p_images is None else max(budget.c_images, budget.p_images)
     sets = cached_sets(run_dir / "sets", data.test_images[:n], data.test_labels[:n], settings.dataset,
                        progress=not quiet)
-    rungs = tuple(MOASHA(budget.epochs).rungs) if settings.scheduler == "moasha" else ()
+    rungs = tuple(moasha_rungs(budget.epochs)) if settings.scheduler == "moasha" else ()
     context = TrialContext(run_dir, space, settings, sets, rungs, max(1, int(resources.cpus_per_trial)), data_dir)
 
     if not ray.is_initialized():
@@ -371,8 +381,8 @@ def _settle_orphans(storage: optuna.storages.BaseStorage, context: TrialContext,
     records = ray.get([task.remote({**context.space.defaults, **t.params, ORIGIN: t.user_attrs.get(ORIGIN, "searched")},
                                    t.user_attrs["tune_trial_id"], context, lambda metrics: None) for t in orphans])
     for trial, record in zip(orphans, records):
-        values = [record.get(o) for o in settings.objectives]
-        if record.get("status") == "completed" and all(v is not None and math.isfinite(v) for v in values):
+        values = finished_values(record, settings.objectives)
+        if values is not None:
             study.tell(trial.number, values)
         else:
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)

@@ -20,12 +20,14 @@ import yaml
 
 from .budgets import get_budget
 from .data import DATASETS
+from .design import Design
 from .trial import CONFIG_KEYS, TrialConfig
 
 SPACES_DIR = Path(__file__).resolve().parents[1] / "search_spaces"
 FIELDS = ("name", "description", "dataset", "defaults", "dimensions", "objectives", "budgets", "paper_configs")
 OBJECTIVES = ("clean_error", "mce", "mfr", "relative_mce", "corruption_error")
 PAPER_PREFIX = "paper:"
+DESIGN_DEFAULTS = Design().to_dict()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,36 +93,37 @@ class Space:
         get_budget(name)
         return {**self.budgets.get(name, {}), **(overrides or {})}
 
+    def full(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """``config`` completed with the space's defaults and the design's own."""
+        return {**DESIGN_DEFAULTS, **self.defaults, **config}
+
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         """Define-by-run sampling for Optuna: the active dimensions are suggested in file order;
         returns the defaults that no dimension sets, so that the config is complete."""
-        config, active = dict(self.defaults), set()
-        names = {d.name for d in self.dimensions}
-        for dim in self.dimensions:
-            if dim.active(config, active, names):
-                config[dim.name] = dim.suggest(trial)
-                active.add(dim.name)
-            else:
-                config.pop(dim.name, None)
-        return {k: v for k, v in self.defaults.items() if k not in active}
+        chosen = self._walk(self.defaults, lambda dim: dim.suggest(trial))
+        return {k: v for k, v in self.defaults.items() if k not in chosen}
 
     def search_point(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """The values of the dimensions that are active for a full ``config`` (what Optuna enqueues)."""
-        point, active = {}, set()
+        full = self.full(config)
+        return self._walk(full, lambda dim: full[dim.name])
+
+    def _walk(self, base: Mapping[str, Any], value_of) -> dict[str, Any]:
+        """The dimensions in file order: each one active given ``base`` and the values chosen so
+        far takes ``value_of(dim)``; returns the chosen values."""
+        config, chosen = dict(base), {}
         names = {d.name for d in self.dimensions}
-        full = {**_design_defaults(), **self.defaults, **config}
         for dim in self.dimensions:
-            if dim.active(full, active, names):
-                point[dim.name] = full[dim.name]
-                active.add(dim.name)
-        return point
+            if dim.active(config, set(chosen), names):
+                chosen[dim.name] = config[dim.name] = value_of(dim)
+        return chosen
 
     def paper_name(self, config: Mapping[str, Any]) -> str | None:
         """The paper configuration that ``config`` is, if any (keys that neither the preset nor the
         defaults fix, such as a budget's recipe, do not matter)."""
-        full = {**_design_defaults(), **self.defaults, **config}
+        full = self.full(config)
         for name, preset in self.paper_configs.items():
-            if all(full.get(k) == v for k, v in {**_design_defaults(), **self.defaults, **preset}.items()):
+            if all(full.get(k) == v for k, v in self.full(preset).items()):
                 return name
         return None
 
@@ -240,10 +243,6 @@ def typed_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _design_defaults() -> dict[str, Any]:
-    return TrialConfig.create({}, dataset="cifar10", budget="smoke").design.to_dict()
-
-
 def _dimension(name: str, spec: Any, where: str) -> Dimension:
     if name not in CONFIG_KEYS:
         raise ValueError(f"{where}: unknown dimension {name!r}; allowed: {', '.join(CONFIG_KEYS)}")
@@ -301,12 +300,12 @@ def _check_reachable(space: Space, config: Mapping[str, Any], where: str) -> Non
     """A paper configuration must be a point of the space: inside the domains of its active
     dimensions, and equal to the defaults everywhere else."""
     point = space.search_point(config)
-    full = {**_design_defaults(), **space.defaults, **config}
+    full = space.full(config)
     for dim in space.dimensions:
         if dim.name in point and not dim.contains(point[dim.name]):
             raise ValueError(f"{where}: {dim.name}={point[dim.name]!r} is outside the space's "
                              f"dimension ({dim.describe()})")
-    rebuilt = {**_design_defaults(), **space.defaults, **point}
+    rebuilt = space.full(point)
     for key, value in full.items():
         if rebuilt.get(key) != value:
             raise ValueError(f"{where}: {key}={value!r} cannot be reached: {key} is not an active "
