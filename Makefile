@@ -22,6 +22,7 @@ demo: $(INSTALLED) data
 	$(VENV)/bin/ppsearch report runs/search/resnet-cifar-fashion-mnist-demo
 
 test: $(INSTALLED) data
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
 bench: $(INSTALLED) data

@@ -13,7 +13,8 @@ import plotly.express as px
 from safetensors.torch import load_file
 
 from ppsearch.cli import run_command
-from ppsearch.results import read_run_table
+from ppsearch.errors import UserError
+from ppsearch.rundir import completed_trials
 
 
 def first_layer(trial_dir: Path) -> tuple[pd.Series, object]:
@@ -24,7 +25,7 @@ def first_layer(trial_dir: Path) -> tuple[pd.Series, object]:
 
 
 def figure4(run_dirs: list[str]):
-    table = pd.concat([read_run_table(d) for d in run_dirs])
+    table = pd.concat([completed_trials(d) for d in run_dirs])
     magnitudes, summary = [], []
     for row in table.itertuples():
         sparsity, weights = first_layer(Path(row.trial_dir))
@@ -42,7 +43,7 @@ def figure4(run_dirs: list[str]):
 
 def run() -> None:
     if len(sys.argv) < 2:
-        raise ValueError("usage: python analysis/figure4.py RUN_DIR [RUN_DIR ...]")
+        raise UserError("usage: python analysis/figure4.py RUN_DIR [RUN_DIR ...]")
     figure, summary = figure4(sys.argv[1:])
     out = Path(sys.argv[1])
     figure.write_html(out / "figure4.html", include_plotlyjs=True)

@@ -4,32 +4,23 @@ seeds it was trained with), as markdown on stdout and CSV beside the run.
     python analysis/table1.py RUN_DIR [RUN_DIR ...]     # search runs or `ppsearch train` runs
 """
 import sys
-from pathlib import Path
 
 import pandas as pd
+from script import table_script
 
-from ppsearch.cli import run_command
-from ppsearch.results import read_run_table
+from ppsearch.rundir import Column, completed_trials
 
-COLUMNS = {"clean_error": "E", "mce": "mCE", "relative_mce": "rCE", "mfr": "mFR"}
+COLUMNS = {Column.CLEAN_ERROR: "E", Column.MCE: "mCE", Column.RELATIVE_MCE: "rCE", Column.MFR: "mFR"}
 
 
 def table1(run_dirs: list[str]) -> pd.DataFrame:
-    table = pd.concat([read_run_table(d) for d in run_dirs])
-    grouped = table.groupby("origin", sort=False)
+    table = pd.concat([completed_trials(d) for d in run_dirs])
+    grouped = table.groupby(Column.ORIGIN, sort=False)
     result = grouped[list(COLUMNS)].mean().rename(columns=COLUMNS)
     result["E"] *= 100  # the paper gives E in percent
     result.insert(0, "seeds", grouped.size())
     return result.reset_index(names="configuration")
 
 
-def run() -> None:
-    if len(sys.argv) < 2:
-        raise ValueError("usage: python analysis/table1.py RUN_DIR [RUN_DIR ...]")
-    out = table1(sys.argv[1:])
-    print(out.to_markdown(index=False, floatfmt=".3f"))
-    out.to_csv(Path(sys.argv[1]) / "table1.csv", index=False)
-
-
 if __name__ == "__main__":
-    sys.exit(run_command(run, "table1"))
+    sys.exit(table_script("table1", table1))

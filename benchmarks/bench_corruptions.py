@@ -20,11 +20,11 @@ import torchvision.transforms as T
 from torch.utils.data import DataLoader, Dataset
 
 from ppsearch import build_model
-from ppsearch.corruptions import ALL_CORRUPTIONS, SEVERITIES, corrupt
-from ppsearch.data import load_dataset
-from ppsearch.evaluate import Predictor
-from ppsearch.perturbations import ALL_PERTURBATIONS, perturb
-from ppsearch.preprocess import normalisation
+from ppsearch.data.datasets import load_dataset
+from ppsearch.data.preprocess import normalisation
+from ppsearch.robustness.corruptions import ALL_CORRUPTIONS, SEVERITIES, corrupt
+from ppsearch.robustness.evaluate import Predictor
+from ppsearch.robustness.perturbations import ALL_PERTURBATIONS, perturb
 
 REFERENCE_IMAGES_PER_S_PER_CORE = 530
 
@@ -73,7 +73,7 @@ def main() -> None:
     print("\n-C corruptions: images/s per severity 1..5")
     total_time = 0.0
     for name in ALL_CORRUPTIONS:
-        seconds = [timed(lambda: corrupt(images, name, s, frost_dir=args.frost_dir), args.device, args.repeats)
+        seconds = [timed(lambda name=name, s=s: corrupt(images, name, s, frost_dir=args.frost_dir), args.device, args.repeats)
                    for s in SEVERITIES]
         total_time += sum(seconds)
         print(f"  {name:18s} " + " ".join(f"{n / t:9,.0f}" for t in seconds) + f"   all {len(seconds) * n / sum(seconds):9,.0f}")
@@ -86,7 +86,7 @@ def main() -> None:
     print("\n-P perturbations: sequences/s")
     p_time = 0.0
     for name in ALL_PERTURBATIONS:
-        seconds = timed(lambda: perturb(images, name), args.device, args.repeats)
+        seconds = timed(lambda name=name: perturb(images, name), args.device, args.repeats)
         p_time += seconds
         print(f"  {name:18s} {n / seconds:9,.0f}")
     full_p = 10_000 * p_time / n

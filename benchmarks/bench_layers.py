@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ppsearch import PushPull2d, build_model
-from ppsearch.profile import count_flops
+from ppsearch.models.profile import count_flops
 
 CONFIGS = {
     "plain": dict(),

@@ -10,7 +10,6 @@ evaluator on 1,000 trials is its own cost, reported separately below when --impo
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -18,10 +17,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ppsearch.corruptions import BENCHMARK_CORRUPTIONS
-from ppsearch.perturbations import TEST_PERTURBATIONS
-from ppsearch.report import write_report
-from ppsearch.space import load_space
+from ppsearch.config import ANTIALIAS_FILTERS, KEYS, PLACEMENTS, VARIANTS
+from ppsearch.reporting.report import write_report
+from ppsearch.robustness.corruptions import BENCHMARK_CORRUPTIONS
+from ppsearch.robustness.perturbations import TEST_PERTURBATIONS
+from ppsearch.rundir import (
+    CE_PREFIX,
+    FP_PREFIX,
+    OBJECTIVES,
+    RESULTS_STEM,
+    SEARCHED,
+    Column,
+    RunSettings,
+    TrialStatus,
+    paper_origin,
+    write_settings,
+    write_table,
+)
+from ppsearch.search.space import load_space
 
 
 def synthetic_table(trials: int, seed: int = 0) -> pd.DataFrame:
@@ -30,21 +43,21 @@ def synthetic_table(trials: int, seed: int = 0) -> pd.DataFrame:
     papers = list(space.paper_configs)
     rows = []
     for i in range(trials):
-        config = {"placement": rng.choice(["none", "pp", "b1", "b2", "all"]), "variant": rng.choice(["upsample", "minmax_avg"]),
+        config = {**{name: key.default for name, key in KEYS.items()}, "recipe": "fast",
+                  "placement": rng.choice(PLACEMENTS), "variant": rng.choice(VARIANTS),
                   "scale": float(rng.choice([1.5, 2.0, 3.0])), "alpha": float(rng.uniform(0.25, 2)),
-                  "antialias": rng.choice(["none", "rect2", "tri3", "bin5"]), "augmentation": "standard",
-                  "arch": "resnet20", "recipe": "fast", "pull_kernel_size": None, "trainable_alpha": False,
-                  "avg_kernel_size": 0}
-        status = "completed" if rng.random() > 0.12 else rng.choice(["pruned", "failed"], p=[0.85, 0.15])
+                  "antialias": rng.choice(list(ANTIALIAS_FILTERS))}
+        status = TrialStatus.COMPLETED if rng.random() > 0.12 else \
+            rng.choice([TrialStatus.PRUNED, TrialStatus.FAILED], p=[0.85, 0.15])
         clean = rng.uniform(0.07, 0.2)
-        row = {"trial_id": f"{i:08x}", "origin": f"paper:{papers[i]}" if i < len(papers) else "searched",
-               "status": status, **config, "budget_reached": 200 if status == "completed" else 3,
-               "finished_at": f"2026-11-01T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}"}
-        if status == "completed":
-            row.update(clean_error=clean, mce=rng.uniform(0.7, 1.2) - clean, mfr=rng.uniform(0.6, 1.2),
-                       relative_mce=rng.uniform(1, 2),
-                       **{f"ce/{c}": rng.uniform(0.3, 1.5) for c in BENCHMARK_CORRUPTIONS},
-                       **{f"fp/{p}": rng.uniform(0, 0.1) for p in TEST_PERTURBATIONS})
+        row = {Column.TRIAL_ID: f"{i:08x}", Column.ORIGIN: paper_origin(papers[i]) if i < len(papers) else SEARCHED,
+               Column.STATUS: str(status), **config, Column.BUDGET_REACHED: 200 if status == TrialStatus.COMPLETED else 3,
+               Column.FINISHED_AT: f"2026-11-01T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}"}
+        if status == TrialStatus.COMPLETED:
+            row.update({Column.CLEAN_ERROR: clean, Column.MCE: rng.uniform(0.7, 1.2) - clean,
+                        Column.MFR: rng.uniform(0.6, 1.2), Column.RELATIVE_MCE: rng.uniform(1, 2),
+                        **{f"{CE_PREFIX}{c}": rng.uniform(0.3, 1.5) for c in BENCHMARK_CORRUPTIONS},
+                        **{f"{FP_PREFIX}{p}": rng.uniform(0, 0.1) for p in TEST_PERTURBATIONS}})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -55,9 +68,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp)
-        synthetic_table(args.trials).to_parquet(run / "results.parquet")
-        (run / "run.json").write_text(json.dumps({"objectives": ["clean_error", "mce", "mfr"], "dataset": "cifar10",
-                                                  "budget": "paper", "space": "resnet-cifar", "study_name": "none"}))
+        write_table(synthetic_table(args.trials), run / RESULTS_STEM)
+        write_settings(run, RunSettings("resnet-cifar", "cifar10", "paper", {}, OBJECTIVES[:3], "tpe", "moasha",
+                                        args.trials, 0, "none"))
         write_report(run, run / "warm-up.html")  # imports and plotly's first-use set-up
         times = []
         for _ in range(3):

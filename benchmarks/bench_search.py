@@ -11,7 +11,7 @@
      express the conditional dimensions),
    * the TPE search with MO-ASHA early stopping, per compute-second (wall seconds x 2 cores),
    for several seeds. Reference point: 1.1 x the worst value of each objective over all runs
-   (fixed across methods and seeds); hypervolume is Optuna's, via ppsearch.pareto.
+   (fixed across methods and seeds); hypervolume is Optuna's, via ppsearch.reporting.pareto.
 
     python benchmarks/bench_search.py [--budget smoke] [--trials 6] [--seeds 3]
 """
@@ -27,13 +27,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ppsearch.generate import cached_sets
-from ppsearch.pareto import hypervolume
-from ppsearch.search import Resources, SearchSettings, run_search
-from ppsearch.space import load_space
-from ppsearch.trial import TrialConfig, run_trial, trial_dataset
+from ppsearch.reporting.pareto import hypervolume
+from ppsearch.robustness.generate import cached_sets
+from ppsearch.rundir import OBJECTIVES as ALL_OBJECTIVES
+from ppsearch.rundir import Column, RunSettings, TrialStatus, is_paper
+from ppsearch.search.engine import Resources, run_search
+from ppsearch.search.space import load_space
+from ppsearch.training.trial import TrialConfig, run_trial, trial_dataset
 
-OBJECTIVES = ("clean_error", "mce", "mfr")
+OBJECTIVES = ALL_OBJECTIVES[:3]  # clean error, mCE, mFR
 METHODS = {"tpe": ("tpe", "none"), "random": ("random", "none"), "tpe+moasha": ("tpe", "moasha")}
 
 
@@ -58,7 +60,7 @@ def ray_overhead(budget: str, tmp: Path) -> None:
     started = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     ray_start = time.perf_counter() - started
-    settings = SearchSettings(str(space_path), "fashion-mnist", budget, {}, space.objectives, "random", "none",
+    settings = RunSettings(str(space_path), "fashion-mnist", budget, {}, space.objectives, "random", "none",
                               trials, 0)
     started = time.perf_counter()
     run_search(tmp / "overhead-run", settings, Resources(cpus_per_trial=2, max_concurrent=1), quiet=True)
@@ -84,22 +86,23 @@ def main() -> None:
         runs = []
         for seed in range(args.seeds):
             for method, (sampler, scheduler) in METHODS.items():
-                settings = SearchSettings(str(space.path), "fashion-mnist", args.budget, {}, OBJECTIVES, sampler,
-                                          scheduler, args.trials, seed)
+                settings = RunSettings(str(space.path), "fashion-mnist", args.budget, {}, OBJECTIVES, sampler,
+                                       scheduler, args.trials, seed)
                 started = time.perf_counter()
                 table = run_search(tmp / f"{method}-{seed}", settings, Resources(cpus_per_trial=1), quiet=True)
                 runs.append((method, seed, table, time.perf_counter() - started))
                 print(f"   ran {method} seed {seed}: {len(table)} trials in {runs[-1][3]:.0f} s", flush=True)
 
-    completed = pd.concat([t[t["status"] == "completed"] for _, _, t, _ in runs])
+    completed = pd.concat([t[t[Column.STATUS] == TrialStatus.COMPLETED] for _, _, t, _ in runs])
     reference = 1.1 * completed[list(OBJECTIVES)].max().to_numpy(dtype=float)
     print(f"\n2. hypervolume on {', '.join(OBJECTIVES)}, budget {args.budget}, {len(space.paper_configs)} paper "
           f"configurations + {args.trials} searched trials, reference point {np.round(reference, 4).tolist()}")
     rows = []
     for method, seed, table, wall in runs:
-        papers = table[table["origin"].str.startswith("paper:")]
+        papers = table[table[Column.ORIGIN].map(is_paper).astype(bool)]
         rows.append({"method": method, "seed": seed, "trials": len(table),
-                     "pruned": int((table["status"] == "pruned").sum()), "hv_papers": hypervolume(papers, OBJECTIVES, reference),
+                     "pruned": int((table[Column.STATUS] == TrialStatus.PRUNED).sum()),
+                     "hv_papers": hypervolume(papers, OBJECTIVES, reference),
                      "hv": hypervolume(table, OBJECTIVES, reference), "wall_s": wall,
                      "hv_per_core_s": hypervolume(table, OBJECTIVES, reference) / (2 * wall)})
     result = pd.DataFrame(rows)

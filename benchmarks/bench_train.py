@@ -3,7 +3,7 @@ time of one `demo` trial.
 
 1. ResNet-20 on Fashion-MNIST training images (RGB, 32x32), the seed paper's recipe (SGD Nesterov,
    batch 128), light augmentation (4-pixel pad + random crop + flip):
-   * engine: ``ppsearch.train.fit`` (uint8 set on the device, batched augmentation, channels_last,
+   * engine: ``ppsearch.training.trainer.fit`` (uint8 set on the device, batched augmentation, channels_last,
      bf16 autocast on GPUs);
    * baseline: a torchvision ``DataLoader`` over PIL images with per-image ``transforms.v2``
      (RandomCrop(32, 4), RandomHorizontalFlip, ToImage/ToDtype, Normalize), as in the usual CIFAR
@@ -31,11 +31,11 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from ppsearch import build_model
-from ppsearch.generate import cached_sets
-from ppsearch.preprocess import normalisation
-from ppsearch.recipes import RECIPES
-from ppsearch.train import fit
-from ppsearch.trial import TrialConfig, run_trial, trial_dataset
+from ppsearch.data.preprocess import normalisation
+from ppsearch.robustness.generate import cached_sets
+from ppsearch.training.recipes import RECIPES
+from ppsearch.training.trainer import fit
+from ppsearch.training.trial import TrialConfig, run_trial, trial_dataset
 
 RECIPE = RECIPES["paper"]
 

@@ -1,9 +1,30 @@
-"""ppsearch: where in a ConvNet should push-pull inhibition go, and what does it cost?"""
-from .design import Design
-from .layers import BlurPool2d, PushPull2d
-from .models import build_model
-from .surgery import pushpullify
+"""ppsearch: where in a ConvNet should push-pull inhibition go, and what does it cost?
+
+The public API is importable from here; it is loaded on first use, so that reading a run's
+results (reports, ``pick``) does not import torch.
+"""
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["BlurPool2d", "Design", "PushPull2d", "build_model", "pushpullify", "__version__"]
+_EXPORTS = {
+    "BlurPool2d": "ppsearch.layers",
+    "Design": "ppsearch.config",
+    "PushPull2d": "ppsearch.layers",
+    "build_model": "ppsearch.models",
+    "corrupt": "ppsearch.robustness.corruptions",
+    "perturb": "ppsearch.robustness.perturbations",
+    "pushpullify": "ppsearch.models.surgery",
+}
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ppsearch' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,46 +1,59 @@
-"""The ``ppsearch`` command line. User mistakes end in one line on stderr and exit code 2."""
+"""The ``ppsearch`` command line: parses arguments, calls the library, prints.
+
+A user's mistake (:class:`~ppsearch.errors.UserError`, raised where input is checked) ends in one
+line on stderr and exit code 2; any other exception is a bug and keeps its traceback (exit 1).
+"""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from .design import PLACEMENTS, Design
-from .layers.push_pull import VARIANTS
-
-
-class UsageError(Exception):
-    """A mistake in what the user asked for: reported in one line, exit code 2."""
+from .config import DESIGN_KEYS, KEYS, PAPER_PREFIX, Design
+from .errors import UserError
+from .rundir import (
+    CE_PREFIX,
+    FINAL_STATUSES,
+    JOURNAL_FILE,
+    RECORDS_STEM,
+    RESULTS_STEM,
+    RUN_FILE,
+    Column,
+    RunSettings,
+    TrialStatus,
+    load_run,
+    read_settings,
+    status_counts,
+)
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse prints usage + error; we keep it to one line
-        raise UsageError(message)
+        raise UserError(message)
 
 
 def add_design_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = Design()
-    parser.add_argument("--placement", default=defaults.placement, help=f"one of {', '.join(PLACEMENTS)}")
-    parser.add_argument("--variant", default=defaults.variant, help=f"one of {', '.join(VARIANTS)}")
-    parser.add_argument("--scale", type=float, default=defaults.scale, help="upsampling factor h >= 1")
-    parser.add_argument("--pull-kernel-size", type=int, default=None, help="explicit pull kernel size")
-    parser.add_argument("--alpha", type=float, default=defaults.alpha, help="inhibition strength")
-    parser.add_argument("--trainable-alpha", action="store_true", help="learn one alpha per channel")
-    parser.add_argument("--avg-kernel-size", type=int, default=defaults.avg_kernel_size,
-                        help="pull average pool (minmax_avg): 0, 3, 5, ...")
-    parser.add_argument("--antialias", default=defaults.antialias, help="none, rect2, tri3, bin5 or 1..7")
+    """One flag per design key of the configuration schema (``--pull-kernel-size`` ...)."""
+    for name in DESIGN_KEYS:
+        key = KEYS[name]
+        flag = "--" + name.replace("_", "-")
+        if key.types == (bool,):
+            parser.add_argument(flag, action="store_true", help=key.allowed)
+        else:
+            parser.add_argument(flag, type=str, default=None, help=f"{key.allowed} (default: {key.default})")
 
 
 def design_from_args(args: argparse.Namespace) -> dict:
-    return Design(args.placement, args.variant, args.scale, args.pull_kernel_size, args.alpha,
-                  args.trainable_alpha, args.avg_kernel_size, args.antialias).to_dict()
+    given = {name: getattr(args, name) for name in DESIGN_KEYS}
+    return Design(**{name: value if isinstance(value, bool) or value is None else KEYS[name].parse(value)
+                     for name, value in given.items() if value is not None}).to_dict()
 
 
 def _cmd_models(args: argparse.Namespace) -> None:
     from .models import describe_architectures
-    from .profile import profile_model
+    from .models.profile import profile_model
+
 
     if args.arch is None:
         print(f"{'architectures':48s} family")
@@ -56,12 +69,12 @@ def _device(name: str) -> str:
     import torch
 
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: no CUDA device is available here")
+        raise UserError(f"--device {name}: no CUDA device is available here")
     return name
 
 
 def _test_split(args: argparse.Namespace):
-    from .data import load_dataset
+    from .data.datasets import load_dataset
 
     channels = 3 if args.dataset == "fashion-mnist" else None
     dataset = load_dataset(args.dataset, args.data_dir, channels=channels, subset=args.subset)
@@ -69,7 +82,7 @@ def _test_split(args: argparse.Namespace):
 
 
 def _cmd_corrupt(args: argparse.Namespace) -> None:
-    from .generate import write_sets
+    from .robustness.generate import write_sets
 
     images, labels = _test_split(args)
     out = write_sets(images, labels, args.out, args.dataset, device=_device(args.device),
@@ -78,8 +91,8 @@ def _cmd_corrupt(args: argparse.Namespace) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
-    from .checkpoint import load_model
-    from .evaluate import Predictor, evaluate, parse_source
+    from .models.model_file import load_model
+    from .robustness.evaluate import Predictor, evaluate, parse_source
 
     parse_source(args.c_source), parse_source(args.p_source)  # fail on a typo before loading anything
     model, spec = load_model(args.checkpoint)
@@ -95,169 +108,129 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     print(f"tables written to {out}")
 
 
-SUMMARY_METRICS = ("clean_error", "mce", "relative_mce", "mfr", "corruption_error", "first_layer_weight_sparsity",
-                   "first_layer_response_sparsity", "train_seconds", "images_per_second")
+SUMMARY_METRICS = (Column.CLEAN_ERROR, Column.MCE, Column.RELATIVE_MCE, Column.MFR, Column.CORRUPTION_ERROR,
+                   Column.FIRST_LAYER_WEIGHT_SPARSITY, Column.FIRST_LAYER_RESPONSE_SPARSITY, Column.TRAIN_SECONDS,
+                   Column.IMAGES_PER_SECOND)
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    import pandas as pd
-
-    from .budgets import parse_budget_overrides
-    from .generate import cached_sets
-    from .results import seed_summary, write_table
-    from .space import load_space
-    from .trial import TrialConfig, run_trial, trial_dataset
+    from .reporting.statistics import seed_summary
+    from .search.space import load_space
+    from .training.budgets import parse_budget_overrides
+    from .training.seeds import train_seeds
+    from .training.trial import TrialConfig, TrialEpoch
 
     if args.seeds < 1:
-        raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
+        raise UserError(f"--seeds must be at least 1, got {args.seeds}")
     space = load_space(args.space)
     dataset_name = args.dataset or space.dataset
     overrides = space.budget(args.budget, parse_budget_overrides(args.budget_set))
     configs = [TrialConfig.create(space.config(args.config), dataset=dataset_name, budget=args.budget, seed=seed,
                                   budget_overrides=overrides) for seed in range(args.seeds)]
     device = _device(args.device)
-    label = "-".join(t.removeprefix("paper:").replace("=", "") for t in args.config) or "defaults"
+    label = "-".join(t.removeprefix(PAPER_PREFIX).replace("=", "") for t in args.config) or "defaults"
     out = Path(args.out or f"runs/train/{space.name}-{label}-{dataset_name}-{args.budget}")
-    data = trial_dataset(dataset_name, args.data_dir)
-    n = configs[0].set_images
-    sets = cached_sets(out / "sets", data.test_images[:n], data.test_labels[:n], dataset_name,
-                       device=device, progress=not args.quiet)
 
-    records = []
-    for config in configs:
-        def progress(epoch: dict, _, seed: int = config.seed) -> None:
-            if not args.quiet:
-                print(f"seed {seed}  epoch {epoch['epoch']}/{epoch['epochs']}  loss {epoch['train_loss']:.4f}  "
-                      f"train error {epoch['train_error']:.4f}  test error {epoch['clean_error']:.4f}  "
-                      f"{epoch['images_per_second']:.0f} images/s", flush=True)
+    def progress(config: TrialConfig, epoch: TrialEpoch) -> None:
+        if not args.quiet:
+            r = epoch.report
+            print(f"seed {config.seed}  epoch {r.epoch}/{r.epochs}  loss {r.train_loss:.4f}  train error "
+                  f"{r.train_error:.4f}  test error {epoch.clean_error:.4f}  {r.images_per_second:.0f} images/s",
+                  flush=True)
 
-        record = run_trial(config, out / f"seed-{config.seed}", sets, data_dir=args.data_dir, device=device,
-                           compile=args.compile, on_epoch=progress)
-        records.append(record)
-        if record["status"] != "completed":
-            print(f"seed {config.seed} failed: {record['failure_reason']}")
-        write_table(pd.DataFrame(records), out / "records")  # after every trial: nothing finished is lost
-
-    table = pd.DataFrame(records)
-    ce_columns = [c for c in table.columns if c.startswith("ce/")]
-    summary = seed_summary(table[table["status"] == "completed"], SUMMARY_METRICS + tuple(ce_columns))
+    table = train_seeds(configs, out, data_dir=args.data_dir, device=device, compile=args.compile,
+                        progress=not args.quiet, on_epoch=progress)
+    for row in table[table[Column.STATUS] != TrialStatus.COMPLETED].itertuples():
+        print(f"seed {row.seed} failed: {row.failure_reason}")
+    ce_columns = [c for c in table.columns if c.startswith(CE_PREFIX)]
+    summary = seed_summary(table[table[Column.STATUS] == TrialStatus.COMPLETED], SUMMARY_METRICS + tuple(ce_columns))
     config = configs[0]
+    normaliser = table[Column.CE_NORMALISER].dropna().iloc[0] if Column.CE_NORMALISER in table else "n/a"
     print(f"\n{space.name} {' '.join(args.config) or '(defaults)'} on {dataset_name}, budget {args.budget} "
           f"({config.epochs} epochs, {config.train_images or 'all'} training images, {config.eval_images or 'all'} test "
           f"images, -C {config.c_images or 'all'} and -P {config.p_images or 'all'} of them, recipe {config.recipe}); "
-          f"mCE normalised by {table['ce_normaliser'].dropna().iloc[0] if 'ce_normaliser' in table else 'n/a'}")
+          f"mCE normalised by {normaliser}")
     print(summary.to_string(index=False, formatters={"mean": "{:.4f}".format, "ci95": lambda v: f"+- {v:.4f}"}))
-    print(f"records written to {out / 'records.parquet'} and {out / 'records.csv'}")
+    print(f"records written to {out / RECORDS_STEM}.parquet and .csv")
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
-    from .budgets import parse_budget_overrides
-    from .pareto import front
-    from .search import Resources, SearchSettings, run_search
-    from .space import load_space
+    from .reporting.pareto import front
+    from .search.engine import Resources, run_search
+    from .search.space import load_space
+    from .training.budgets import parse_budget_overrides
 
     space = load_space(args.space)
     out = Path(args.out or f"runs/search/{space.name}-{args.dataset or space.dataset}-{args.budget}")
-    if args.resume and not (out / "run.json").is_file():
-        raise UsageError(f"--resume: {out} holds no run to resume")
+    if args.resume and not (out / RUN_FILE).is_file():
+        raise UserError(f"--resume: {out} holds no run to resume")
     if args.trials < 0:
-        raise UsageError(f"--trials must be 0 or more, got {args.trials}")
+        raise UserError(f"--trials must be 0 or more, got {args.trials}")
     if args.cpus_per_trial <= 0 or args.gpus_per_trial < 0:
-        raise UsageError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+        raise UserError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
     objectives = tuple(o.strip() for o in args.objectives.split(",")) if args.objectives else space.objectives
-    settings = SearchSettings(str(space.path), args.dataset or space.dataset, args.budget,
+    settings = RunSettings(str(space.path), args.dataset or space.dataset, args.budget,
                               space.budget(args.budget, parse_budget_overrides(args.budget_set)), objectives,
                               args.sampler, args.scheduler, args.trials, args.seed)
     resources = Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.time_budget, args.address)
     table = run_search(out, settings, resources, data_dir=args.data_dir, quiet=args.quiet)
     best = front(table, objectives).sort_values(list(objectives))
-    shown = ["origin", "placement", "variant", "scale", "alpha", "antialias", "augmentation", *objectives]
-    counts = table["status"].value_counts()
-    print(f"\n{len(table)} trials: {counts.get('completed', 0)} completed, {counts.get('pruned', 0)} pruned, "
-          f"{counts.get('failed', 0)} failed; Pareto front on {', '.join(objectives)} ({len(best)} trials):")
+    shown = [Column.ORIGIN, "placement", "variant", "scale", "alpha", "antialias", "augmentation", *objectives]
+    print(f"\n{len(table)} trials: {status_counts(table, FINAL_STATUSES)}; Pareto front on {', '.join(objectives)} "
+          f"({len(best)} trials):")
     print(best[[c for c in shown if c in best]].to_string(index=False, float_format="%.4f"))
-    failed = table[table["status"] == "failed"]
-    for row in failed.itertuples():
+    for row in table[table[Column.STATUS] == TrialStatus.FAILED].itertuples():
         print(f"failed: {row.trial_id} ({row.origin}): {row.failure_reason}")
-    print(f"results table: {out / 'results.parquet'} and {out / 'results.csv'}; Optuna study "
-          f"{json.loads((out / 'run.json').read_text())['study_name']} in {out / 'optuna.journal'}")
+    print(f"results table: {out / RESULTS_STEM}.parquet and .csv; Optuna study "
+          f"{read_settings(out).study_name} in {out / JOURNAL_FILE}")
 
 
 def _cmd_pick(args: argparse.Namespace) -> None:
     import yaml
 
-    from .pareto import pick
-    from .report import load_run
-    from .space import typed_config
-    from .trial import CONFIG_KEYS
+    from .config import typed_config
+    from .reporting.pareto import pick
 
     run_dir = Path(args.run_dir)
     table, settings = load_run(run_dir)
-    objectives = tuple(settings["objectives"])
     weights = None
     if args.objective_weights:
         try:
             weights = [float(w) for w in args.objective_weights.split(",")]
         except ValueError:
-            raise UsageError(f"--objective-weights must be comma-separated numbers, got {args.objective_weights!r}") from None
-    row = pick(table, objectives, weights=weights, max_clean_error_increase=args.max_clean_error_increase)
-    config = typed_config({k: v for k, v in row.items() if k in CONFIG_KEYS})
-    print(f"# picked from {run_dir}: trial {row['trial_id']} ({row['origin']}), "
-          + ", ".join(f"{o} {row[o]:.4f}" for o in objectives))
-    print(yaml.safe_dump(config, sort_keys=False), end="")
+            raise UserError(f"--objective-weights must be comma-separated numbers, got {args.objective_weights!r}") \
+                from None
+    row = pick(table, settings.objectives, weights=weights, max_clean_error_increase=args.max_clean_error_increase)
+    print(f"# picked from {run_dir}: trial {row[Column.TRIAL_ID]} ({row[Column.ORIGIN]}), "
+          + ", ".join(f"{o} {row[o]:.4f}" for o in settings.objectives))
+    print(yaml.safe_dump(typed_config(row), sort_keys=False), end="")
 
 
 def _cmd_apply(args: argparse.Namespace) -> None:
-    import torch
-    import yaml
-    from safetensors.torch import load_file
+    from .files import read_yaml
+    from .models.apply import apply_design
+    from .models.model_file import save_model
 
-    from .checkpoint import ModelSpec, save_model
-    from .design import Design
-    from .models import build_model, supports_antialias
-    from .preprocess import DATASET_STATS, normalisation
-    from .surgery import pushpullify
-    from .trial import MODEL_KEYS
-
-    path = Path(args.config)
-    if not path.is_file():
-        raise UsageError(f"configuration file {path} does not exist")
-    try:
-        config = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise UsageError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    config = read_yaml(args.config, "configuration file")
     if not isinstance(config, dict):
-        raise UsageError(f"{path} must hold a mapping of design keys (as `ppsearch pick` prints)")
-    design = Design.from_dict({k: v for k, v in config.items() if k not in MODEL_KEYS})
-    arch = args.model
-    if design.antialias != "none" and not supports_antialias(arch):
-        print(f"note: antialias {design.antialias} is not applied: {arch} has no anti-aliasing hook "
+        raise UserError(f"{args.config} must hold a mapping of design keys (as `ppsearch pick` prints)")
+    applied = apply_design(config, args.model, checkpoint=args.checkpoint, in_chans=args.in_chans,
+                           num_classes=args.num_classes, dataset=args.dataset)
+    design = Design.from_dict(applied.spec.design)
+    if applied.antialias_left_out:
+        print(f"note: antialias {config.get('antialias')} is not applied: {args.model} has no anti-aliasing hook "
               f"(timm offers one for ResNets only); push-pull is")
-        design = Design.from_dict({**design.to_dict(), "antialias": "none"})
-    plain = build_model(arch, in_chans=args.in_chans, num_classes=args.num_classes, antialias=design.antialias)
-    if args.checkpoint:  # trained weights of the plain model go in before the surgery, which keeps them
-        try:
-            state = load_file(args.checkpoint) if args.checkpoint.endswith(".safetensors") else \
-                torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-            plain.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
-        except (OSError, RuntimeError, ValueError) as error:
-            raise UsageError(f"--checkpoint {args.checkpoint}: {str(error).strip().splitlines()[0]}") from None
-    changes = pushpullify(plain, Design.from_dict({**design.to_dict(), "antialias": "none"}))
-    if args.dataset not in DATASET_STATS:
-        raise UsageError(f"--dataset {args.dataset!r}: allowed: {', '.join(DATASET_STATS)}")
-    mean, std = normalisation(args.dataset, args.in_chans)
-    spec = ModelSpec(arch, design.to_dict(), args.in_chans, args.num_classes, args.dataset, mean, std)
-    out = Path(args.out or f"{arch.replace(':', '-')}-pushpull.safetensors")
-    save_model(out, plain, spec)
-    print(f"{arch}: {len(changes)} convolutions became push-pull ({design.placement}, {design.variant})")
-    for change in changes:
+    out = Path(args.out or f"{args.model.replace(':', '-')}-pushpull.safetensors")
+    save_model(out, applied.model, applied.spec)
+    print(f"{args.model}: {len(applied.changes)} convolutions became push-pull ({design.placement}, {design.variant})")
+    for change in applied.changes:
         print(f"  {change.name:40s} stage {change.stage}  {change.in_channels}->{change.out_channels} "
               f"k{change.kernel_size} s{change.stride}" + (f" g{change.groups}" if change.groups > 1 else ""))
     print(f"saved to {out}; evaluate with: ppsearch eval --checkpoint {out} --dataset {args.dataset}")
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
-    from .report import write_report
+    from .reporting.report import write_report
 
     out = write_report(args.run_dir, args.out)
     print(f"report written to {out} (tables: {out.with_suffix('.md')} and {out.stem}-*.csv)")
@@ -266,7 +239,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
 def _cmd_dashboard(args: argparse.Namespace) -> None:
     import socket
 
-    from .dashboard import create_app
+    from .reporting.dashboard import create_app
 
     app = create_app(args.run_dir)
     with socket.socket() as probe:  # say it in one line before the web server says it in three
@@ -274,7 +247,7 @@ def _cmd_dashboard(args: argparse.Namespace) -> None:
         try:
             probe.bind((args.host, args.port))
         except OSError as error:
-            raise UsageError(f"cannot serve on {args.host}:{args.port}: {error.strerror or error}; "
+            raise UserError(f"cannot serve on {args.host}:{args.port}: {error.strerror or error}; "
                              f"the port is in use or not allowed, pass another --port") from None
     print(f"ppsearch dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True)
     app.run(host=args.host, port=args.port, debug=False)
@@ -403,10 +376,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_command(command: Callable[[], None], name: str) -> int:
     """Run a command the way every ppsearch entry point does (the CLI, the scripts in analysis/):
-    a user mistake is one line on stderr and exit code 2, never a traceback."""
+    a user mistake is one line on stderr and exit code 2, never a traceback; a bug keeps its
+    traceback (exit 1)."""
     try:
         command()
-    except (UsageError, ValueError, FileNotFoundError) as error:
+    except UserError as error:
         print(f"{name}: error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and closed: not an error

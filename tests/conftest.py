@@ -1,6 +1,24 @@
 import os
+from pathlib import Path
 
 import pytest
+
+TESTDATA_VARIABLE = "PPSEARCH_TESTDATA"
+DEFAULT_TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
+
+
+@pytest.fixture(scope="session")
+def testdata() -> Path:
+    """The original corruption/perturbation generators' outputs (and the reference frost textures):
+    from $PPSEARCH_TESTDATA, by default ../shared/testdata beside the checkout. A stranger's clone
+    has none and skips these tests; CI (CI=true) has them and fails rather than skip."""
+    path = Path(os.environ.get(TESTDATA_VARIABLE, DEFAULT_TESTDATA))
+    if not path.is_dir():
+        message = f"reference outputs not found at {path}: set {TESTDATA_VARIABLE} to the shared/testdata folder"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + " (CI must run the reference tests)")
+        pytest.skip(message)
+    return path
 
 
 @pytest.fixture(scope="session")

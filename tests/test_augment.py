@@ -3,8 +3,9 @@ import torch
 import torch.nn.functional as nnf
 from torchvision.transforms import v2
 
-from ppsearch.augment import AUGMENTATIONS, augment, augmix, autoaugment, cutout, random_crop_flip
-from ppsearch.data import load_dataset
+from ppsearch.config import AUGMENTATIONS
+from ppsearch.data.datasets import load_dataset
+from ppsearch.training.augment import augment, augmix, autoaugment, cutout, random_crop_flip
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from ppsearch.layers import BlurPool2d, parse_antialias
+from ppsearch.config import parse_antialias
+from ppsearch.layers import BlurPool2d
 
 
 @pytest.mark.parametrize("size, taps", [

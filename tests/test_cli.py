@@ -25,10 +25,11 @@ def test_models_profiles_a_design():
 @pytest.mark.parametrize("args, message", [
     (["models", "--arch", "resnet20", "--placement", "b9"], "unknown placement 'b9'"),
     (["models", "--arch", "alexnet"], "unknown architecture 'alexnet'"),
-    (["models", "--arch", "resnet20", "--scale", "0.5"], "scale (h) must be a number >= 1"),
+    (["models", "--arch", "resnet20", "--scale", "0.5"], "scale must be a number >= 1"),
     (["models", "--arch", "resnet20", "--pull-kernel-size", "8"], "pull_kernel_size must be an odd integer"),
     (["models", "--arch", "resnet20", "--variant", "dog"], "unknown variant 'dog'"),
-    (["models", "--scale", "abc"], "invalid float value: 'abc'"),
+    (["models", "--arch", "resnet20", "--scale", "abc"], "scale must be a number >= 1 (the upsampling factor h), got 'abc'"),
+    (["models", "--arch", "resnet20", "--alpha", "-1"], "alpha must be a finite number >= 0"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, message):

@@ -1,17 +1,13 @@
 """The contract of all 19 corruptions, checked against the reference generator's outputs
-(shared/testdata/cifar10c_reference.npz: 64 images x 5 severities)."""
+(cifar10c_reference.npz in the `testdata` folder: 64 images x 5 severities)."""
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from ppsearch.corruptions import ALL_CORRUPTIONS, corrupt
+from ppsearch.robustness.corruptions import ALL_CORRUPTIONS, corrupt
 
-TESTDATA = Path(__file__).parents[2] / "shared" / "testdata"
-FROST_DIR = TESTDATA / "frost"
 # The reference generator sets no seed, so only these can be compared pixel for pixel.
 DETERMINISTIC = ("brightness", "contrast", "saturate", "pixelate", "jpeg_compression",
                  "defocus_blur", "gaussian_blur", "zoom_blur")
@@ -19,8 +15,8 @@ STOCHASTIC = tuple(name for name in ALL_CORRUPTIONS if name not in DETERMINISTIC
 
 
 @pytest.fixture(scope="module")
-def reference() -> dict[str, np.ndarray]:
-    with np.load(TESTDATA / "cifar10c_reference.npz") as data:
+def reference(testdata) -> dict[str, np.ndarray]:
+    with np.load(testdata / "cifar10c_reference.npz") as data:
         return {name: data[name] for name in data.files}
 
 
@@ -38,9 +34,9 @@ def test_deterministic_corruptions_match_the_reference_pixels(reference, name):
 
 
 @pytest.mark.parametrize("name", STOCHASTIC)
-def test_stochastic_corruptions_match_the_reference_statistics(reference, name):
+def test_stochastic_corruptions_match_the_reference_statistics(reference, testdata, name):
     clean = reference["clean"]
-    options = {"frost_dir": FROST_DIR} if name == "frost" else {}
+    options = {"frost_dir": testdata / "frost"} if name == "frost" else {}
     ours = np.array([mean_abs_change(corrupt(clean, name, s, **options), clean) for s in range(1, 6)])
     theirs = np.array([mean_abs_change(reference[name][s - 1], clean) for s in range(1, 6)])
     assert abs(ours.sum() / theirs.sum() - 1) <= 0.06

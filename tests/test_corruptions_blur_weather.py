@@ -3,24 +3,19 @@ from __future__ import annotations
 
 import math
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from ppsearch.corruptions import corrupt
-from ppsearch.corruptions.blur import MOTION, _glass_sources, line_blur
-from ppsearch.corruptions.weather import frost_source, plasma_fractal
-
-TESTDATA = Path(__file__).parents[2] / "shared" / "testdata"
-REFERENCE = TESTDATA / "cifar10c_reference.npz"
-FROST_DIR = TESTDATA / "frost"
+from ppsearch.robustness.corruptions import corrupt
+from ppsearch.robustness.corruptions.blur import MOTION, _glass_sources, line_blur
+from ppsearch.robustness.corruptions.weather import frost_source, plasma_fractal
 
 
 @pytest.fixture(scope="module")
-def reference() -> dict[str, np.ndarray]:
-    with np.load(REFERENCE) as data:
+def reference(testdata) -> dict[str, np.ndarray]:
+    with np.load(testdata / "cifar10c_reference.npz") as data:
         return {name: data[name] for name in ("clean", "motion_blur", "frost")}
 
 
@@ -78,15 +73,15 @@ def test_procedural_frost_changes_images_like_the_reference_textures(reference):
     np.testing.assert_allclose(ours, theirs, rtol=0.25)
 
 
-def test_frost_texture_dir_missing_files_is_an_error(reference, tmp_path):
-    shutil.copy(FROST_DIR / "frost1.png", tmp_path)
+def test_frost_texture_dir_missing_files_is_an_error(reference, testdata, tmp_path):
+    shutil.copy(testdata / "frost" / "frost1.png", tmp_path)
     with pytest.raises(ValueError, match="frost2.png"):
         corrupt(reference["clean"][:2], "frost", 1, frost_dir=tmp_path)
 
 
-def test_frost_source_describes_the_textures():
+def test_frost_source_describes_the_textures(tmp_path):
     assert frost_source(None) == "procedural (ppsearch)"
-    assert frost_source(FROST_DIR) == f"reference textures from {FROST_DIR}"
+    assert frost_source(tmp_path) == f"reference textures from {tmp_path}"
 
 
 def test_plasma_fractal_spans_unit_range_per_image():

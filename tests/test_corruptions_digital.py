@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ppsearch.corruptions import corrupt
+from ppsearch.robustness.corruptions import corrupt
 
 
 @pytest.mark.parametrize("name", ["pixelate", "jpeg_compression"])

@@ -5,11 +5,11 @@ import sys
 import time
 import urllib.request
 
-
 from browser import dom, is_blank, needs_chromium, render
-from ppsearch.cli import main
-from ppsearch.dashboard import views
 from test_report import _row, _run
+
+from ppsearch.cli import main
+from ppsearch.reporting.dashboard import views
 
 
 def _rows():

@@ -8,7 +8,7 @@ import torchvision
 from PIL import Image
 from torchvision import transforms
 
-from ppsearch.data import DATASETS, DEBIAN_FASHION_MNIST, DatasetNotFoundError, load_dataset
+from ppsearch.data.datasets import DATASETS, DEBIAN_FASHION_MNIST, DatasetNotFoundError, load_dataset
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from ppsearch import Design
-from ppsearch.checkpoint import ModelSpec, load_model, save_model
-from ppsearch.corruptions import ALL_CORRUPTIONS, corrupt
-from ppsearch.data import load_dataset
-from ppsearch.evaluate import Predictor, evaluate
-from ppsearch.generate import write_sets
-from ppsearch.perturbations import ALL_PERTURBATIONS
-from ppsearch.preprocess import normalisation
+from ppsearch.data.datasets import load_dataset
+from ppsearch.data.preprocess import normalisation
+from ppsearch.models.model_file import ModelSpec, load_model, save_model
+from ppsearch.robustness.corruptions import ALL_CORRUPTIONS, corrupt
+from ppsearch.robustness.evaluate import Predictor, evaluate
+from ppsearch.robustness.generate import write_sets
+from ppsearch.robustness.perturbations import ALL_PERTURBATIONS
 
 N = 12
 
@@ -136,7 +136,7 @@ def test_cli_bad_input_is_one_line(tmp_path, checkpoint, args, message):
 
 
 def test_random_corruptions_do_not_repeat_across_chunks(monkeypatch, test_split):
-    import ppsearch.generate as generate
+    import ppsearch.robustness.generate as generate
 
     monkeypatch.setattr(generate, "CHUNK", 4)
     twice = torch.cat([test_split[0][:4], test_split[0][:4]])

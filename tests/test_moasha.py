@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from ray.tune.schedulers import TrialScheduler
 
-from ppsearch.moasha import MOASHA, crowding_distance, promotion_order, rungs
+from ppsearch.search.moasha import MOASHA, crowding_distance, promotion_order, rungs
 
 
 def test_rungs_are_geometric_and_below_the_last_epoch():

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from ppsearch import PushPull2d, build_model
-from ppsearch.profile import profile_model
+from ppsearch.models.profile import profile_model
 
 
 def pushpull_names(model):
@@ -92,7 +92,7 @@ def test_unknown_architectures_are_rejected(arch, message):
 
 @pytest.mark.parametrize("design, message", [
     (dict(placement="b3"), "unknown placement 'b3'; allowed: none, pp, b1, b2, all"),
-    (dict(antialias="box"), "unknown antialias filter 'box'"),
+    (dict(antialias="box"), "unknown antialias 'box'; allowed: none, rect2, tri3, bin5, 1, 2"),
     (dict(placement="pp", scale=0.9), "scale"),
     (dict(depth=2), "unknown design key 'depth'"),
 ])

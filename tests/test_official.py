@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ppsearch.official import OfficialDataError, load_cifar_c, load_cifar_p, load_imagenet_c
+from ppsearch.robustness.official import OfficialDataError, load_cifar_c, load_cifar_p, load_imagenet_c
 
 ROWS = 4  # images per severity in the fake files (the official ones have 10000)
 

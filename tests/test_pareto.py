@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ppsearch.pareto import dominated_papers, front, hypervolume, hypervolume_history, reference_point
+from ppsearch.reporting.pareto import dominated_papers, front, hypervolume, hypervolume_history, reference_point
 
 OBJ = ("clean_error", "mce")
 

@@ -1,23 +1,20 @@
 """CIFAR-10-P perturbation sequences against the reference generator's outputs and recipes."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
-from ppsearch.perturbations import ALL_PERTURBATIONS, TEST_PERTURBATIONS, VALIDATION_PERTURBATIONS, perturb
+from ppsearch.robustness.perturbations import ALL_PERTURBATIONS, TEST_PERTURBATIONS, VALIDATION_PERTURBATIONS, perturb
 
-REFERENCE = Path(__file__).parents[2] / "shared" / "testdata" / "cifar10p_reference.npz"
 DETERMINISTIC = ("brightness", "translate", "rotate", "tilt", "scale", "shear", "zoom_blur", "gaussian_blur")
 STOCHASTIC = ("gaussian_noise", "shot_noise", "speckle_noise", "snow", "spatter")
 FRAMES = {"translate": 16, "motion_blur": 21}  # 31 for all others
 
 
 @pytest.fixture(scope="module")
-def reference() -> dict[str, np.ndarray]:
-    with np.load(REFERENCE) as data:
+def reference(testdata) -> dict[str, np.ndarray]:
+    with np.load(testdata / "cifar10p_reference.npz") as data:
         return {name: data[name] for name in data.files}
 
 

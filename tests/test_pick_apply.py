@@ -1,15 +1,16 @@
 """`ppsearch pick` and `ppsearch apply`: a configuration from a run's front onto timm models."""
-import json
+
 
 import pandas as pd
 import pytest
 import torch
 import yaml
+from runs import write_run
 
-from ppsearch.checkpoint import load_model
 from ppsearch.cli import main
 from ppsearch.layers import BlurPool2d, PushPull2d
 from ppsearch.models import build_model
+from ppsearch.models.model_file import load_model
 
 
 def _run_dir(tmp_path):
@@ -27,11 +28,7 @@ def _run_dir(tmp_path):
                           for i, (o, p, aa, e, c, f) in enumerate(rows)])
     table.loc[len(table)] = {**table.iloc[0].to_dict(), "trial_id": "t9", "status": "pruned",
                              "clean_error": 0.01, "mce": 0.01, "mfr": 0.01}  # never picked
-    run = tmp_path / "run"
-    run.mkdir()
-    table.to_parquet(run / "results.parquet")
-    (run / "run.json").write_text(json.dumps({"objectives": ["clean_error", "mce", "mfr"]}))
-    return run
+    return write_run(tmp_path / "run", table)
 
 
 def _pick(capsys, *args):
@@ -65,8 +62,7 @@ def test_pick_bad_input(tmp_path, capsys, args, message):
 def test_pick_needs_a_results_table(tmp_path, capsys):
     assert main(["pick", str(tmp_path)]) == 2
     assert "has no results table" in capsys.readouterr().err
-    pd.DataFrame({"trial": [1]}).to_parquet(tmp_path / "results.parquet")
-    (tmp_path / "run.json").write_text(json.dumps({"objectives": ["clean_error"]}))
+    write_run(tmp_path, [{"trial": 1}], objectives=("clean_error",))
     assert main(["pick", str(tmp_path)]) == 2
     assert "written by an older ppsearch" in capsys.readouterr().err
 
@@ -97,7 +93,7 @@ def test_apply_carries_a_configuration_to_a_timm_model(tmp_path, capsys, model, 
 @pytest.mark.parametrize("content, args, message", [
     ("placement: pp\ncolour: red\n", ["--model", "timm:resnet18"], "unknown design key 'colour'"),
     ("placement: pp\n", ["--model", "timm:resnet9000"], "unknown timm model 'resnet9000'"),
-    ("placement: pp\n", ["--model", "timm:resnet18", "--checkpoint", "/nonexistent.pth"], "--checkpoint /nonexistent.pth"),
+    ("placement: pp\n", ["--model", "timm:resnet18", "--checkpoint", "/nonexistent.pth"], "checkpoint /nonexistent.pth does not exist"),
     ("[1, 2]\n", ["--model", "timm:resnet18"], "must hold a mapping of design keys"),
 ])
 def test_apply_bad_input(tmp_path, capsys, content, args, message):

@@ -153,8 +153,8 @@ def test_exports_with_torch_export():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(scale=0.5), "scale (h) must be a number >= 1"),
-    (dict(pull_kernel_size=6), "pull_kernel_size must be an odd integer >= kernel_size 3"),
+    (dict(scale=0.5), "scale must be a number >= 1"),
+    (dict(pull_kernel_size=6), "pull_kernel_size must be an odd integer >= 3"),
     (dict(pull_kernel_size=1), "pull_kernel_size must be an odd integer"),
     (dict(variant="gabor"), "unknown variant 'gabor'; allowed: upsample, minmax_avg"),
     (dict(variant="minmax_avg", avg_kernel_size=4), "avg_kernel_size must be 0 or an odd integer >= 3"),

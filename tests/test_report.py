@@ -1,22 +1,18 @@
 """`ppsearch report` on a results table with known content, and its bad input."""
-import json
+
 
 import pandas as pd
 import pytest
-
 from browser import is_blank, needs_chromium, render
+from runs import write_run
+
 from ppsearch.cli import main
-from ppsearch.corruptions import BENCHMARK_CORRUPTIONS
-from ppsearch.report import PAPER_REPORTED, write_report
+from ppsearch.reporting.report import PAPER_REPORTED, write_report
+from ppsearch.robustness.corruptions import BENCHMARK_CORRUPTIONS
 
 
 def _run(tmp_path, rows):
-    run = tmp_path / "run"
-    run.mkdir(exist_ok=True)
-    pd.DataFrame(rows).to_parquet(run / "results.parquet")
-    (run / "run.json").write_text(json.dumps({"objectives": ["clean_error", "mce", "mfr"], "dataset": "fashion-mnist",
-                                              "budget": "demo", "space": "resnet-cifar", "study_name": "absent"}))
-    return run
+    return write_run(tmp_path / "run", rows)
 
 
 def _row(trial_id, origin, placement, clean, mce, mfr, seed=0, status="completed"):
@@ -69,7 +65,7 @@ def test_report_bad_input(tmp_path, capsys, setup, message):
 def test_report_of_a_real_run_includes_importance(tmp_path, local_ray):
     from test_search import _settings, _space
 
-    from ppsearch.search import Resources, run_search
+    from ppsearch.search.engine import Resources, run_search
 
     run = tmp_path / "run"
     run_search(run, _settings(_space(tmp_path), trials=3), Resources(), quiet=True)

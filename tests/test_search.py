@@ -4,15 +4,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import textwrap
+import time
 
 import optuna
 import pandas as pd
 import pytest
 
-from ppsearch.search import Resources, SearchSettings, _searcher, run_search
-from ppsearch.space import load_space
+from ppsearch.rundir import RunSettings, read_settings
+from ppsearch.search.engine import Resources, make_sampler, run_search
+from ppsearch.search.space import load_space
+from ppsearch.search.study_searcher import StudySearcher, open_study
 
 TINY_SPACE = """
 name: tiny
@@ -39,12 +41,12 @@ def _space(tmp_path, extra=""):
 
 def _settings(space_path, trials, scheduler="none", sampler="tpe"):
     space = load_space(space_path)
-    return SearchSettings(str(space_path), "fashion-mnist", "smoke", space.budget("smoke"), space.objectives,
+    return RunSettings(str(space_path), "fashion-mnist", "smoke", space.budget("smoke"), space.objectives,
                           sampler, scheduler, trials, 0)
 
 
 def _study(run_dir):
-    name = json.loads((run_dir / "run.json").read_text())["study_name"]
+    name = read_settings(run_dir).study_name
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(run_dir / "optuna.journal")))
     return optuna.load_study(study_name=name, storage=storage)
 
@@ -66,6 +68,7 @@ def test_a_multi_objective_search_end_to_end(tmp_path, local_ray):
 
     study = _study(run_dir)
     assert study.directions == [optuna.study.StudyDirection.MINIMIZE] * 2
+    assert study.metric_names == ["clean_error", "mce"]  # optuna-dashboard names the objectives
     states = {t.user_attrs["tune_trial_id"]: t.state for t in study.trials}
     for row in table.itertuples():
         expected = {"completed": "COMPLETE", "failed": "FAIL", "pruned": "PRUNED"}[row.status]
@@ -81,8 +84,9 @@ def test_trials_stopped_early_are_told_to_optuna_as_pruned(tmp_path):
     space_path = _space(tmp_path)
     settings = _settings(space_path, trials=3)
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "j.log")))
-    settings = SearchSettings(**{**settings.__dict__, "study_name": "pruning"})
-    searcher = _searcher(load_space(space_path), settings, storage)
+    space = load_space(space_path)
+    study = open_study(space, storage, "pruning", settings.objectives, make_sampler("tpe", 0))
+    searcher = StudySearcher(study, space, settings.objectives)
     for trial_id in ("a", "b", "c"):
         searcher.suggest(trial_id)
     # a: stopped by MO-ASHA after an epoch report (which has no final status)
@@ -91,19 +95,20 @@ def test_trials_stopped_early_are_told_to_optuna_as_pruned(tmp_path):
     searcher.on_trial_complete("c", {"epoch": 0, "status": "failed"})
     study = optuna.load_study(study_name="pruning", storage=storage)
     assert [t.state.name for t in study.trials] == ["PRUNED", "COMPLETE", "FAIL"]
+    assert [t.user_attrs["origin"] for t in study.trials] == ["paper:plain", "paper:pp", "searched"]
     assert study.best_trials[0].values == [0.2, 0.9] and len(study.best_trials) == 1
 
 
 def test_trials_orphaned_by_a_killed_driver_are_run_and_told(tmp_path, local_ray):
     """A driver killed between asking Optuna and Ray saving its state leaves a RUNNING Optuna trial
     that no Ray trial will run; the end of the search runs it into its folder and tells Optuna."""
-    from ppsearch.generate import cached_sets
-    from ppsearch.search import TrialContext, _settle_orphans
-    from ppsearch.trial import trial_dataset
+    from ppsearch.robustness.generate import cached_sets
+    from ppsearch.search.engine import TrialContext, _settle_orphans
+    from ppsearch.training.trial import trial_dataset
 
     space_path = _space(tmp_path)
     space = load_space(space_path)
-    settings = SearchSettings(**{**_settings(space_path, trials=0).__dict__, "study_name": "orphans"})
+    settings = RunSettings(**{**_settings(space_path, trials=0).__dict__, "study_name": "orphans"})
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "j.log")))
     study = optuna.create_study(study_name="orphans", storage=storage, directions=["minimize"] * 2)
     study.enqueue_trial(space.search_point(space.paper_configs["pp"]))
@@ -180,10 +185,36 @@ def test_run_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):
 
 
 def test_a_run_directory_of_other_settings_is_refused(tmp_path):
-    from ppsearch.search import prepare_run
+    from ppsearch.search.engine import prepare_run
 
     settings = _settings(_space(tmp_path), trials=2)
     prepare_run(tmp_path / "run", settings)
     with pytest.raises(ValueError, match="holds a run with sampler='tpe', not 'random'"):
-        prepare_run(tmp_path / "run", SearchSettings(**{**settings.__dict__, "sampler": "random"}))
-    assert prepare_run(tmp_path / "run", SearchSettings(**{**settings.__dict__, "trials": 5})).study_name
+        prepare_run(tmp_path / "run", RunSettings(**{**settings.__dict__, "sampler": "random"}))
+    assert prepare_run(tmp_path / "run", RunSettings(**{**settings.__dict__, "trials": 5})).study_name
+
+
+def test_the_progress_line_counts_trials_in_the_state_they_are_entering(tmp_path, capsys):
+    """Ray calls the callbacks before it changes a trial's state: a trial starting is counted as
+    running, a trial ending as completed (its record) or pruned (none), never as running."""
+    from ray.tune.experiment import Trial
+
+    from ppsearch.rundir import write_record
+    from ppsearch.search.engine import results_callback
+
+    def trial(trial_id, status):
+        made = Trial("search_trial", config={"placement": "none", "origin": "searched"}, trial_id=trial_id, stub=True)
+        made.set_status(status)
+        return made
+
+    write_record(tmp_path / "trials" / "a", {"status": "completed", "placement": "none", "clean_error": 0.5,
+                                             "mce": 1.0, "epochs_completed": 2})
+    callback = results_callback(tmp_path, ("clean_error", "mce"), quiet=False)
+    a, b, c = trial("a", Trial.RUNNING), trial("b", Trial.RUNNING), trial("c", Trial.PENDING)
+    callback.on_trial_complete(0, [a, b, c], a)
+    callback.on_trial_start(0, [trial("a", Trial.TERMINATED), b, c], c)
+    callback.on_trial_complete(0, [trial("a", Trial.TERMINATED), b, trial("c", Trial.RUNNING)], b)
+    lines = [line.split("trials: ")[1].split(" |")[0] for line in capsys.readouterr().out.splitlines()]
+    assert lines == ["1 completed, 0 pruned, 0 failed, 1 running, 1 pending",
+                     "1 completed, 0 pruned, 0 failed, 2 running, 0 pending",
+                     "1 completed, 1 pruned, 0 failed, 1 running, 0 pending"]

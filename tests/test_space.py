@@ -4,8 +4,8 @@ import textwrap
 import optuna
 import pytest
 
-from ppsearch.space import load_space, spaces
-from ppsearch.trial import TrialConfig
+from ppsearch.search.space import load_space, spaces
+from ppsearch.training.trial import TrialConfig
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -14,7 +14,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 def test_embedded_spaces_load_and_their_paper_configs_are_points_of_the_space(name):
     space = load_space(name)
     assert name in spaces() and space.paper_configs
-    for preset, config in space.paper_configs.items():
+    for preset in space.paper_configs:
         assert space.paper_name(space.config([f"paper:{preset}"])) == preset
 
 
@@ -96,7 +96,7 @@ def test_unknown_space_names_the_embedded_ones():
 
 @pytest.mark.parametrize("sampler", ["tpe", "nsga2", "gp", "random"])
 def test_every_sampler_explores_the_conditional_space(sampler):
-    from ppsearch.search import make_sampler
+    from ppsearch.search.engine import make_sampler
 
     space = load_space("resnet-cifar")
     study = optuna.create_study(directions=["minimize"] * 3, sampler=make_sampler(sampler, seed=0))
@@ -109,7 +109,7 @@ def test_every_sampler_explores_the_conditional_space(sampler):
 
 
 def test_unknown_sampler():
-    from ppsearch.search import make_sampler
+    from ppsearch.search.engine import make_sampler
 
     with pytest.raises(ValueError, match="unknown sampler 'cmaes'; allowed: tpe, nsga2, gp, random"):
         make_sampler("cmaes", 0)

@@ -2,12 +2,12 @@
 import pytest
 import torch
 
-from ppsearch.checkpoint import ModelSpec
+from ppsearch.data.preprocess import normalisation
 from ppsearch.models import build_model
-from ppsearch.preprocess import normalisation
-from ppsearch.recipes import RECIPES, Recipe, get_recipe
-from ppsearch.train import Checkpointing, NonFiniteLoss, fit
-from ppsearch.trial import trial_dataset
+from ppsearch.models.model_file import ModelSpec
+from ppsearch.training.recipes import RECIPES, Recipe, get_recipe
+from ppsearch.training.trainer import Checkpointing, NonFiniteLoss, fit
+from ppsearch.training.trial import trial_dataset
 
 MEAN, STD = normalisation("fashion-mnist", 1)
 
@@ -50,7 +50,7 @@ def test_unknown_recipe_names_the_choices():
 
 
 def _error(model, images, labels):
-    from ppsearch.evaluate import Predictor
+    from ppsearch.robustness.evaluate import Predictor
     return (Predictor(model, MEAN, STD)(images) != labels).double().mean().item()
 
 

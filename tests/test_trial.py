@@ -4,15 +4,15 @@ import json
 import pandas as pd
 import pytest
 
-from ppsearch.budgets import BUDGETS, get_budget, parse_budget_overrides
-from ppsearch.checkpoint import load_model
 from ppsearch.cli import main
-from ppsearch.corruptions import BENCHMARK_CORRUPTIONS
-from ppsearch.generate import cached_sets
-from ppsearch.perturbations import TEST_PERTURBATIONS
-from ppsearch.results import mean_ci, seed_summary
-from ppsearch.space import load_space, parse_override
-from ppsearch.trial import CONFIG_COLUMNS, TrialConfig, run_trial, trial_dataset
+from ppsearch.models.model_file import load_model
+from ppsearch.reporting.statistics import mean_ci, seed_summary
+from ppsearch.robustness.corruptions import BENCHMARK_CORRUPTIONS
+from ppsearch.robustness.generate import cached_sets
+from ppsearch.robustness.perturbations import TEST_PERTURBATIONS
+from ppsearch.search.space import load_space, parse_override
+from ppsearch.training.budgets import BUDGETS, get_budget, parse_budget_overrides
+from ppsearch.training.trial import CONFIG_COLUMNS, TrialConfig, run_trial, trial_dataset
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_spaces_give_their_families_the_papers_schedules():
     assert (densenet.epochs, densenet.recipe) == (350, "paper-densenet")
     imagenet = load_space("resnet-imagenet").budget("paper")
     assert imagenet == {"epochs": 90, "recipe": "paper-imagenet"}
-    from ppsearch.recipes import get_recipe
+    from ppsearch.training.recipes import get_recipe
     schedule = get_recipe("paper-imagenet")
     assert (schedule.batch_size, schedule.weight_decay) == (256, 5e-4)
     assert [schedule.learning_rate(e, 90) for e in (29, 30, 60, 85)] == pytest.approx([0.1, 0.01, 1e-3, 1e-4])
@@ -76,8 +76,9 @@ def test_a_trial_returns_one_flat_record(smoke_record):
 
 def test_epochs_are_reported_and_the_model_is_saved(smoke_record):
     _, record, epochs = smoke_record
-    assert [e["epoch"] for e in epochs] == [1, 2]
-    assert all(0 <= e["clean_error"] <= 1 and e["images"] == 256 for e in epochs)
+    assert [e.report.epoch for e in epochs] == [1, 2]
+    assert all(0 <= e.clean_error <= 1 and e.report.images == 256 for e in epochs)
+    assert all((e.checkpoint / "state.json").is_file() for e in epochs[-1:])
     model, spec = load_model(f"{record['trial_dir']}/model.safetensors")
     assert spec.design["placement"] == "b1" and spec.dataset == "fashion-mnist"
 
@@ -119,7 +120,7 @@ def test_space_presets_and_overrides():
 
 
 @pytest.mark.parametrize("token, message", [
-    ("alpha=abc", "malformed override 'alpha=abc': alpha must be a number"),
+    ("alpha=abc", "malformed override 'alpha=abc': alpha must be a finite number"),
     ("trainable_alpha=5", "trainable_alpha must be true or false"),
     ("alpha", "malformed override 'alpha': expected key=value or paper:NAME"),
     ("depth=3", "unknown key 'depth'"),
@@ -160,7 +161,7 @@ def test_train_command_writes_records_and_resumes(tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--config", "paper:resnet99"], "unknown preset 'paper:resnet99' in space resnet-cifar; allowed: paper:resnet20,"),
-    (["--config", "alpha=abc"], "malformed override 'alpha=abc': alpha must be a number"),
+    (["--config", "alpha=abc"], "malformed override 'alpha=abc': alpha must be a finite number"),
     (["--budget", "huge"], "unknown budget 'huge'"),
     (["--space", "nowhere"], "unknown space 'nowhere'; embedded spaces: densenet-cifar, resnet-cifar, resnet-imagenet, wrn-cifar"),
     (["--config", "augmentation=mixup"], "unknown augmentation 'mixup'"),

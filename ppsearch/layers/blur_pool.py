@@ -12,24 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-ANTIALIAS_NAMES = {"none": 0, "rect2": 2, "tri3": 3, "bin5": 5}
-FILTER_SIZES = range(1, 8)
-
-
-def parse_antialias(value: str | int | None) -> int:
-    """Filter size from a name ('none', 'rect2', 'tri3', 'bin5') or a size 1..7; 0 means none."""
-    if value is None:
-        return 0
-    if isinstance(value, str) and value.lower() in ANTIALIAS_NAMES:
-        return ANTIALIAS_NAMES[value.lower()]
-    try:
-        size = int(value)
-    except (TypeError, ValueError):
-        size = -1
-    if size not in FILTER_SIZES or (isinstance(value, float) and not value.is_integer()):
-        allowed = ", ".join(list(ANTIALIAS_NAMES) + [str(s) for s in FILTER_SIZES])
-        raise ValueError(f"unknown antialias filter {value!r}; allowed: {allowed}")
-    return size
+from ..config import FILTER_SIZES
+from ..errors import UserError
 
 
 class BlurPool2d(nn.Module):
@@ -38,7 +22,7 @@ class BlurPool2d(nn.Module):
     def __init__(self, channels: int, filt_size: int = 3, stride: int = 2) -> None:
         super().__init__()
         if filt_size not in FILTER_SIZES:
-            raise ValueError(f"filt_size must be in 1..7, got {filt_size!r}")
+            raise UserError(f"filt_size must be in 1..7, got {filt_size!r}")
         self.channels, self.filt_size, self.stride = channels, filt_size, stride
         # Zhang's padding: floor((f-1)/2) before, ceil((f-1)/2) after, as (left, right, top, bottom)
         before, after = (filt_size - 1) // 2, filt_size // 2

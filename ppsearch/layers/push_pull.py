@@ -24,7 +24,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-VARIANTS = ("upsample", "minmax_avg")
+from ..config import Design
+from ..errors import UserError
+from ..library_internals import tensor_version
+
 PULL_IMPLS = ("direct", "separable")
 
 
@@ -63,7 +66,7 @@ def box_mean(x: torch.Tensor, size: int) -> torch.Tensor:
 def _int_pair(value: int | tuple[int, int], name: str) -> int:
     first, second = (value, value) if isinstance(value, int) else tuple(value)
     if first != second:
-        raise ValueError(f"PushPull2d needs a square {name}, got {value!r}")
+        raise UserError(f"PushPull2d needs a square {name}, got {value!r}")
     return first
 
 
@@ -121,34 +124,27 @@ class PushPull2d(nn.Conv2d):
             padding = 0
         elif padding == "same":
             if size % 2 == 0:
-                raise ValueError(f"padding='same' needs an odd kernel_size, got {size}")
+                raise UserError(f"padding='same' needs an odd kernel_size, got {size}")
             padding = dil * (size - 1) // 2
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                          padding_mode, device, dtype)
         _int_pair(self.stride, "stride")
         pad = _int_pair(self.padding, "padding")
         if padding_mode != "zeros":
-            raise ValueError(f"PushPull2d supports padding_mode='zeros' only, got {padding_mode!r}")
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown variant {variant!r}; allowed: {', '.join(VARIANTS)}")
+            raise UserError(f"PushPull2d supports padding_mode='zeros' only, got {padding_mode!r}")
         if pull_impl not in PULL_IMPLS:
-            raise ValueError(f"unknown pull_impl {pull_impl!r}; allowed: {', '.join(PULL_IMPLS)}")
-        if not (isinstance(alpha, (int, float)) and math.isfinite(alpha)):
-            raise ValueError(f"alpha must be a finite number, got {alpha!r}")
+            raise UserError(f"unknown pull_impl {pull_impl!r}; allowed: {', '.join(PULL_IMPLS)}")
+        design = Design(variant=variant, scale=scale, pull_kernel_size=pull_kernel_size, alpha=alpha,
+                        trainable_alpha=trainable_alpha, avg_kernel_size=avg_kernel_size)  # the schema's checks
+        variant, scale, pull_kernel_size, alpha = design.variant, design.scale, design.pull_kernel_size, design.alpha
         self.variant = variant
-        self.alpha_init = float(alpha)
 
         if variant == "upsample":
-            if avg_kernel_size:
-                raise ValueError("avg_kernel_size applies to variant='minmax_avg' only")
-            if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale >= 1):
-                raise ValueError(f"scale (h) must be a number >= 1, got {scale!r}")
             if pull_kernel_size is None:
                 pull_kernel_size = default_pull_kernel_size(size, scale)
-            elif (not isinstance(pull_kernel_size, int) or pull_kernel_size < size
-                  or (pull_kernel_size - size) % 2):
+            elif pull_kernel_size < size or (pull_kernel_size - size) % 2:
                 parity = "odd" if size % 2 else "even"
-                raise ValueError(
+                raise UserError(
                     f"pull_kernel_size must be an {parity} integer >= kernel_size {size}, got {pull_kernel_size!r}")
             self.scale = float(scale)
             self.pull_kernel_size = pull_kernel_size
@@ -161,11 +157,6 @@ class PushPull2d(nn.Conv2d):
             self.register_buffer("bank_v", interp.T.reshape(size, 1, -1, 1).repeat(in_channels * size, 1, 1, 1),
                                  persistent=False)
         else:
-            if pull_kernel_size is not None:
-                raise ValueError("pull_kernel_size applies to variant='upsample' only")
-            if avg_kernel_size != 0 and (not isinstance(avg_kernel_size, int) or avg_kernel_size < 3
-                                         or avg_kernel_size % 2 == 0):
-                raise ValueError(f"avg_kernel_size must be 0 or an odd integer >= 3, got {avg_kernel_size!r}")
             self.avg_kernel_size = avg_kernel_size
             if self.bias is not None:
                 nn.init.uniform_(self.bias, -1, 1)
@@ -226,7 +217,7 @@ class PushPull2d(nn.Conv2d):
         # an optimizer or load_state_dict does, or by moving to another device or dtype).
         if self.training or torch.is_grad_enabled() or _tracing():
             return self._derive()
-        key = (self.weight._version, self.weight.data_ptr(), self.weight.dtype, self.weight.device)
+        key = (tensor_version(self.weight), self.weight.data_ptr(), self.weight.dtype, self.weight.device)
         if self._cache is None or self._cache[0] != key:
             self._cache = (key, self._derive())
         return self._cache[1]

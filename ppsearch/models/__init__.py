@@ -3,43 +3,69 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch.nn as nn
 
-from ..design import Design
-from ..layers import BlurPool2d, parse_antialias
-from ..surgery import pushpullify
+from ..config import Design, parse_antialias
+from ..errors import UserError
+from ..layers import BlurPool2d
 from .densenet import DenseNetBC
 from .resnet_cifar import ResNetCifar
+from .surgery import pushpullify
 from .wide_resnet import WideResNet
 
 IMAGENET_RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 
-# name pattern -> (builder taking the pattern's integer groups, description); the examples are
-# what `ppsearch models` lists.
-_FAMILIES: list[tuple[str, Callable[..., Callable[..., nn.Module]], str, tuple[str, ...]]] = [
-    (r"resnet(\d+)", lambda d: functools.partial(ResNetCifar, d),
-     "CIFAR ResNet, depth 6n+2", ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")),
-    (r"wrn-(\d+)-(\d+)", lambda d, k: functools.partial(WideResNet, d, k),
-     "CIFAR WideResNet-d-k, depth 6n+4", ("wrn-16-4", "wrn-28-10")),
-    (r"densenet-bc-(\d+)-(\d+)", lambda d, k: functools.partial(DenseNetBC, d, k),
-     "CIFAR DenseNet-BC-L-k, depth 6n+4", ("densenet-bc-40-12", "densenet-bc-100-24")),
+# name pattern -> (model class taking the pattern's integer groups, description, the examples that
+# `ppsearch models` lists)
+_FAMILIES: list[tuple[str, type[nn.Module], str, tuple[str, ...]]] = [
+    (r"resnet(\d+)", ResNetCifar, "CIFAR ResNet, depth 6n+2",
+     ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")),
+    (r"wrn-(\d+)-(\d+)", WideResNet, "CIFAR WideResNet-d-k, depth 6n+4", ("wrn-16-4", "wrn-28-10")),
+    (r"densenet-bc-(\d+)-(\d+)", DenseNetBC, "CIFAR DenseNet-BC-L-k, depth 6n+4",
+     ("densenet-bc-40-12", "densenet-bc-100-24")),
 ]
+
+
+def _timm_name(arch: str) -> str | None:
+    """The timm model an architecture name stands for, if it is one."""
+    return arch.removeprefix("timm:") if arch.startswith("timm:") or arch in IMAGENET_RESNETS else None
+
+
+def _family_match(arch: str) -> tuple[type[nn.Module], tuple[int, ...]] | None:
+    """The CIFAR family class an architecture name belongs to, with its integers (depth, width)."""
+    for pattern, cls, _, _ in _FAMILIES:
+        match = re.fullmatch(pattern, arch)
+        if match:
+            return cls, tuple(map(int, match.groups()))
+    return None
+
+
+def architecture_problem(arch: str) -> str | None:
+    """Why ``arch`` names no buildable architecture, or None when it does (nothing is built)."""
+    timm_name = _timm_name(arch)
+    if timm_name is not None:
+        import timm
+
+        return None if timm.is_model(timm_name) else f"unknown timm model {timm_name!r}; see timm.list_models()"
+    family = _family_match(arch)
+    if family is not None:
+        cls, numbers = family
+        return cls.shape_problem(*numbers)
+    return f"unknown architecture {arch!r}; allowed: {', '.join(list_architectures())}"
 
 
 def _timm_builder(name: str) -> Callable[..., nn.Module]:
     import timm
-
-    if not timm.is_model(name):
-        raise ValueError(f"unknown timm model {name!r}; see timm.list_models()")
 
     def build(in_chans: int, num_classes: int, antialias: str | int) -> nn.Module:
         aa = parse_antialias(antialias)
         kwargs: dict[str, Any] = {}
         if aa:
             if not supports_antialias(name):
-                raise ValueError(f"antialias is supported for timm ResNets only, not {name!r}")
+                raise UserError(f"antialias is supported for timm ResNets only, not {name!r}")
             kwargs["aa_layer"] = _blur_pool_class(aa)
         return timm.create_model(name, pretrained=False, in_chans=in_chans, num_classes=num_classes, **kwargs)
 
@@ -64,15 +90,14 @@ def _blur_pool_class(filt_size: int) -> type[nn.Module]:
 
 
 def _builder(arch: str) -> Callable[..., nn.Module]:
-    if arch.startswith("timm:"):
-        return _timm_builder(arch[len("timm:"):])
-    if arch in IMAGENET_RESNETS:
-        return _timm_builder(arch)
-    for pattern, family, _, _ in _FAMILIES:
-        match = re.fullmatch(pattern, arch)
-        if match:
-            return family(*map(int, match.groups()))
-    raise ValueError(f"unknown architecture {arch!r}; allowed: {', '.join(list_architectures())}")
+    problem = architecture_problem(arch)
+    if problem:
+        raise UserError(problem)
+    timm_name = _timm_name(arch)
+    if timm_name is not None:
+        return _timm_builder(timm_name)
+    cls, numbers = _family_match(arch)
+    return functools.partial(cls, *numbers)
 
 
 def list_architectures() -> list[str]:
@@ -90,7 +115,7 @@ def describe_architectures() -> list[tuple[str, str]]:
 
 def default_image_size(arch: str) -> int:
     """32 for the CIFAR families, 224 for ImageNet models."""
-    return 224 if arch.startswith("timm:") or arch in IMAGENET_RESNETS else 32
+    return 224 if _timm_name(arch) is not None else 32
 
 
 def build_model(arch: str, *, in_chans: int = 3, num_classes: int = 10, **design: Any) -> nn.Module:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..layers import BlurPool2d, parse_antialias
+from ..config import parse_antialias
+from ..errors import UserError
+from ..layers import BlurPool2d
 
 
 class DenseLayer(nn.Module):
@@ -28,11 +30,18 @@ def transition(in_chs: int, out_chs: int, aa: int) -> nn.Sequential:
 
 
 class DenseNetBC(nn.Module):
+    @staticmethod
+    def shape_problem(depth: int, growth: int) -> str | None:
+        if depth < 10 or (depth - 4) % 6 or growth < 1:
+            return f"DenseNet-BC depth must be 6n+4 (40, 100, 190), got {depth}-{growth}"
+        return None
+
     def __init__(self, depth: int = 100, growth: int = 12, in_chans: int = 3, num_classes: int = 10,
                  antialias: str | int = "none") -> None:
         super().__init__()
-        if depth < 10 or (depth - 4) % 6 or growth < 1:
-            raise ValueError(f"DenseNet-BC depth must be 6n+4 (40, 100, 190), got {depth}-{growth}")
+        problem = self.shape_problem(depth, growth)
+        if problem:
+            raise UserError(problem)
         n, aa = (depth - 4) // 6, parse_antialias(antialias)
         chs = 2 * growth
         self.stem = nn.Conv2d(in_chans, chs, 3, 1, 1, bias=False)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..layers import BlurPool2d, parse_antialias
+from ..config import parse_antialias
+from ..errors import UserError
+from ..layers import BlurPool2d
 
 
 def conv3x3(in_chs: int, out_chs: int, stride: int = 1) -> nn.Conv2d:
@@ -45,10 +47,17 @@ class BasicBlock(nn.Module):
 
 
 class ResNetCifar(nn.Module):
+    @staticmethod
+    def shape_problem(depth: int) -> str | None:
+        if depth < 8 or (depth - 2) % 6:
+            return f"CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110), got {depth}"
+        return None
+
     def __init__(self, depth: int = 20, in_chans: int = 3, num_classes: int = 10, antialias: str | int = "none") -> None:
         super().__init__()
-        if depth < 8 or (depth - 2) % 6:
-            raise ValueError(f"CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110), got {depth}")
+        problem = self.shape_problem(depth)
+        if problem:
+            raise UserError(problem)
         n, aa = (depth - 2) // 6, parse_antialias(antialias)
         self.stem = nn.Sequential(conv3x3(in_chans, 16), nn.BatchNorm2d(16), nn.ReLU(inplace=True))
         stages, in_chs = [], 16

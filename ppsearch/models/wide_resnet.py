@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..layers import BlurPool2d, parse_antialias
+from ..config import parse_antialias
+from ..errors import UserError
+from ..layers import BlurPool2d
 from .resnet_cifar import blurred_conv3x3, conv3x3
 
 
@@ -30,11 +32,18 @@ class WideBlock(nn.Module):
 
 
 class WideResNet(nn.Module):
+    @staticmethod
+    def shape_problem(depth: int, widen: int) -> str | None:
+        if depth < 10 or (depth - 4) % 6 or widen < 1:
+            return f"WideResNet depth must be 6n+4 (16, 22, 28, 40) and width >= 1, got {depth}-{widen}"
+        return None
+
     def __init__(self, depth: int = 28, widen: int = 10, in_chans: int = 3, num_classes: int = 10,
                  antialias: str | int = "none") -> None:
         super().__init__()
-        if depth < 10 or (depth - 4) % 6 or widen < 1:
-            raise ValueError(f"WideResNet depth must be 6n+4 (16, 22, 28, 40) and width >= 1, got {depth}-{widen}")
+        problem = self.shape_problem(depth, widen)
+        if problem:
+            raise UserError(problem)
         n, aa = (depth - 4) // 6, parse_antialias(antialias)
         self.stem = conv3x3(in_chans, 16)
         widths, stages, in_chs = (16 * widen, 32 * widen, 64 * widen), [], 16

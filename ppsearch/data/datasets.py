@@ -1,0 +1,257 @@
+"""Image classification datasets held in memory as uint8 tensors behind one interface.
+
+Every dataset is returned as a :class:`Dataset` of uint8 (N, H, W, C) images (NHWC, contiguous:
+the corruptions and a ``.to(device)`` take it in one piece) and int64 labels.
+
+* ``fashion-mnist`` (the default of the project): read from ``data_dir``, else from Debian's
+  ``/usr/share/datasets/fashion-mnist`` (``apt-get install dataset-fashion-mnist``), else from
+  ppsearch's cache folder, where torchvision downloads it when ``download=True``. The 28x28
+  images are padded with zeros to 32x32 so that CIFAR architectures and corruptions apply.
+* ``cifar10``, ``cifar100``: torchvision's python-pickle layout under ``data_dir``.
+* ``imagenet``: an ImageFolder root with ``train/<wnid>/*`` and ``val/<wnid>/*``, resized
+  (shorter side to ``image_size * 8 / 7``) and centre-cropped to ``image_size``. A 224x224 uint8
+  copy of the training set takes ~190 GB, so on ordinary machines pass ``subset``; the full set
+  is for GPU hosts with the memory for it.
+"""
+from __future__ import annotations
+
+import gzip
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+from PIL import Image
+from torchvision.transforms.v2 import functional as TF
+
+from ..errors import UserError
+
+DATASETS = ("fashion-mnist", "cifar10", "cifar100", "imagenet")
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+CACHE_DIR = Path.home() / ".cache" / "ppsearch" / "datasets"
+IMAGENET_CROP_PCT = 0.875  # the standard 256 -> 224 evaluation crop
+
+_FASHION_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+class DatasetNotFoundError(UserError):
+    """A dataset's files are not where they were looked for; the message says how to get them."""
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Train and test splits as uint8 (N, H, W, C) image tensors and int64 label tensors."""
+
+    name: str
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    classes: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        for split in ("train", "test"):
+            images, labels = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
+            if images.dtype != torch.uint8 or images.ndim != 4:
+                raise ValueError(f"{split}_images must be uint8 (N, H, W, C), "
+                                 f"got {images.dtype} {tuple(images.shape)}")
+            if labels.dtype != torch.int64 or labels.shape != images.shape[:1]:
+                raise ValueError(f"{split}_labels must be int64 ({images.shape[0]},), "
+                                 f"got {labels.dtype} {tuple(labels.shape)}")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def __repr__(self) -> str:
+        return (f"Dataset(name={self.name!r}, train={tuple(self.train_images.shape)}, "
+                f"test={tuple(self.test_images.shape)}, num_classes={self.num_classes})")
+
+
+def load_dataset(
+    name: str,
+    data_dir: str | Path | None = None,
+    channels: int | None = None,
+    download: bool = False,
+    *,
+    subset: int | None = None,
+    image_size: int | None = None,
+) -> Dataset:
+    """Load dataset ``name`` (one of :data:`DATASETS`) into memory.
+
+    ``channels``: 1 or 3; ``None`` keeps the dataset's own (1 for fashion-mnist, 3 otherwise);
+    fashion-mnist is replicated to 3 channels on request. ``subset`` keeps the first N images of
+    each split (for imagenet in a class-balanced order, and only those N are decoded).
+    ``image_size`` (default 224) applies to imagenet only; the other datasets are 32x32.
+    Raises :class:`DatasetNotFoundError` when the files are missing and ``download`` is off.
+    """
+    if name not in DATASETS:
+        raise UserError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
+    if channels not in (None, 1, 3):
+        raise UserError(f"channels must be 1 or 3, got {channels!r}")
+    if subset is not None and subset < 1:
+        raise UserError(f"subset must be a positive number of images, got {subset!r}")
+    if image_size is not None and name != "imagenet":
+        raise UserError(f"image_size applies to imagenet only; {name} images are 32x32")
+    if channels == 1 and name != "fashion-mnist":
+        raise UserError(f"{name} has 3 channels; channels=1 is available for fashion-mnist only")
+    root = Path(data_dir).expanduser() if data_dir is not None else None
+
+    if name == "imagenet":
+        if download:
+            raise UserError("imagenet cannot be downloaded; pass data_dir pointing at your ImageFolder copy")
+        return _load_imagenet(root, subset, image_size or 224)
+    if name == "fashion-mnist":
+        splits, classes = _load_fashion_mnist(root, download), tuple(torchvision.datasets.FashionMNIST.classes)
+    else:
+        splits, classes = _load_cifar(name, root, download)
+    if subset is not None:
+        splits = {k: (x[:subset].clone(), y[:subset].clone()) for k, (x, y) in splits.items()}
+    if channels == 3 and name == "fashion-mnist":
+        splits = {k: (x.expand(-1, -1, -1, 3).contiguous(), y) for k, (x, y) in splits.items()}
+    return Dataset(name, *splits["train"], *splits["test"], classes)
+
+
+# ---------------------------------------------------------------- Fashion-MNIST
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """Parse an idx file (optionally gzipped): big-endian header of 4-byte dims, then uint8 data."""
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        data = gzip.decompress(data)
+    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
+        raise UserError(f"{path} is not a uint8 idx file")
+    ndim = data[3]
+    shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
+    offset = 4 + 4 * ndim
+    if len(data) - offset != math.prod(shape):
+        raise UserError(f"{path} is truncated: header says {shape}, file has {len(data) - offset} bytes of data")
+    return np.frombuffer(data, np.uint8, offset=offset).reshape(shape)
+
+
+def _find_idx_files(folder: Path) -> dict[str, Path] | None:
+    """The four Fashion-MNIST files in ``folder``, gzipped or not; None if any is missing."""
+    found = {}
+    for stem in (s for pair in _FASHION_FILES.values() for s in pair):
+        candidates = [folder / f"{stem}.gz", folder / stem]
+        path = next((p for p in candidates if p.is_file()), None)
+        if path is None:
+            return None
+        found[stem] = path
+    return found
+
+
+def _load_fashion_mnist(root: Path | None, download: bool) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    target = root if root is not None else CACHE_DIR
+    # torchvision keeps its download under <root>/FashionMNIST/raw.
+    searched = [root, root / "FashionMNIST" / "raw"] if root is not None else [
+        DEBIAN_FASHION_MNIST, CACHE_DIR / "FashionMNIST" / "raw"]
+    files = next((f for f in map(_find_idx_files, searched) if f is not None), None)
+    if files is None and download:
+        _download(torchvision.datasets.FashionMNIST, "fashion-mnist", target)
+        files = _find_idx_files(target / "FashionMNIST" / "raw")
+    if files is None:
+        raise DatasetNotFoundError(
+            f"fashion-mnist not found in {' or '.join(map(str, searched))}; install it with "
+            "`apt-get install dataset-fashion-mnist`, pass --data-dir, or allow download")
+    splits = {}
+    for split, (image_stem, label_stem) in _FASHION_FILES.items():
+        raw, labels = _read_idx(files[image_stem]), _read_idx(files[label_stem])
+        images = torch.zeros((raw.shape[0], 32, 32, 1), dtype=torch.uint8)
+        images.numpy()[:, 2:30, 2:30, 0] = raw  # centred zero padding 28 -> 32
+        splits[split] = images, torch.from_numpy(labels.astype(np.int64))
+    return splits
+
+
+# ---------------------------------------------------------------- CIFAR
+
+
+def _load_cifar(name: str, root: Path | None, download: bool) -> tuple[dict, tuple[str, ...]]:
+    cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
+    root = root if root is not None else CACHE_DIR
+    if download:
+        _download(cls, name, root)
+    try:
+        parts = {split: cls(str(root), train=split == "train") for split in ("train", "test")}
+    except RuntimeError:  # torchvision's "Dataset not found or corrupted"
+        raise DatasetNotFoundError(
+            f"{name} not found in {root} (expects {cls.base_folder}/ there); "
+            "pass --data-dir, or allow download") from None
+    splits = {split: (torch.from_numpy(d.data).contiguous(), torch.as_tensor(d.targets, dtype=torch.int64))
+              for split, d in parts.items()}
+    return splits, tuple(parts["train"].classes)
+
+
+def _download(cls: type, name: str, root: Path) -> None:
+    try:
+        cls(str(root), train=True, download=True)
+    except (RuntimeError, OSError) as err:
+        raise DatasetNotFoundError(f"downloading {name} into {root} failed: {err}") from None
+
+
+# ---------------------------------------------------------------- ImageNet / image folders
+
+
+def _load_imagenet(root: Path | None, subset: int | None, image_size: int) -> Dataset:
+    if root is None:
+        raise DatasetNotFoundError(
+            "imagenet needs --data-dir pointing at an ImageFolder root with train/ and val/")
+    splits = {}
+    for split, folder in (("train", "train"), ("test", "val")):
+        images, labels, classes = read_image_folder(root / folder, image_size, subset)
+        if splits and classes != splits["train"][2]:
+            raise UserError(f"{root}/train and {root}/val hold different class folders")
+        splits[split] = images, labels, classes
+    return Dataset("imagenet", *splits["train"][:2], *splits["test"][:2], splits["train"][2])
+
+
+def read_image_folder(
+    root: Path,
+    image_size: int,
+    subset: int | None = None,
+    crop_pct: float = IMAGENET_CROP_PCT,
+) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+    """Decode an ImageFolder tree ``root/<class>/<image>`` into uint8 (N, S, S, 3) tensors.
+
+    Classes are the sorted folder names. Images are taken round-robin over the classes (the
+    k-th image of every class before any (k+1)-th), so the first ``subset`` are class-balanced
+    and deterministic. Images are decoded with PIL and converted to RGB; the shorter side is
+    resized to ``floor(image_size / crop_pct)`` (PIL bilinear) and the centre cropped to
+    ``image_size``, as the standard ImageNet evaluation transform does. ImageNet-C, already
+    cropped, uses ``crop_pct=1``.
+    """
+    try:
+        folder = torchvision.datasets.ImageFolder(str(root))
+    except FileNotFoundError as err:
+        raise DatasetNotFoundError(f"no ImageFolder at {root}: {err}") from None
+    paths = [p for p, _ in folder.samples]
+    labels = np.asarray(folder.targets, dtype=np.int64)
+    # Samples are grouped by class; rank each within its class and order by (rank, class).
+    first_of_class = np.searchsorted(labels, labels, side="left")
+    order = np.lexsort((labels, np.arange(len(labels)) - first_of_class))[:subset]
+
+    resize_to = math.floor(image_size / crop_pct)
+    images = torch.empty((len(order), image_size, image_size, 3), dtype=torch.uint8)
+
+    def load(index: int) -> np.ndarray:
+        try:
+            with Image.open(paths[index]) as file:
+                image = file.convert("RGB")
+        except OSError as err:
+            raise UserError(f"cannot decode image {paths[index]}: {err}") from None
+        image = TF.resize(image, [resize_to])
+        return np.asarray(TF.center_crop(image, [image_size, image_size]))
+
+    # PIL decodes and resizes without holding the GIL, so threads speed this up nearly linearly.
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+        for i, image in enumerate(pool.map(load, order.tolist())):
+            images.numpy()[i] = image
+    return images, torch.from_numpy(labels[order]), tuple(folder.classes)

@@ -1,0 +1,101 @@
+"""Files that are never half-written and parse errors that name their file.
+
+Every file ppsearch writes for later reading goes through :func:`atomic_path` (write beside, then
+rename over): an interruption at any moment leaves either the old file or the new one, whole.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UserError
+
+PARTIAL_SUFFIX = ".partial"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` for a writer to fill; it replaces ``path`` when the
+    block ends without an exception and is removed otherwise."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + PARTIAL_SUFFIX)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield an empty folder beside ``path`` to fill; when the block ends without an exception it
+    replaces ``path``. Between the two renames the previous folder is ``<path>.old`` (see
+    :func:`previous_directory`), so an interruption at any moment leaves one whole folder."""
+    path = Path(path)
+    partial, old = path.with_name(path.name + PARTIAL_SUFFIX), previous_directory(path)
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        yield partial
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if path.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        path.rename(old)
+    partial.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def previous_directory(path: str | Path) -> Path:
+    """Where :func:`atomic_directory` keeps the folder it is replacing until the new one is in place."""
+    path = Path(path)
+    return path.with_name(path.name + ".old")
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    return write_text(path, json.dumps(data, indent=1))
+
+
+def read_json(path: str | Path) -> Any:
+    """The JSON document at ``path``; a damaged one is a UserError naming the file and the place."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path} is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})") \
+            from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not a text file") from None
+
+
+def read_yaml(path: str | Path, what: str = "file") -> Any:
+    """The YAML document at ``path``; a missing or malformed one is a UserError naming the file and,
+    for a syntax error, the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} {path} does not exist")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise UserError(f"{what} {path} is not valid YAML{where}: {problem}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{what} {path} is not a text file") from None

@@ -1,0 +1,67 @@
+"""Carry a picked configuration to another architecture (``ppsearch apply``): build the plain
+model, load its trained weights, put push-pull in by surgery (which keeps them as push kernels)."""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from ..config import DESIGN_KEYS, MODEL_KEYS, Design
+from ..data.preprocess import DATASET_STATS, normalisation
+from ..errors import UserError
+from . import architecture_problem, build_model, supports_antialias
+from .model_file import ModelSpec, load_weights
+from .surgery import Change, pushpullify
+
+
+@dataclasses.dataclass(frozen=True)
+class AppliedDesign:
+    model: nn.Module
+    spec: ModelSpec
+    changes: list[Change]
+    antialias_left_out: bool  # the design asked for anti-aliasing that the architecture has no hook for
+
+
+def apply_design(config: Mapping[str, Any], arch: str, *, checkpoint: str | Path | None = None, in_chans: int = 3,
+                 num_classes: int = 1000, dataset: str = "imagenet") -> AppliedDesign:
+    """``arch`` with the design of ``config`` (a picked configuration: design keys, and model keys
+    that are ignored), with the plain model's weights from ``checkpoint`` where given."""
+    design = Design.from_dict({k: v for k, v in config.items() if k not in MODEL_KEYS})
+    if not any(k in config for k in DESIGN_KEYS):
+        raise UserError(f"the configuration holds no design key ({', '.join(DESIGN_KEYS)}): nothing to apply")
+    problem = architecture_problem(arch)
+    if problem:
+        raise UserError(problem)
+    if dataset not in DATASET_STATS:
+        raise UserError(f"dataset {dataset!r}: allowed: {', '.join(DATASET_STATS)}")
+    left_out = design.antialias != "none" and not supports_antialias(arch)
+    if left_out:
+        design = dataclasses.replace(design, antialias="none")
+    plain = build_model(arch, in_chans=in_chans, num_classes=num_classes, antialias=design.antialias)
+    if checkpoint is not None:  # trained weights of the plain model go in before the surgery, which keeps them
+        load_weights(plain, _read_weights(Path(checkpoint)), f"checkpoint {checkpoint}")
+    changes = pushpullify(plain, dataclasses.replace(design, antialias="none"))
+    mean, std = normalisation(dataset, in_chans)
+    return AppliedDesign(plain, ModelSpec(arch, design.to_dict(), in_chans, num_classes, dataset, mean, std),
+                         changes, left_out)
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        state = load_file(str(path)) if path.suffix == ".safetensors" else \
+            torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError, SafetensorError) as error:
+        raise UserError(f"checkpoint {path} cannot be read: {str(error).strip().splitlines()[0]}") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"checkpoint {path} holds no state dict of tensors")
+    return state

@@ -1,0 +1,65 @@
+"""What a design costs: parameters, FLOPs per image and the layers it replaced."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..layers import PushPull2d
+from . import build_model, default_image_size
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelProfile:
+    arch: str
+    design: dict[str, Any]
+    image_size: int
+    params: int
+    trainable_params: int
+    flops: int  # per image, 2 per multiply-add, as torch's FlopCounterMode counts convs and matmuls
+    plain_flops: int
+    pushpull_layers: list[str]
+
+    def render(self) -> str:
+        ratio = self.flops / self.plain_flops
+        lines = [
+            f"architecture     {self.arch} ({self.image_size}x{self.image_size} input)",
+            f"design           {', '.join(f'{k}={v}' for k, v in self.design.items())}",
+            f"parameters       {self.params:,} ({self.trainable_params:,} trainable)",
+            f"FLOPs per image  {self.flops / 1e6:,.2f} M ({ratio:.2f}x the plain model's {self.plain_flops / 1e6:,.2f} M)",
+            f"push-pull layers {len(self.pushpull_layers)}",
+        ]
+        lines += [f"  {name}" for name in self.pushpull_layers]
+        return "\n".join(lines)
+
+
+def count_flops(model: nn.Module, image_size: int, in_chans: int) -> int:
+    """FLOPs of one forward pass on one image, in eval mode."""
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(torch.zeros(1, in_chans, image_size, image_size))
+    model.train(was_training)
+    return counter.get_total_flops()
+
+
+def profile_model(arch: str, *, in_chans: int = 3, num_classes: int = 10, image_size: int | None = None,
+                  **design: Any) -> ModelProfile:
+    model = build_model(arch, in_chans=in_chans, num_classes=num_classes, **design)
+    plain = build_model(arch, in_chans=in_chans, num_classes=num_classes, antialias=design.get("antialias", "none"))
+    size = image_size or default_image_size(arch)
+    return ModelProfile(
+        arch=arch,
+        design=design,
+        image_size=size,
+        params=sum(p.numel() for p in model.parameters()),
+        trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        flops=count_flops(model, size, in_chans),
+        plain_flops=count_flops(plain, size, in_chans),
+        pushpull_layers=[name for name, m in model.named_modules() if isinstance(m, PushPull2d)],
+    )
+

@@ -1,0 +1,71 @@
+"""`ppsearch dashboard`: the report's views as a live Dash app on 127.0.0.1 that rereads the run's
+results table every few seconds, so it follows a search while it runs, with filters by dimension.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+from dash import Dash, Input, Output, dcc, html
+
+from ..rundir import RESULTS_STEM, read_settings, status_counts
+from . import pareto
+from .report import config_table, run_figures
+
+FILTER_KEYS = ("arch", "placement", "variant", "antialias", "augmentation", "trainable_alpha")
+REFRESH_MS = 5000
+
+
+def views(run_dir: Path, filters: dict[str, list[str]]) -> tuple[str, list[go.Figure], pd.DataFrame, pd.DataFrame]:
+    """What the dashboard shows now: a status line, the figures and the front table of the trials
+    that pass ``filters`` (dimension -> allowed values; empty: all), and the unfiltered table."""
+    objectives = read_settings(run_dir).objectives
+    path = run_dir / f"{RESULTS_STEM}.parquet"
+    if not path.is_file():
+        return "waiting for the first trial to finish ...", [], pd.DataFrame(), pd.DataFrame()
+    everything = pd.read_parquet(path)
+    table = everything
+    for key, values in filters.items():
+        if values and key in table:
+            table = table[table[key].map(str).isin(values)]
+    status = f"{len(table)} of {len(everything)} trials shown: {status_counts(table)}"
+    done = pareto.completed(table, objectives)
+    if done.empty:
+        return status + "; no completed trial yet", [], pd.DataFrame(), everything
+    front = pareto.front(table, objectives).sort_values(list(objectives))
+    reference = pareto.reference_point(table, objectives)
+    figures = run_figures(table, front, objectives, reference)
+    status += f"; front of {len(front)}, hypervolume {pareto.hypervolume(table, objectives, reference):.4f}"
+    return status, figures, config_table(front, objectives), everything
+
+
+def create_app(run_dir: str | Path) -> Dash:
+    run_dir = Path(run_dir)
+    read_settings(run_dir)  # a run directory, or a one-line error
+    app = Dash(__name__, title=f"ppsearch: {run_dir.name}")
+    app.layout = html.Div(style={"fontFamily": "sans-serif", "margin": "1em 2em"}, children=[
+        html.H1(f"ppsearch: {run_dir.name}"),
+        html.Div(id="status"),
+        html.Div([dcc.Dropdown(id=f"filter-{key}", multi=True, placeholder=key,
+                               style={"minWidth": "180px", "display": "inline-block", "marginRight": "8px"})
+                  for key in FILTER_KEYS], style={"margin": "1em 0"}),
+        dcc.Interval(id="tick", interval=REFRESH_MS),
+        html.Div(id="figures"),
+        html.H2("front"),
+        html.Div(id="front"),
+    ])
+
+    @app.callback(Output("status", "children"), Output("figures", "children"), Output("front", "children"),
+                  *[Output(f"filter-{key}", "options") for key in FILTER_KEYS],
+                  Input("tick", "n_intervals"), *[Input(f"filter-{key}", "value") for key in FILTER_KEYS])
+    def refresh(_, *values):
+        status, figures, front, everything = views(run_dir, dict(zip(FILTER_KEYS, values)))
+        options = [sorted(everything[key].dropna().map(str).unique()) if key in everything else []
+                   for key in FILTER_KEYS]
+        rows = [html.Tr([html.Th(c) for c in front.columns])] + [
+            html.Tr([html.Td(f"{v:.4f}" if isinstance(v, float) else str(v)) for v in row])
+            for row in front.itertuples(index=False)]
+        return (status, [dcc.Graph(figure=f) for f in figures], html.Table(rows), *options)
+
+    return app

@@ -1,0 +1,247 @@
+"""`ppsearch report`: one self-contained HTML file (plotly.js embedded once, works offline) about a
+run, plus its tables as markdown and CSV.
+
+Sections: Pareto fronts (clean error vs mCE, clean error vs mFR, and all three in 3D) with the
+papers' configurations labelled; hypervolume over the trials; parallel coordinates of dimensions
+against objectives; CE per corruption and FP per perturbation for the front; dimension importance
+(Optuna's default evaluator on the run's study); the front as a table; which paper
+configurations the search dominated; the papers' reported numbers beside ours; seed counts and
+95% intervals where a configuration was trained more than once.
+"""
+from __future__ import annotations
+
+import datetime
+import html
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+from ..config import CONFIG_KEYS
+from ..files import write_text
+from ..rundir import (
+    CE_PREFIX,
+    FINAL_STATUSES,
+    FP_PREFIX,
+    JOURNAL_FILE,
+    Column,
+    RunSettings,
+    TrialStatus,
+    is_paper,
+    load_run,
+    paper_name,
+    status_counts,
+)
+from . import pareto
+from .statistics import mean_ci
+
+# What the seed paper reported on CIFAR-10 (Table 1: E, mCE, rCE, mFR normalised by its AlexNet;
+# Table 4: clean error of the anti-aliased ResNet-20 variants), keyed by the spaces' preset names.
+PAPER_REPORTED = {
+    "resnet20": {"clean_error": 0.0756, "mce": 1.07, "relative_mce": 1.79, "mfr": 1.06},
+    "resnet20-pp": {"clean_error": 0.0829, "mce": 1.04, "relative_mce": 1.68, "mfr": 1.07},
+    "resnet20-b1": {"clean_error": 0.0832, "mce": 0.98, "relative_mce": 1.52, "mfr": 0.96},
+    "resnet20-lpf2": {"clean_error": 0.0737}, "resnet20-lpf3": {"clean_error": 0.0793},
+    "resnet20-lpf5": {"clean_error": 0.0798}, "resnet20-pp-lpf2": {"clean_error": 0.0795},
+    "resnet20-pp-lpf3": {"clean_error": 0.0778}, "resnet20-pp-lpf5": {"clean_error": 0.0845},
+    "resnet20-b1-lpf2": {"clean_error": 0.082}, "resnet20-b1-lpf3": {"clean_error": 0.0845},
+    "resnet20-b1-lpf5": {"clean_error": 0.0793},
+    "densenet-40-12": {"clean_error": 0.0633, "mce": 1.05, "relative_mce": 1.77, "mfr": 1.00},
+    "densenet-40-12-pp": {"clean_error": 0.0713, "mce": 1.01, "relative_mce": 1.64, "mfr": 0.967},
+    "densenet-40-12-b1": {"clean_error": 0.0716, "mce": 0.98, "relative_mce": 1.59, "mfr": 0.97},
+    "densenet-100-24": {"clean_error": 0.0388, "mce": 0.81, "relative_mce": 1.44, "mfr": 0.66},
+    "densenet-100-24-pp": {"clean_error": 0.045, "mce": 0.75, "relative_mce": 1.28, "mfr": 0.61},
+    "densenet-100-24-b1": {"clean_error": 0.0427, "mce": 0.73, "relative_mce": 1.27, "mfr": 0.57},
+}
+PAPER_SETTING = "CIFAR-10, full training set, 200 epochs (DenseNet 350), all 10,000 test images"
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    run_dir = Path(run_dir)
+    table, settings = load_run(run_dir)
+    objectives = tuple(o for o in settings.objectives if o in table)
+    front = pareto.front(table, objectives).sort_values(list(objectives))
+    reference = pareto.reference_point(table, objectives)
+    importance = _importance_figure(run_dir, settings)
+    figures = run_figures(table, front, objectives, reference) + ([importance] if importance is not None else [])
+    tables = {
+        "front": config_table(front, objectives),
+        "dominated_papers": pareto.dominated_papers(table, objectives),
+        "paper_reproduction": _reproduction_table(table),
+        "seeds": _seed_table(table, objectives),
+    }
+    out = Path(out or run_dir / "report.html")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        frame.to_csv(out.with_name(f"{out.stem}-{name}.csv"), index=False)
+    write_text(out.with_suffix(".md"), _markdown(run_dir, table, tables, reference, objectives))
+    body = [f"<h1>ppsearch report: {html.escape(run_dir.name)}</h1>", _summary_html(settings, table, reference, objectives)]
+    for i, figure in enumerate(figures):
+        body.append(figure.to_html(full_html=False, include_plotlyjs=(i == 0), default_height=520))
+    for name, frame in tables.items():
+        rendered = frame.to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="", border=0)
+        body.append(f"<h2>{name.replace('_', ' ')}</h2>" + (rendered if len(frame) else "<p>none</p>"))
+    write_text(out, "<!doctype html><html><head><meta charset='utf-8'><title>ppsearch report</title><style>"
+                   "body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;"
+                   "font-size:13px}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}</style>"
+                   "</head><body>" + "\n".join(body) + "</body></html>")
+    return out
+
+
+def run_figures(table: pd.DataFrame, front: pd.DataFrame, objectives: Sequence[str], reference) -> list[go.Figure]:
+    """The views of a run that the report and the dashboard share (importance needs the study and
+    is the report's alone)."""
+    return [figure for figure in (
+        *_front_figures(table, front, objectives),
+        _history_figure(table, objectives, reference),
+        _parallel_figure(table, objectives),
+        _heatmap(front, CE_PREFIX, "CE per corruption on the front"),
+        _heatmap(front, FP_PREFIX, "flip probability per perturbation on the front"),
+    ) if figure is not None]
+
+
+def _label(table: pd.DataFrame) -> pd.Series:
+    return table[Column.ORIGIN].where(table[Column.ORIGIN].map(is_paper).astype(bool), table[Column.TRIAL_ID])
+
+
+def _front_figures(table: pd.DataFrame, front: pd.DataFrame, objectives: Sequence[str]) -> list[go.Figure]:
+    done = pareto.completed(table, objectives).assign(
+        kind=lambda t: t[Column.ORIGIN].map(lambda o: "paper" if is_paper(o) else "searched"),
+        front=lambda t: t[Column.TRIAL_ID].isin(front[Column.TRIAL_ID]).map({True: f"on the {len(objectives)}-objective front",
+                                                                     False: "dominated"}),
+        label=lambda t: _label(t))
+    hover = [c for c in ("placement", "variant", "scale", "alpha", "antialias", "augmentation") if c in done]
+    figures = []
+    for y in [o for o in objectives if o != Column.CLEAN_ERROR] if Column.CLEAN_ERROR in objectives else []:
+        figure = px.scatter(done, x=Column.CLEAN_ERROR, y=y, color="kind", symbol="front", hover_name="label",
+                            hover_data=hover, text=done["label"].where(done["kind"] == "paper", ""),
+                            title=f"Pareto front: clean error vs {y}")
+        figure.update_traces(textposition="top center", textfont_size=9)
+        pair = pareto.front(done, [Column.CLEAN_ERROR, y]).sort_values(Column.CLEAN_ERROR)
+        figure.add_trace(go.Scatter(x=pair[Column.CLEAN_ERROR], y=pair[y], mode="lines", line_shape="hv",
+                                    name=f"front of clean error and {y}", line=dict(dash="dot", color="grey")))
+        figures.append(figure)
+    if len(objectives) >= 3:
+        x, y, z = objectives[:3]
+        figures.append(px.scatter_3d(done, x=x, y=y, z=z, color="kind", symbol="front", hover_name="label",
+                                     hover_data=hover, title=f"Pareto front in 3D: {x}, {y}, {z}"))
+    return figures
+
+
+def _history_figure(table: pd.DataFrame, objectives: Sequence[str], reference) -> go.Figure | None:
+    if Column.FINISHED_AT not in table:
+        return None
+    history = pareto.hypervolume_history(table, objectives, reference)
+    return px.line(history, x="trial", y="hypervolume", markers=True, hover_data=[Column.TRIAL_ID],
+                   title="hypervolume over the completed trials")
+
+
+def _parallel_figure(table: pd.DataFrame, objectives: Sequence[str]) -> go.Figure:
+    done = pareto.completed(table, objectives)
+    dimensions = []
+    for key in CONFIG_KEYS:
+        if key in done and done[key].map(str).nunique() > 1:
+            values = done[key].map(str)
+            codes = {v: i for i, v in enumerate(sorted(values.unique()))}
+            dimensions.append(dict(label=key, values=values.map(codes), tickvals=list(codes.values()),
+                                   ticktext=list(codes)))
+    dimensions += [dict(label=o, values=done[o]) for o in objectives]
+    return go.Figure(go.Parcoords(line=dict(color=done[objectives[0]], colorscale="Viridis", showscale=True),
+                                  dimensions=dimensions)).update_layout(
+        title="dimensions against objectives (colour: " + objectives[0] + ")")
+
+
+def _heatmap(front: pd.DataFrame, prefix: str, title: str) -> go.Figure | None:
+    columns = [c for c in front if c.startswith(prefix)]
+    if not columns or front.empty:
+        return None
+    values = front[columns].astype(float)
+    return px.imshow(values.to_numpy(), x=[c[len(prefix):] for c in columns], y=list(_label(front)),
+                     color_continuous_scale="RdYlGn_r", aspect="auto", text_auto=".2f", title=title)
+
+
+def _importance_figure(run_dir: Path, settings: RunSettings) -> go.Figure | None:
+    import optuna
+
+    journal = run_dir / JOURNAL_FILE
+    if not journal.is_file():
+        return None
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    study = optuna.load_study(study_name=settings.study_name, storage=storage)
+    if len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) < 2:
+        return None
+    rows = []
+    for i, objective in enumerate(settings.objectives):
+        try:
+            with warnings.catch_warnings():  # the evaluator reminds that low values are the goal: they are
+                warnings.simplefilter("ignore", UserWarning)
+                importances = optuna.importance.get_param_importances(study, target=lambda t, i=i: t.values[i])
+        except (ValueError, RuntimeError):  # too few trials, or one dimension never varied
+            return None
+        rows += [{"objective": objective, "dimension": k, "importance": v} for k, v in importances.items()]
+    return px.bar(pd.DataFrame(rows), x="dimension", y="importance", color="objective", barmode="group",
+                  title="dimension importance (Optuna's default evaluator, per objective)")
+
+
+def config_table(front: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
+    keys = [k for k in CONFIG_KEYS if k in front]
+    return front[[Column.TRIAL_ID, Column.ORIGIN, *objectives, *keys]].reset_index(drop=True)
+
+
+def _reproduction_table(table: pd.DataFrame) -> pd.DataFrame:
+    done = table[(table[Column.STATUS] == TrialStatus.COMPLETED) & table[Column.ORIGIN].map(is_paper).astype(bool)]
+    metrics = [m for m in (Column.CLEAN_ERROR, Column.MCE, Column.RELATIVE_MCE, Column.MFR) if m in done]
+    rows = []
+    for origin, group in done.groupby(Column.ORIGIN, sort=False):
+        name = paper_name(origin)
+        reported = PAPER_REPORTED.get(name, {})
+        row = {"configuration": name, "seeds": len(group)}
+        for m in metrics:
+            row[f"{m} (ours)"] = group[m].mean()
+            row[f"{m} (paper)"] = reported.get(m)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _seed_table(table: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
+    done = pareto.completed(table, objectives)
+    keys = [k for k in CONFIG_KEYS if k in done]
+    rows = []
+    for _, group in done.groupby([done[k].astype(str) for k in keys], sort=False):
+        if len(group) < 2:
+            continue
+        row = {Column.ORIGIN: group[Column.ORIGIN].iloc[0], "seeds": len(group)}
+        for o in objectives:
+            row[o], row[f"{o} ci95"] = mean_ci(group[o])
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[Column.ORIGIN, "seeds", *[c for o in objectives for c in (o, f"{o} ci95")]])
+
+
+def _summary_html(settings: RunSettings, table: pd.DataFrame, reference, objectives: Sequence[str]) -> str:
+    dataset, budget = settings.dataset, settings.budget
+    overrides = settings.budget_overrides
+    overrides = f" ({html.escape(', '.join(f'{k}={v}' for k, v in overrides.items()))})" if overrides else ""
+    return (f"<p>space <b>{html.escape(Path(settings.space).stem)}</b>, dataset <b>{dataset}</b>, "
+            f"budget <b>{budget}</b>{overrides}, sampler "
+            f"{settings.sampler}, scheduler {settings.scheduler}; {len(table)} trials: "
+            f"{status_counts(table, FINAL_STATUSES)}. Objectives {', '.join(objectives)} (all minimised); "
+            f"hypervolume reference point "
+            f"{[round(float(r), 4) for r in reference]} (1.1 x the worst paper configuration). The paper "
+            f"reported {PAPER_SETTING}; this run used {dataset} at budget {budget}, so compare the "
+            f"ordering of configurations, not the values. Written "
+            f"{datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}.</p>")
+
+
+def _markdown(run_dir: Path, table: pd.DataFrame, tables: dict[str, pd.DataFrame], reference,
+              objectives: Sequence[str]) -> str:
+    volume = pareto.hypervolume(table, objectives, reference)
+    parts = [f"# ppsearch report: {run_dir.name}", "",
+             f"{len(table)} trials; objectives {', '.join(objectives)}; hypervolume {volume:.4f} at reference "
+             f"{[round(float(r), 4) for r in reference]}.", ""]
+    for name, frame in tables.items():
+        rendered = frame.to_markdown(index=False, floatfmt=".4f") if len(frame) else "none"
+        parts += [f"## {name.replace('_', ' ')}", "", rendered, ""]
+    return "\n".join(parts)

@@ -1,0 +1,257 @@
+"""Corruption and perturbation robustness metrics: CE, relative CE, mCE, FP, FR, mFR, mT5D.
+
+Definitions (Hendrycks & Dietterich, ICLR 2019; seed paper appendix B), with E the clean error,
+E_cs the error on corruption c at severity s and "base" a baseline model's errors:
+
+* CE_c = sum_s E_cs / sum_s E^base_cs; mCE = mean of CE_c over the 15 benchmark corruptions.
+* relative CE_c = sum_s (E_cs - E) / sum_s (E^base_cs - E^base); relative mCE = its mean.
+* FP_p: per sequence, the fraction of frame comparisons whose prediction changed, averaged over
+  sequences; FR_p = FP_p / FP^base_p; mFR = mean of FR_p over the perturbations.
+
+A :class:`Normaliser` holds the baseline numbers and says where they come from. Every table
+carries its normaliser's ``source`` in a ``normaliser`` column, and :func:`summary` repeats it.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..errors import UserError
+from ..rundir import Column
+from .corruptions import BENCHMARK_CORRUPTIONS, SEVERITIES
+
+# The seed paper's CIFAR-10 AlexNet (the authors' own model; there is no official one), errors
+# as fractions averaged over the 5 severities (Table 4). Because every corruption has the same 5
+# severities, CE_c = sum_s E_cs / sum_s E^base_cs = mean_s E_cs / mean_s E^base_cs, and likewise
+# for relative CE, so these averages are all a normaliser needs. The 4 extras (held out of mCE)
+# are not in the seed paper; they are an earlier paper's numbers, as the project's reference
+# notes (robustness-benchmarks.md) give them.
+ALEXNET_CIFAR10 = {
+    "clean": 0.1387,
+    "gaussian_noise": 0.3844, "shot_noise": 0.3182, "impulse_noise": 0.4613,
+    "defocus_blur": 0.2353, "glass_blur": 0.4097, "motion_blur": 0.2932, "zoom_blur": 0.2689,
+    "snow": 0.2694, "frost": 0.2826, "fog": 0.3031, "brightness": 0.1784,
+    "contrast": 0.4677, "elastic_transform": 0.2225, "pixelate": 0.1836, "jpeg_compression": 0.1848,
+    "speckle_noise": 0.3126, "gaussian_blur": 0.2778, "spatter": 0.2519, "saturate": 0.2215,
+}
+# Its flip probabilities on CIFAR-10-P (seed paper Table 8, the 4-decimal copy of Table 7). The
+# seed paper's set has snow where the reference evaluator averaged spatter.
+ALEXNET_CIFAR10_P = {
+    "gaussian_noise": 0.0411, "shot_noise": 0.0507, "motion_blur": 0.0842, "zoom_blur": 0.0059,
+    "snow": 0.0364, "brightness": 0.0160, "translate": 0.1364, "rotate": 0.0894,
+    "tilt": 0.0326, "scale": 0.1050,
+}
+# torchvision's AlexNet on ImageNet-C, mean over severities (hendrycks/robustness); its clean
+# top-1 error is 1 - 0.56522 (torchvision's published accuracy).
+ALEXNET_IMAGENET_C = {
+    "clean": 0.43478,
+    "gaussian_noise": 0.886428, "shot_noise": 0.894468, "impulse_noise": 0.922640,
+    "defocus_blur": 0.819880, "glass_blur": 0.826268, "motion_blur": 0.785948, "zoom_blur": 0.798360,
+    "snow": 0.866816, "frost": 0.826572, "fog": 0.819324, "brightness": 0.564592,
+    "contrast": 0.853204, "elastic_transform": 0.646056, "pixelate": 0.717840, "jpeg_compression": 0.606500,
+}
+P_PERTURBATIONS = tuple(ALEXNET_CIFAR10_P)
+
+
+@dataclass(frozen=True)
+class Normaliser:
+    """Baseline errors that CE, relative CE and FR divide by, and where they come from.
+
+    ``corruption_errors`` are per-corruption errors averaged over the 5 severities;
+    ``flip_probabilities`` are per-perturbation FPs.
+    """
+
+    source: str
+    clean_error: float
+    corruption_errors: Mapping[str, float] = field(default_factory=dict)
+    flip_probabilities: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_name(cls, name: str) -> Normaliser:
+        """A published AlexNet baseline: one of :data:`NORMALISERS`."""
+        if name not in NORMALISERS:
+            raise UserError(f"unknown normaliser {name!r}; allowed: {', '.join(NORMALISERS)}")
+        source, errors, flips = NORMALISERS[name]
+        return cls(source, errors["clean"], {c: e for c, e in errors.items() if c != "clean"}, dict(flips))
+
+    @classmethod
+    def from_result(
+        cls,
+        name: str,
+        clean_error: float,
+        errors: pd.DataFrame | None = None,
+        flips: pd.DataFrame | None = None,
+    ) -> Normaliser:
+        """A baseline model of this study: its clean error, its :func:`corruption_errors` table
+        and/or a table with ``perturbation`` and ``fp`` columns (e.g. :func:`fr_table`'s)."""
+        corruption = _mean_over_severities(errors).to_dict() if errors is not None else {}
+        if flips is not None and not {"perturbation", "fp"} <= set(flips.columns):
+            raise UserError(f"flips table needs columns perturbation and fp, got {', '.join(flips.columns)}")
+        fp = dict(zip(flips["perturbation"], flips["fp"].astype(float))) if flips is not None else {}
+        return cls(f"baseline: {name} from this study", float(clean_error), corruption, fp)
+
+
+NORMALISERS = {
+    "alexnet-cifar10": ("seed paper CIFAR-10 AlexNet (Table 4/8)", ALEXNET_CIFAR10, ALEXNET_CIFAR10_P),
+    "alexnet-imagenet": ("ImageNet-C AlexNet", ALEXNET_IMAGENET_C, {}),
+}
+
+
+# ---------------------------------------------------------------- corruptions
+
+
+def corruption_errors(values: Mapping[tuple[str, int], float], num_images: int | None = None) -> pd.DataFrame:
+    """Tidy table (corruption, severity, error) from ``{(corruption, severity): value}``.
+
+    Values are errors in [0, 1] or, when ``num_images`` is given, numbers of correct predictions
+    out of ``num_images``.
+    """
+    rows = []
+    for (corruption, severity), value in values.items():
+        if severity not in SEVERITIES:
+            raise UserError(f"severity of {corruption} must be one of 1..5, got {severity!r}")
+        limit = num_images if num_images is not None else 1
+        if not 0 <= value <= limit:
+            raise UserError(f"value for ({corruption}, {severity}) must be in [0, {limit}], got {value!r}")
+        error = 1 - value / num_images if num_images is not None else float(value)
+        rows.append((corruption, int(severity), error))
+    return pd.DataFrame(rows, columns=["corruption", "severity", "error"])
+
+
+def ce_table(errors: pd.DataFrame, clean_error: float, normaliser: Normaliser) -> pd.DataFrame:
+    """One row per corruption in ``errors``: mean error over severities, CE and relative CE.
+
+    ``benchmark`` marks the 15 corruptions that mCE averages; the extras are reported only.
+    """
+    mean_errors = _mean_over_severities(errors)
+    missing = [c for c in mean_errors.index if c not in normaliser.corruption_errors]
+    if missing:
+        raise UserError(f"normaliser {normaliser.source!r} has no baseline error for {', '.join(missing)}; "
+                         f"it covers {', '.join(normaliser.corruption_errors) or 'no corruptions'}")
+    base = pd.Series(normaliser.corruption_errors)[mean_errors.index]
+    return pd.DataFrame({
+        "corruption": mean_errors.index,
+        "error": mean_errors.to_numpy(),
+        "ce": (mean_errors / base).to_numpy(),
+        "relative_ce": ((mean_errors - clean_error) / (base - normaliser.clean_error)).to_numpy(),
+        "benchmark": mean_errors.index.isin(BENCHMARK_CORRUPTIONS),
+        "normaliser": normaliser.source,
+    })
+
+
+def mce(table: pd.DataFrame) -> float:
+    """Mean CE over the 15 benchmark corruptions of a :func:`ce_table`."""
+    return _mean_over(table, "corruption", "ce", BENCHMARK_CORRUPTIONS, "mCE")
+
+
+def relative_mce(table: pd.DataFrame) -> float:
+    """Mean relative CE over the same corruptions as :func:`mce`."""
+    return _mean_over(table, "corruption", "relative_ce", BENCHMARK_CORRUPTIONS, "relative mCE")
+
+
+def _mean_over_severities(errors: pd.DataFrame) -> pd.Series:
+    """Mean error per corruption (in order of appearance), requiring each of the 5 severities once."""
+    missing_columns = {"corruption", "severity", "error"} - set(errors.columns)
+    if missing_columns:
+        raise UserError(f"errors table lacks columns {', '.join(sorted(missing_columns))}")
+    for corruption, severities in errors.groupby("corruption", sort=False)["severity"]:
+        if sorted(severities) != list(SEVERITIES):
+            lacking = sorted(set(SEVERITIES) - set(severities))
+            problem = f"lack severities {lacking}" if lacking else f"repeat severities {sorted(severities)}"
+            raise UserError(f"errors for {corruption} {problem}; CE needs each of 1..5 once")
+    return errors.groupby("corruption", sort=False)["error"].mean()
+
+
+def _mean_over(table: pd.DataFrame, key: str, column: str, names: Sequence[str], metric: str) -> float:
+    present = set(table[key])
+    missing = [n for n in names if n not in present]
+    if missing:
+        raise UserError(f"{metric} needs all of {len(names)} {key}s; missing: {', '.join(missing)}")
+    return float(table.set_index(key).loc[list(names), column].mean())
+
+
+# ---------------------------------------------------------------- perturbations
+
+
+def _frame_pairs(x: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(reference, compared) frames along dim 1, as the reference evaluator pairs them: noise
+    sequences compare every frame with frame 0 (the clean image), others consecutive frames."""
+    reference = x[:, :1].expand_as(x[:, 1:]) if "noise" in name else x[:, :-1]
+    return reference, x[:, 1:]
+
+
+def flip_probability(predictions: np.ndarray | torch.Tensor, name: str) -> float:
+    """FP of perturbation ``name`` from predicted classes of shape (N sequences, T frames).
+
+    Every sequence makes T - 1 comparisons, so the mean over sequences of each sequence's flip
+    fraction equals the mean over all comparisons.
+    """
+    preds = torch.as_tensor(predictions)
+    if preds.ndim != 2 or preds.shape[1] < 2 or preds.is_floating_point():
+        raise UserError(f"predictions must be integer classes of shape (N, T >= 2), got "
+                         f"{preds.dtype} {tuple(preds.shape)}")
+    reference, compared = _frame_pairs(preds, name)
+    return (compared != reference).double().mean().item()
+
+
+def top5_distance(logits: np.ndarray | torch.Tensor, name: str) -> float:
+    """Mean top-5 distance (T5D, ImageNet-P) of perturbation ``name`` from (N, T, K) logits.
+
+    For each compared frame pair, the reference frame's top-5 classes (in rank order) are looked
+    up in the other frame; with r_k the 0-based rank there of the reference's k-th class, the
+    distance is sum_k |k - min(r_k, 5)|. Ties rank the lower class index first. Frames are paired
+    as for :func:`flip_probability`. Memory grows as N * T * 5 * K: pass ImageNet-P in chunks.
+    """
+    x = torch.as_tensor(logits)
+    if x.ndim != 3 or x.shape[1] < 2 or x.shape[2] < 5 or not x.is_floating_point():
+        raise UserError(f"logits must be floats of shape (N, T >= 2, K >= 5), got {x.dtype} {tuple(x.shape)}")
+    reference, compared = _frame_pairs(x, name)
+    top5 = torch.sort(reference, dim=-1, descending=True, stable=True).indices[..., :5]
+    value = compared.gather(-1, top5).unsqueeze(-1)
+    classes = torch.arange(x.shape[2], device=x.device)
+    others = compared.unsqueeze(-2)
+    ahead = (others > value) | ((others == value) & (classes < top5.unsqueeze(-1)))
+    ranks = ahead.sum(-1).clamp(max=5)
+    distance = (ranks - torch.arange(5, device=x.device)).abs().sum(-1)
+    return distance.double().mean().item()
+
+
+def fr_table(flip_probabilities: Mapping[str, float], normaliser: Normaliser) -> pd.DataFrame:
+    """One row per perturbation: FP and flip rate FR = FP / baseline FP."""
+    missing = [p for p in flip_probabilities if p not in normaliser.flip_probabilities]
+    if missing:
+        raise UserError(f"normaliser {normaliser.source!r} has no flip probability for {', '.join(missing)}; "
+                         f"it covers {', '.join(normaliser.flip_probabilities) or 'no perturbations'}")
+    names = list(flip_probabilities)
+    fp = np.array([flip_probabilities[p] for p in names], dtype=float)
+    base = np.array([normaliser.flip_probabilities[p] for p in names], dtype=float)
+    return pd.DataFrame({"perturbation": names, "fp": fp, "fr": fp / base, "normaliser": normaliser.source})
+
+
+def mfr(table: pd.DataFrame, perturbations: Sequence[str] = P_PERTURBATIONS) -> float:
+    """Mean FR of an :func:`fr_table` over ``perturbations`` (default: the seed paper's 10)."""
+    return _mean_over(table, "perturbation", "fr", perturbations, "mFR")
+
+
+# ---------------------------------------------------------------- summary
+
+
+def summary(ce: pd.DataFrame | None = None, fr: pd.DataFrame | None = None) -> dict[str, float | str]:
+    """mCE, relative mCE and/or mFR with the sources of the normalisers they were divided by."""
+    result: dict[str, float | str] = {}
+    if ce is not None:
+        result.update({Column.MCE: mce(ce), Column.RELATIVE_MCE: relative_mce(ce), Column.CE_NORMALISER: _source(ce)})
+    if fr is not None:
+        result.update({Column.MFR: mfr(fr), Column.FR_NORMALISER: _source(fr)})
+    return result
+
+
+def _source(table: pd.DataFrame) -> str:
+    sources = table["normaliser"].unique()
+    if len(sources) != 1:
+        raise ValueError(f"table mixes normalisers: {', '.join(sources)}")
+    return str(sources[0])

@@ -1,0 +1,205 @@
+"""A run directory's contracts, declared once: trial status, origins, the results table's columns,
+the files a run holds, and the one reader and writer of each.
+
+A search run (``ppsearch run``) holds::
+
+    <run>/run.json          the run's settings (:class:`RunSettings`), including the Optuna study name
+    <run>/optuna.journal    the Optuna study (JournalStorage: optuna-dashboard opens it)
+    <run>/sets/             the -C/-P sets every trial is measured on, made once
+    <run>/tune/             Ray Tune's experiment state
+    <run>/trials/<id>/      one trial: checkpoint, model, sparsity, record.json
+    <run>/results.parquet   the results table, one row per trial (and results.csv)
+
+A ``ppsearch train`` run holds ``seed-<n>/`` trial folders and ``records.parquet``. This module
+imports neither torch nor the trainer: reports, the dashboard and ``pick`` read runs through it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .config import PAPER_PREFIX
+from .errors import UserError
+from .files import atomic_path, read_json, write_json
+
+RUN_FILE = "run.json"
+JOURNAL_FILE = "optuna.journal"
+SETS_DIR = "sets"
+TUNE_DIR = "tune"
+TRIALS_DIR = "trials"
+RECORD_FILE = "record.json"
+RESULTS_STEM = "results"  # a search's table
+RECORDS_STEM = "records"  # a `ppsearch train` run's table
+
+
+class TrialStatus(enum.StrEnum):
+    COMPLETED = "completed"  # trained its whole budget and was measured
+    PRUNED = "pruned"  # stopped early by the scheduler
+    FAILED = "failed"  # an exception, a NaN loss, out of memory: the reason is recorded
+    RUNNING = "running"
+    PENDING = "pending"
+
+
+FINAL_STATUSES = (TrialStatus.COMPLETED, TrialStatus.PRUNED, TrialStatus.FAILED)  # a trial's status once it ended
+SEARCHED = "searched"  # the origin of a configuration the sampler chose
+
+
+def paper_origin(name: str) -> str:
+    return PAPER_PREFIX + name
+
+
+def is_paper(origin: Any) -> bool:
+    return str(origin).startswith(PAPER_PREFIX)
+
+
+def paper_name(origin: str) -> str:
+    return origin.removeprefix(PAPER_PREFIX)
+
+
+class Column(enum.StrEnum):
+    """The results table's columns besides the configuration keys (``config.CONFIG_KEYS``) and the
+    per-corruption / per-perturbation columns named with the prefixes below."""
+
+    TRIAL_ID = "trial_id"
+    ORIGIN = "origin"
+    STATUS = "status"
+    FAILURE_REASON = "failure_reason"
+    BUDGET_REACHED = "budget_reached"  # epochs trained (a pruned trial's rung)
+    EPOCHS_COMPLETED = "epochs_completed"
+    CLEAN_ERROR = "clean_error"
+    MCE = "mce"
+    RELATIVE_MCE = "relative_mce"
+    MFR = "mfr"
+    CORRUPTION_ERROR = "corruption_error"  # unnormalised mean error over corruptions and severities
+    CE_NORMALISER = "ce_normaliser"
+    FR_NORMALISER = "fr_normaliser"
+    PARAMS = "params"
+    FLOPS = "flops"
+    TRAIN_SECONDS = "train_seconds"
+    EVAL_SECONDS = "eval_seconds"
+    IMAGES_PER_SECOND = "images_per_second"
+    FIRST_LAYER_WEIGHT_SPARSITY = "first_layer_weight_sparsity"
+    FIRST_LAYER_RESPONSE_SPARSITY = "first_layer_response_sparsity"
+    TRIAL_DIR = "trial_dir"
+    FINISHED_AT = "finished_at"  # UTC, ISO 8601
+
+
+ERROR_PREFIX = "error/"  # error/<corruption>/<severity>
+CE_PREFIX = "ce/"  # ce/<corruption>
+FP_PREFIX = "fp/"  # fp/<perturbation>
+OBJECTIVES = (Column.CLEAN_ERROR, Column.MCE, Column.MFR, Column.RELATIVE_MCE, Column.CORRUPTION_ERROR)
+
+
+def check_objectives(objectives: Sequence[str], where: str) -> tuple[str, ...]:
+    if not objectives:
+        raise UserError(f"{where}: at least one objective is needed; allowed: {', '.join(OBJECTIVES)}")
+    for objective in objectives:
+        if objective not in OBJECTIVES:
+            raise UserError(f"{where}: unknown objective {objective!r}; allowed: {', '.join(OBJECTIVES)}")
+    if len(set(objectives)) != len(objectives):
+        raise UserError(f"{where}: objectives repeat: {', '.join(objectives)}")
+    return tuple(objectives)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """What defines a search run; stored in ``run.json`` and checked when a run directory is reused."""
+
+    space: str
+    dataset: str
+    budget: str
+    budget_overrides: dict[str, int | str | None]
+    objectives: tuple[str, ...]
+    sampler: str
+    scheduler: str
+    trials: int
+    seed: int
+    study_name: str = ""
+
+    def differences(self, other: RunSettings) -> list[str]:
+        """Settings that differ from ``other``'s, apart from the study name and the trial count
+        (a continued run may ask for more trials)."""
+        mine, theirs = (json.loads(json.dumps(dataclasses.asdict(x))) for x in (self, other))
+        return [k for k in mine if k not in ("study_name", "trials") and mine[k] != theirs[k]]
+
+
+def read_settings(run_dir: str | Path) -> RunSettings:
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a `ppsearch run` directory (no {RUN_FILE})")
+    raw = read_json(path)
+    fields = {f.name for f in dataclasses.fields(RunSettings)}
+    required = {f.name for f in dataclasses.fields(RunSettings) if f.default is dataclasses.MISSING}
+    if not isinstance(raw, dict) or not required <= set(raw):
+        raise UserError(f"{path} is not a ppsearch run file (it lacks the run's settings)")
+    return RunSettings(**{**{k: v for k, v in raw.items() if k in fields}, "objectives": tuple(raw["objectives"])})
+
+
+def write_settings(run_dir: str | Path, settings: RunSettings) -> None:
+    write_json(Path(run_dir) / RUN_FILE, dataclasses.asdict(settings))
+
+
+def read_record(trial_dir: str | Path) -> dict[str, Any] | None:
+    """A trial's record, or None while it has none (a trial with a record is done)."""
+    path = Path(trial_dir) / RECORD_FILE
+    return read_json(path) if path.is_file() else None
+
+
+def write_record(trial_dir: str | Path, record: dict[str, Any]) -> dict[str, Any]:
+    write_json(Path(trial_dir) / RECORD_FILE, record)
+    return record
+
+
+def write_table(records: pd.DataFrame, path_stem: str | Path) -> tuple[Path, Path]:
+    """``<stem>.parquet`` (typed, for analysis) and ``<stem>.csv`` (for people), each atomically."""
+    stem = Path(path_stem)
+    paths = stem.with_suffix(".parquet"), stem.with_suffix(".csv")
+    for path, write in zip(paths, (records.to_parquet, records.to_csv)):
+        with atomic_path(path) as tmp:
+            write(tmp, index=False)
+    return paths
+
+
+def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, RunSettings]:
+    """A search run's results table and settings (one-line errors for what is missing)."""
+    run_dir = Path(run_dir)
+    path = run_dir / f"{RESULTS_STEM}.parquet"
+    if not path.is_file() or not (run_dir / RUN_FILE).is_file():
+        raise UserError(f"{run_dir} has no results table ({path.name} and {RUN_FILE}); "
+                        f"is it a `ppsearch run` directory?")
+    table = pd.read_parquet(path)
+    missing = [c for c in (Column.TRIAL_ID, Column.ORIGIN, Column.STATUS) if c not in table]
+    if missing:
+        raise UserError(f"{path} lacks column {str(missing[0])!r}: it was written by an older ppsearch; "
+                        f"rerun the search command on the directory to rebuild it")
+    if not (table[Column.STATUS] == TrialStatus.COMPLETED).any():
+        raise UserError(f"{path} has no completed trial yet: nothing to report")
+    return table, read_settings(run_dir)
+
+
+def completed_trials(run_dir: str | Path) -> pd.DataFrame:
+    """The completed trials of a search run (``results``) or a ``ppsearch train`` run (``records``),
+    with an ``origin`` column either way (a train run's is its folder name)."""
+    run_dir = Path(run_dir)
+    for stem in (RESULTS_STEM, RECORDS_STEM):
+        if (run_dir / f"{stem}.parquet").is_file():
+            table = pd.read_parquet(run_dir / f"{stem}.parquet")
+            break
+    else:
+        raise UserError(f"{run_dir} holds neither {RESULTS_STEM}.parquet (ppsearch run) nor "
+                        f"{RECORDS_STEM}.parquet (ppsearch train)")
+    if Column.ORIGIN not in table:
+        table[Column.ORIGIN] = run_dir.name
+    return table[table[Column.STATUS] == TrialStatus.COMPLETED]
+
+
+def status_counts(table: pd.DataFrame, statuses: Sequence[TrialStatus] = tuple(TrialStatus)) -> str:
+    """``3 completed, 1 pruned, ...``: how many trials of ``table`` have each status."""
+    counts: Mapping[str, int] = table[Column.STATUS].value_counts() if len(table) else {}
+    return ", ".join(f"{counts.get(status, 0)} {status}" for status in statuses)

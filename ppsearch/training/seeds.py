@@ -1,0 +1,36 @@
+"""One configuration trained over several seeds (``ppsearch train``): every seed is a trial in its
+own folder, the -C/-P sets are made once for the run, and the records table is rewritten after
+every trial, so nothing finished is lost and a rerun resumes."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from ..robustness.generate import cached_sets
+from ..rundir import RECORDS_STEM, SETS_DIR, write_table
+from .trial import TrialConfig, TrialEpoch, run_trial, trial_dataset
+
+
+def train_seeds(configs: Sequence[TrialConfig], out: str | Path, *, data_dir: str | None = None,
+                device: str = "cpu", compile: bool = False, progress: bool = True,
+                on_epoch: Callable[[TrialConfig, TrialEpoch], None] | None = None) -> pd.DataFrame:
+    """Train and measure each of ``configs`` (one configuration, one seed each) into
+    ``out/seed-<n>``; returns the records, also written to ``out/records.parquet`` and ``.csv``."""
+    out = Path(out)
+    first = configs[0]
+    data = trial_dataset(first.dataset, data_dir)
+    n = first.set_images
+    sets = cached_sets(out / SETS_DIR, data.test_images[:n], data.test_labels[:n], first.dataset,
+                       device=device, progress=progress)
+    records = []
+    for config in configs:
+        def report(epoch: TrialEpoch, _, config: TrialConfig = config) -> None:
+            if on_epoch is not None:
+                on_epoch(config, epoch)
+
+        records.append(run_trial(config, out / f"seed-{config.seed}", sets, data_dir=data_dir, device=device,
+                                 compile=compile, on_epoch=report))
+        write_table(pd.DataFrame(records), out / RECORDS_STEM)
+    return pd.DataFrame(records)

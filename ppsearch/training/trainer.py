@@ -1,0 +1,164 @@
+"""The fast trainer: the training set stays on the device as uint8, batches are gathered and
+augmented there as whole tensors, and the step is plain SGD (airbench-style: no DataLoader, no
+per-image Python).
+
+Reproducibility: the model is initialised from ``seed`` by the caller; each epoch draws its data
+order and augmentation from a generator seeded by (seed, epoch), and the learning rate is a
+function of the step, so a run resumed from the checkpoint of epoch k repeats epochs k+1.. exactly.
+On GPUs the step runs in bfloat16 autocast with channels_last tensors.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..data.preprocess import to_model_input
+from ..errors import UserError
+from ..models.model_file import ModelSpec
+from .augment import augment, augmix, random_crop_flip
+from .checkpoint import load_training_checkpoint, save_training_checkpoint
+from .recipes import Recipe
+
+AUGMIX_JSD_WEIGHT = 12.0  # Hendrycks et al. 2020, Jensen-Shannon consistency weight
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or infinite: the trial failed."""
+
+
+@dataclasses.dataclass
+class EpochReport:
+    epoch: int  # epochs completed, 1-based
+    epochs: int
+    images: int  # images trained on this epoch
+    train_loss: float
+    train_error: float
+    lr: float  # at the end of the epoch
+    images_per_second: float  # this epoch's training throughput
+    train_seconds: float  # total training time so far, over resumptions
+
+
+@dataclasses.dataclass
+class Checkpointing:
+    """Where and as what the trainer checkpoints: ``identity`` is stored with every checkpoint and
+    must match on resume (a checkpoint of another configuration is refused)."""
+
+    directory: Path
+    spec: ModelSpec
+    identity: dict[str, Any]
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def fit(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    recipe: Recipe,
+    *,
+    epochs: int,
+    augmentation: str,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    seed: int,
+    device: str | torch.device = "cpu",
+    checkpointing: Checkpointing | None = None,
+    on_epoch: Callable[[EpochReport, nn.Module], None] | None = None,
+    compile: bool = False,
+) -> list[EpochReport]:
+    """Train ``model`` on uint8 (N, H, W, C) ``images`` for ``epochs`` epochs; resume from
+    ``checkpointing.directory`` when it holds a checkpoint, and write one there after every epoch.
+    ``on_epoch(report, model)`` runs after each epoch's checkpoint. Raises :class:`NonFiniteLoss`."""
+    device = torch.device(device)
+    model = model.to(device, memory_format=torch.channels_last).train()
+    images, labels = images.to(device), labels.to(device)
+    optimizer = recipe.optimizer(model)
+    n = images.shape[0]
+    batch = min(recipe.batch_size, n)
+    steps_per_epoch = n // batch  # full batches only: BatchNorm statistics stay comparable
+    total_steps = steps_per_epoch * epochs
+
+    history: list[EpochReport] = []
+    train_seconds = 0.0
+    if checkpointing is not None:
+        state = load_training_checkpoint(checkpointing.directory, model, optimizer)
+        if state is not None:
+            _check_identity(checkpointing, state["identity"])
+            history = [EpochReport(**r) for r in state["history"]]
+            train_seconds = history[-1].train_seconds if history else 0.0
+
+    net = torch.compile(model) if compile else model
+    autocast = torch.autocast("cuda", torch.bfloat16, enabled=device.type == "cuda")
+    for epoch in range(len(history), epochs):
+        generator = torch.Generator(device).manual_seed(epoch_seed(seed, epoch))
+        order = torch.randperm(n, generator=generator, device=device)
+        loss_sum = torch.zeros((), device=device)
+        wrong = torch.zeros((), device=device, dtype=torch.long)
+        started = time.perf_counter()
+        for i in range(steps_per_epoch):
+            step = epoch * steps_per_epoch + i
+            lr = recipe.learning_rate(step, total_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            index = order[i * batch:(i + 1) * batch]
+            x, y = images[index], labels[index]
+            with autocast:
+                loss, logits = _loss(net, x, y, augmentation, recipe, generator, mean, std)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach()
+            wrong += (logits.detach().argmax(1) != y).sum()
+        mean_loss = loss_sum.item() / steps_per_epoch  # .item() waits for the device: timing is honest
+        seconds = time.perf_counter() - started
+        if not math.isfinite(mean_loss):
+            raise NonFiniteLoss(f"non-finite training loss ({mean_loss}) in epoch {epoch + 1}")
+        train_seconds += seconds
+        report = EpochReport(epoch + 1, epochs, steps_per_epoch * batch, mean_loss, wrong.item() / (steps_per_epoch * batch), lr,
+                             steps_per_epoch * batch / seconds, train_seconds)
+        history.append(report)
+        if checkpointing is not None:
+            save_training_checkpoint(checkpointing.directory, model, checkpointing.spec, optimizer,
+                                     {"identity": checkpointing.identity,
+                                      "history": [dataclasses.asdict(r) for r in history]})
+        if on_epoch is not None:
+            on_epoch(report, model)
+            model.train()
+    return history
+
+
+def _loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor, augmentation: str, recipe: Recipe,
+          generator: torch.Generator, mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training loss of one uint8 batch and the logits of its (first) view."""
+    if augmentation != "augmix":
+        logits = net(to_model_input(augment(x, augmentation, generator), mean, std))
+        return F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing), logits
+    # AugMix: one crop, three views (clean, two mixes) in one forward pass, plus the
+    # Jensen-Shannon consistency between their predictions.
+    x = random_crop_flip(x, generator)
+    views = torch.cat([x, augmix(x, generator), augmix(x, generator)])
+    logits = net(to_model_input(views, mean, std)).float().chunk(3)
+    probs = [F.softmax(z, 1) for z in logits]
+    log_mixture = torch.clamp(sum(probs) / 3, 1e-7, 1).log()
+    jsd = sum(F.kl_div(log_mixture, p, reduction="batchmean") for p in probs) / 3
+    return F.cross_entropy(logits[0], y, label_smoothing=recipe.label_smoothing) + AUGMIX_JSD_WEIGHT * jsd, logits[0]
+
+
+def _check_identity(checkpointing: Checkpointing, saved: dict[str, Any]) -> None:
+    identity = json.loads(json.dumps(checkpointing.identity))  # as it reads back from the file
+    for key in sorted(set(saved) | set(identity)):
+        if saved.get(key) != identity.get(key):
+            raise UserError(f"checkpoint {checkpointing.directory} belongs to another configuration "
+                             f"({key}: {saved.get(key)!r} there, {identity.get(key)!r} here)")

@@ -1,0 +1,203 @@
+"""One trial: train one configuration under one budget and seed, measure it, return one flat record.
+
+A trial lives in its own directory::
+
+    <trial_dir>/checkpoint/      the latest training checkpoint (resumed from when present)
+    <trial_dir>/model.safetensors the trained model, readable by `ppsearch eval`
+    <trial_dir>/sparsity.csv      weight and response sparsity per convolution
+    <trial_dir>/record.json       the record, written last: a trial with a record is done
+
+The record's columns: the configuration (``CONFIG_COLUMNS``) and the columns of
+:class:`ppsearch.rundir.Column` (status completed or failed, metrics, costs, sparsity), with
+``error/<corruption>/<severity>``, ``ce/<corruption>`` and ``fp/<perturbation>``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import json
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import DESIGN_KEYS, KEYS, MODEL_KEYS, Design, check_config
+from ..data.datasets import Dataset, load_dataset
+from ..data.preprocess import normalisation
+from ..errors import UserError
+from ..models import architecture_problem
+from ..models.model_file import ModelSpec, save_model
+from ..models.profile import count_flops
+from ..robustness.evaluate import Evaluation, Predictor, evaluate
+from ..rundir import CE_PREFIX, ERROR_PREFIX, FP_PREFIX, Column, TrialStatus, read_record, write_record
+from .budgets import get_budget
+from .recipes import get_recipe
+from .sparsity import sparsity_table
+from .trainer import Checkpointing, EpochReport, NonFiniteLoss, fit
+
+SPARSITY_IMAGES = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialEpoch:
+    """What a trial reports after every epoch: the trainer's report, the clean error on the
+    budget's evaluation images, and where the epoch's checkpoint is."""
+
+    report: EpochReport
+    clean_error: float
+    checkpoint: Path
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialConfig:
+    arch: str
+    design: Design
+    augmentation: str
+    recipe: str
+    dataset: str
+    budget: str
+    epochs: int
+    train_images: int | None
+    eval_images: int | None
+    c_images: int | None
+    p_images: int | None
+    seed: int
+
+    @classmethod
+    def create(cls, config: Mapping[str, Any], *, dataset: str, budget: str, seed: int = 0,
+               budget_overrides: Mapping[str, int | None] | None = None) -> TrialConfig:
+        """A trial of ``config`` (keys of :data:`ppsearch.config.KEYS`; ``recipe`` defaults to the
+        budget's) under the named ``budget``, some of whose sizes ``budget_overrides`` may change."""
+        config = check_trainable(config)
+        b = get_budget(budget, budget_overrides)
+        model = {key: config.get(key, KEYS[key].default) for key in MODEL_KEYS}
+        design = Design.from_dict({k: v for k, v in config.items() if k in DESIGN_KEYS})
+        return cls(model["arch"], design, model["augmentation"], model["recipe"] or b.recipe, dataset, budget,
+                   b.epochs, b.train_images, b.eval_images, b.c_images, b.p_images, seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat: the design's fields beside the others."""
+        flat = dataclasses.asdict(self)
+        return {**{k: flat[k] for k in MODEL_KEYS}, **self.design.to_dict(),
+                **{k: v for k, v in flat.items() if k not in MODEL_KEYS + ("design",)}}
+
+    @property
+    def set_images(self) -> int | None:
+        """How many test images the run's generated -C/-P sets need."""
+        if self.c_images is None or self.p_images is None:
+            return None
+        return max(self.c_images, self.p_images)
+
+
+def check_value(name: str, value: Any) -> Any:
+    """One configuration value checked against its key, and an architecture or recipe against what
+    exists (the model zoo, the recipes; nothing is built)."""
+    value = KEYS[name].check(value)
+    problem = architecture_problem(value) if name == "arch" else None
+    if problem:
+        raise UserError(problem)
+    if name == "recipe" and value is not None:
+        get_recipe(value)
+    return value
+
+
+def check_trainable(config: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`ppsearch.config.check_config` plus :func:`check_value`'s checks of the open keys."""
+    config = check_config(config)
+    for name in MODEL_KEYS:
+        if name in config:
+            check_value(name, config[name])
+    return config
+
+
+CONFIG_COLUMNS = tuple(TrialConfig.create({}, dataset="cifar10", budget="smoke").to_dict())
+
+
+@functools.lru_cache(maxsize=2)
+def trial_dataset(name: str, data_dir: str | None = None) -> Dataset:
+    """Datasets are loaded once per process and shared by its trials."""
+    return load_dataset(name, data_dir)
+
+
+def run_trial(
+    config: TrialConfig,
+    trial_dir: str | Path,
+    sets: tuple[Path, Path],
+    *,
+    data_dir: str | None = None,
+    device: str = "cpu",
+    compile: bool = False,
+    on_epoch: Callable[[TrialEpoch, Predictor], None] | None = None,
+) -> dict[str, Any]:
+    """Train and measure ``config``; ``sets`` are the run's generated -C and -P folders.
+
+    Resumes from the trial's checkpoint when there is one; returns the stored record without
+    training when the trial already finished. ``on_epoch(epoch, predict)`` receives, after every
+    epoch, a :class:`TrialEpoch` and the model's predictor (for further measurements). A NaN/inf
+    loss or running out of device memory ends the trial with status ``failed`` and the reason.
+    """
+    trial_dir = Path(trial_dir)
+    record = read_record(trial_dir)
+    if record is not None:
+        if {k: record.get(k) for k in CONFIG_COLUMNS} != json.loads(json.dumps(config.to_dict())):
+            raise UserError(f"{trial_dir} holds a finished trial of another configuration")
+        return record
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    data = trial_dataset(config.dataset, data_dir)
+    in_chans, num_classes = data.train_images.shape[-1], len(data.classes)
+    mean, std = normalisation(config.dataset, in_chans)
+    spec = ModelSpec(config.arch, config.design.to_dict(), in_chans, num_classes, config.dataset, mean, std)
+    torch.manual_seed(config.seed)
+    model = spec.build()
+    record: dict[str, Any] = {**config.to_dict(), Column.STATUS: TrialStatus.COMPLETED, Column.FAILURE_REASON: "",
+                              Column.PARAMS: sum(p.numel() for p in model.parameters()),
+                              Column.FLOPS: count_flops(model, data.train_images.shape[1], in_chans)}
+    test_images, test_labels = data.test_images, data.test_labels
+    predict = Predictor(model, mean, std, device)
+
+    def report_epoch(report: EpochReport, trained: torch.nn.Module) -> None:
+        if on_epoch is not None:
+            clean = (predict(test_images[:config.eval_images]) != test_labels[:config.eval_images]).double().mean().item()
+            on_epoch(TrialEpoch(report, clean, trial_dir / "checkpoint"), predict)
+
+    history: list[EpochReport] = []
+    try:
+        history = fit(model, data.train_images[:config.train_images], data.train_labels[:config.train_images],
+                      get_recipe(config.recipe), epochs=config.epochs, augmentation=config.augmentation,
+                      mean=mean, std=std, seed=config.seed, device=device, compile=compile, on_epoch=report_epoch,
+                      checkpointing=Checkpointing(trial_dir / "checkpoint", spec, config.to_dict()))
+    except (NonFiniteLoss, torch.OutOfMemoryError) as error:
+        record.update({Column.STATUS: TrialStatus.FAILED,
+                       Column.FAILURE_REASON: f"{type(error).__name__}: {str(error).splitlines()[0]}"})
+
+    if record[Column.STATUS] == TrialStatus.COMPLETED:
+        started = time.perf_counter()
+        evaluation = evaluate(predict, test_images, test_labels, c_source=f"official:{sets[0]}",
+                              p_source=f"official:{sets[1]}", clean_images=config.eval_images,
+                              c_images=config.c_images, p_images=config.p_images, seed=config.seed, progress=False)
+        record.update(_metrics(evaluation))
+        sparsity = sparsity_table(model, test_images[:SPARSITY_IMAGES], mean, std, device)
+        sparsity.to_csv(trial_dir / "sparsity.csv", index=False)
+        record.update({Column.FIRST_LAYER_WEIGHT_SPARSITY: sparsity["weight_sparsity"].iloc[0],
+                       Column.FIRST_LAYER_RESPONSE_SPARSITY: sparsity["response_sparsity"].iloc[0],
+                       Column.EVAL_SECONDS: time.perf_counter() - started})
+        save_model(trial_dir / "model.safetensors", model, spec)
+    train_seconds = history[-1].train_seconds if history else 0.0
+    record.update({Column.EPOCHS_COMPLETED: len(history), Column.TRAIN_SECONDS: train_seconds,
+                   Column.IMAGES_PER_SECOND: sum(r.images for r in history) / train_seconds if train_seconds else 0.0,
+                   Column.TRIAL_DIR: str(trial_dir),
+                   Column.FINISHED_AT: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")})
+    return write_record(trial_dir, record)
+
+
+def _metrics(evaluation: Evaluation) -> dict[str, Any]:
+    errors = evaluation.corruption_errors
+    flat = {Column.CLEAN_ERROR: evaluation.clean_error, **evaluation.summary,
+            Column.CORRUPTION_ERROR: errors["error"].mean()}
+    flat.update({f"{ERROR_PREFIX}{row.corruption}/{row.severity}": row.error for row in errors.itertuples()})
+    flat.update({f"{CE_PREFIX}{row.corruption}": row.ce for row in evaluation.ce.itertuples()})
+    flat.update({f"{FP_PREFIX}{name}": value for name, value in evaluation.flip_probabilities.items()})
+    return flat

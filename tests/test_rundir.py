@@ -1,0 +1,65 @@
+"""The run directory's contracts: one reader and writer of each file, atomic writes, status counts."""
+import json
+
+import pandas as pd
+import pytest
+from runs import SETTINGS, write_run
+
+from ppsearch.errors import UserError
+from ppsearch.files import atomic_path, read_json, read_yaml, write_json
+from ppsearch.rundir import (
+    RunSettings,
+    TrialStatus,
+    is_paper,
+    paper_name,
+    paper_origin,
+    read_settings,
+    status_counts,
+    write_settings,
+)
+
+
+def test_an_interrupted_write_leaves_the_old_file_whole_and_no_partial(tmp_path):
+    path = write_json(tmp_path / "state.json", {"epoch": 1})
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(path) as tmp:
+            tmp.write_text('{"epoch": 2, "half')
+            raise KeyboardInterrupt
+    assert read_json(path) == {"epoch": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+
+
+def test_settings_round_trip_and_other_files_are_refused(tmp_path):
+    write_settings(tmp_path, SETTINGS)
+    assert read_settings(tmp_path) == SETTINGS and isinstance(read_settings(tmp_path).objectives, tuple)
+    (tmp_path / "run.json").write_text(json.dumps({"objectives": ["clean_error"]}))
+    with pytest.raises(UserError, match="run.json is not a ppsearch run file"):
+        read_settings(tmp_path)
+    (tmp_path / "run.json").write_text('{"space": "resnet-cifar", "data')
+    with pytest.raises(UserError, match=r"run.json is not valid JSON: Unterminated string .* \(line 1, column 27\)"):
+        read_settings(tmp_path)
+    with pytest.raises(UserError, match="is not a `ppsearch run` directory"):
+        read_settings(tmp_path / "elsewhere")
+
+
+def test_yaml_errors_name_the_file_and_the_line(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("name: x\ndimensions:\n  placement: {choices: [none, pp}\n")
+    with pytest.raises(UserError, match=r"space file .*space.yaml is not valid YAML at line 3"):
+        read_yaml(path, "space file")
+
+
+def test_origins_and_status_counts():
+    assert paper_origin("resnet20-b1") == "paper:resnet20-b1" and paper_name("paper:resnet20-b1") == "resnet20-b1"
+    assert is_paper("paper:x") and not is_paper("searched") and not is_paper(float("nan"))
+    table = pd.DataFrame({"status": ["completed", "completed", "pruned", "running", "pending", "failed"]})
+    assert status_counts(table) == "2 completed, 1 pruned, 1 failed, 1 running, 1 pending"
+    assert status_counts(table.iloc[:0]) == "0 completed, 0 pruned, 0 failed, 0 running, 0 pending"
+    assert TrialStatus("pruned") is TrialStatus.PRUNED and TrialStatus.PRUNED == "pruned"
+
+
+def test_a_run_differs_from_another_by_name(tmp_path):
+    other = RunSettings(**{**SETTINGS.__dict__, "sampler": "random", "trials": 9})
+    assert SETTINGS.differences(other) == ["sampler"]
+    write_run(tmp_path / "run", [{"trial_id": "a", "status": "completed"}])
+    assert read_settings(tmp_path / "run").budget == "demo"
