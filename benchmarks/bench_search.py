@@ -58,7 +58,7 @@ def ray_overhead(budget: str, tmp: Path) -> None:
                   tmp / f"direct-{i}", sets)
     direct = time.perf_counter() - started
     started = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     ray_start = time.perf_counter() - started
     settings = RunSettings(str(space_path), "fashion-mnist", budget, {}, space.objectives, "random", "none",
                               trials, 0)

@@ -6,12 +6,16 @@ line on stderr and exit code 2; any other exception is a bug and keeps its trace
 from __future__ import annotations
 
 import argparse
+import math
+import re
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .config import DESIGN_KEYS, KEYS, PAPER_PREFIX, Design
 from .errors import UserError
+from .files import check_output
 from .rundir import (
     CE_PREFIX,
     FINAL_STATUSES,
@@ -31,6 +35,61 @@ from .rundir import (
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse prints usage + error; we keep it to one line
         raise UserError(message)
+
+
+# Numbers are checked where they enter: each flag's type says what it accepts, and argparse reports
+# a refusal as "argument --flag: ..." (one line, exit 2) before anything runs.
+def _integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            bounds = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+            raise argparse.ArgumentTypeError(f"must be an integer {bounds}, got {text!r}")
+        return value
+    return parse
+
+
+def _real(minimum: float | None = None, *, above: bool = False) -> Callable[[str], float]:
+    """A finite number, at least ``minimum`` (greater than it with ``above``)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        below = minimum is not None and (value <= minimum if above else value < minimum)
+        if not math.isfinite(value) or below:
+            bound = "" if minimum is None else f" {'>' if above else '>='} {minimum:g}"
+            raise argparse.ArgumentTypeError(f"must be a finite number{bound}, got {text!r}")
+        return value
+    return parse
+
+
+def _weights(text: str) -> list[float]:
+    try:
+        weights = [float(w) for w in text.split(",")]
+    except ValueError:
+        weights = []
+    if not weights or not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights):
+        raise argparse.ArgumentTypeError(f"must be comma-separated finite numbers >= 0, not all 0, got {text!r}")
+    return weights
+
+
+_VALUE_LIKE_AN_OPTION = re.compile(r"-[\d.]")  # "-1,1,1": argparse would take it for an option
+
+
+def _attach_option_values(argv: Sequence[str]) -> list[str]:
+    """``--flag -1,2`` as ``--flag=-1,2``: argparse reads a value that starts with a minus sign and
+    is not a plain number as a new option."""
+    out: list[str] = []
+    for token in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and _VALUE_LIKE_AN_OPTION.match(token):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
 
 
 def add_design_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,8 +143,11 @@ def _test_split(args: argparse.Namespace):
 def _cmd_corrupt(args: argparse.Namespace) -> None:
     from .robustness.generate import write_sets
 
+    out = check_output(args.out, "directory")
+    if out.exists():
+        raise UserError(f"output directory {out} already exists; choose a new --out")
     images, labels = _test_split(args)
-    out = write_sets(images, labels, args.out, args.dataset, device=_device(args.device),
+    out = write_sets(images, labels, out, args.dataset, device=_device(args.device),
                      frost_dir=args.frost_dir, seed=args.seed, progress=not args.quiet)
     print(f"wrote {images.shape[0]} images x 19 corruptions x 5 severities and 14 perturbations to {out}")
 
@@ -95,6 +157,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     from .robustness.evaluate import Predictor, evaluate, parse_source
 
     parse_source(args.c_source), parse_source(args.p_source)  # fail on a typo before loading anything
+    out = check_output(args.out or Path(args.checkpoint).with_suffix("").as_posix() + "-eval", "directory")
     model, spec = load_model(args.checkpoint)
     args.dataset = args.dataset or spec.dataset
     images, labels = _test_split(args)
@@ -104,7 +167,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
                       normaliser=args.normaliser, frost_dir=args.frost_dir, seed=args.seed, progress=not args.quiet,
                       c_images=args.subset, p_images=args.subset)
     print(result.render())
-    out = result.save(args.out or Path(args.checkpoint).with_suffix("").as_posix() + "-eval")
+    out = result.save(out)
     print(f"tables written to {out}")
 
 
@@ -120,8 +183,6 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from .training.seeds import train_seeds
     from .training.trial import TrialConfig, TrialEpoch
 
-    if args.seeds < 1:
-        raise UserError(f"--seeds must be at least 1, got {args.seeds}")
     space = load_space(args.space)
     dataset_name = args.dataset or space.dataset
     overrides = space.budget(args.budget, parse_budget_overrides(args.budget_set))
@@ -129,7 +190,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
                                   budget_overrides=overrides) for seed in range(args.seeds)]
     device = _device(args.device)
     label = "-".join(t.removeprefix(PAPER_PREFIX).replace("=", "") for t in args.config) or "defaults"
-    out = Path(args.out or f"runs/train/{space.name}-{label}-{dataset_name}-{args.budget}")
+    out = check_output(args.out or f"runs/train/{space.name}-{label}-{dataset_name}-{args.budget}", "directory")
 
     def progress(config: TrialConfig, epoch: TrialEpoch) -> None:
         if not args.quiet:
@@ -161,13 +222,10 @@ def _cmd_run(args: argparse.Namespace) -> None:
     from .training.budgets import parse_budget_overrides
 
     space = load_space(args.space)
-    out = Path(args.out or f"runs/search/{space.name}-{args.dataset or space.dataset}-{args.budget}")
+    out = check_output(args.out or f"runs/search/{space.name}-{args.dataset or space.dataset}-{args.budget}",
+                       "directory")
     if args.resume and not (out / RUN_FILE).is_file():
         raise UserError(f"--resume: {out} holds no run to resume")
-    if args.trials < 0:
-        raise UserError(f"--trials must be 0 or more, got {args.trials}")
-    if args.cpus_per_trial <= 0 or args.gpus_per_trial < 0:
-        raise UserError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
     objectives = tuple(o.strip() for o in args.objectives.split(",")) if args.objectives else space.objectives
     settings = RunSettings(str(space.path), args.dataset or space.dataset, args.budget,
                               space.budget(args.budget, parse_budget_overrides(args.budget_set)), objectives,
@@ -193,14 +251,8 @@ def _cmd_pick(args: argparse.Namespace) -> None:
 
     run_dir = Path(args.run_dir)
     table, settings = load_run(run_dir)
-    weights = None
-    if args.objective_weights:
-        try:
-            weights = [float(w) for w in args.objective_weights.split(",")]
-        except ValueError:
-            raise UserError(f"--objective-weights must be comma-separated numbers, got {args.objective_weights!r}") \
-                from None
-    row = pick(table, settings.objectives, weights=weights, max_clean_error_increase=args.max_clean_error_increase)
+    row = pick(table, settings.objectives, weights=args.objective_weights,
+               max_clean_error_increase=args.max_clean_error_increase)
     print(f"# picked from {run_dir}: trial {row[Column.TRIAL_ID]} ({row[Column.ORIGIN]}), "
           + ", ".join(f"{o} {row[o]:.4f}" for o in settings.objectives))
     print(yaml.safe_dump(typed_config(row), sort_keys=False), end="")
@@ -211,6 +263,7 @@ def _cmd_apply(args: argparse.Namespace) -> None:
     from .models.apply import apply_design
     from .models.model_file import save_model
 
+    out = check_output(args.out or f"{args.model.replace(':', '-')}-pushpull.safetensors", "file")
     config = read_yaml(args.config, "configuration file")
     if not isinstance(config, dict):
         raise UserError(f"{args.config} must hold a mapping of design keys (as `ppsearch pick` prints)")
@@ -220,7 +273,6 @@ def _cmd_apply(args: argparse.Namespace) -> None:
     if applied.antialias_left_out:
         print(f"note: antialias {config.get('antialias')} is not applied: {args.model} has no anti-aliasing hook "
               f"(timm offers one for ResNets only); push-pull is")
-    out = Path(args.out or f"{args.model.replace(':', '-')}-pushpull.safetensors")
     save_model(out, applied.model, applied.spec)
     print(f"{args.model}: {len(applied.changes)} convolutions became push-pull ({design.placement}, {design.variant})")
     for change in applied.changes:
@@ -232,7 +284,7 @@ def _cmd_apply(args: argparse.Namespace) -> None:
 def _cmd_report(args: argparse.Namespace) -> None:
     from .reporting.report import write_report
 
-    out = write_report(args.run_dir, args.out)
+    out = write_report(args.run_dir, check_output(args.out or Path(args.run_dir) / "report.html", "file"))
     print(f"report written to {out} (tables: {out.with_suffix('.md')} and {out.stem}-*.csv)")
 
 
@@ -257,11 +309,11 @@ def _add_data_arguments(parser: argparse.ArgumentParser, dataset_required: bool)
     parser.add_argument("--dataset", required=dataset_required, default=None,
                         help="fashion-mnist, cifar10, cifar100 or imagenet")
     parser.add_argument("--data-dir", default=None, help="where the dataset lives (default: its usual place)")
-    parser.add_argument("--subset", type=int, default=None, help="use the first N test images")
+    parser.add_argument("--subset", type=_integer(1), default=None, help="use the first N test images")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     parser.add_argument("--frost-dir", default=None,
                         help="directory with the reference frost textures (default: ppsearch's procedural frost)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=_integer(0), default=0)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -271,9 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list architectures, or profile one with a design")
     models.add_argument("--arch", help="architecture name (see `ppsearch models`)")
-    models.add_argument("--in-chans", type=int, default=3)
-    models.add_argument("--num-classes", type=int, default=10)
-    models.add_argument("--image-size", type=int, default=None, help="default: 32 for CIFAR models, 224 otherwise")
+    models.add_argument("--in-chans", type=_integer(1), default=3)
+    models.add_argument("--num-classes", type=_integer(1), default=10)
+    models.add_argument("--image-size", type=_integer(8), default=None,
+                        help="default: 32 for CIFAR models, 224 otherwise")
     add_design_arguments(models)
     models.set_defaults(run=_cmd_models)
 
@@ -289,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--p-source", default="generated", help="generated, none or official:DIR")
     evaluate.add_argument("--normaliser", default="alexnet-cifar10",
                           help="baseline that CE and FR divide by: alexnet-cifar10 or alexnet-imagenet")
-    evaluate.add_argument("--batch-size", type=int, default=None, help="default: 256 on CPU, 1024 on GPU")
+    evaluate.add_argument("--batch-size", type=_integer(1), default=None, help="default: 256 on CPU, 1024 on GPU")
     evaluate.add_argument("--out", default=None, help="where to write the tables (default: next to the checkpoint)")
     evaluate.set_defaults(run=_cmd_eval)
 
@@ -303,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--budget-set", nargs="*", default=[], metavar="KEY=VALUE",
                        help="change the budget's epochs, train_images, eval_images, c_images or p_images "
                             "(null: the whole split)")
-    train.add_argument("--seeds", type=int, default=1, help="train seeds 0..N-1")
+    train.add_argument("--seeds", type=_integer(1), default=1, help="train seeds 0..N-1")
     train.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     train.add_argument("--compile", action="store_true", help="torch.compile the model for training")
     train.add_argument("--out", default=None, help="run directory (default: runs/train/<space>-<config>-<dataset>-<budget>); "
@@ -322,12 +375,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "(default: the space's)")
     run.add_argument("--sampler", default="tpe", help="tpe, nsga2, gp or random")
     run.add_argument("--scheduler", default="moasha", help="moasha or none")
-    run.add_argument("--trials", type=int, default=10, help="searched trials beyond the papers' configurations")
-    run.add_argument("--seed", type=int, default=0, help="seed of the sampler and of every trial")
-    run.add_argument("--cpus-per-trial", type=float, default=1.0)
-    run.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions share a GPU")
-    run.add_argument("--max-concurrent", type=int, default=0, help="0: as many as the resources allow")
-    run.add_argument("--time-budget", type=float, default=None, help="stop starting trials after this many seconds")
+    run.add_argument("--trials", type=_integer(0), default=10, help="searched trials beyond the papers' configurations")
+    run.add_argument("--seed", type=_integer(0), default=0, help="seed of the sampler and of every trial")
+    run.add_argument("--cpus-per-trial", type=_real(0, above=True), default=1.0)
+    run.add_argument("--gpus-per-trial", type=_real(0), default=0.0, help="fractions share a GPU")
+    run.add_argument("--max-concurrent", type=_integer(0), default=0, help="0: as many as the resources allow")
+    run.add_argument("--time-budget", type=_real(0, above=True), default=None,
+                     help="stop starting trials after this many seconds")
     run.add_argument("--address", default=None, help="join a Ray cluster: auto or ray://HOST:PORT")
     run.add_argument("--out", default=None, help="run directory (default: runs/search/<space>-<dataset>-<budget>); "
                                                  "rerunning on it continues the run")
@@ -337,18 +391,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     pick = commands.add_parser("pick", help="choose a configuration from a run's Pareto front, print it as YAML")
     pick.add_argument("run_dir", help="a `ppsearch run` directory")
-    pick.add_argument("--max-clean-error-increase", type=float, default=None, metavar="PP",
+    pick.add_argument("--max-clean-error-increase", type=_real(), default=None, metavar="PP",
                       help="allow at most PP percentage points more clean error than the plain paper model")
-    pick.add_argument("--objective-weights", default=None, help="comma-separated weights, one per objective "
-                                                                "(default: the knee, closest to the ideal)")
+    pick.add_argument("--objective-weights", type=_weights, default=None,
+                      help="comma-separated weights, one per objective (default: the knee, closest to the ideal)")
     pick.set_defaults(run=_cmd_pick)
 
     apply = commands.add_parser("apply", help="build a model with a picked configuration (push-pull by surgery)")
     apply.add_argument("config", help="YAML configuration, as `ppsearch pick` prints")
     apply.add_argument("--model", required=True, help="timm:NAME, an ImageNet ResNet name, or a ppsearch architecture")
     apply.add_argument("--checkpoint", default=None, help="weights of the plain model (.safetensors or .pth)")
-    apply.add_argument("--in-chans", type=int, default=3)
-    apply.add_argument("--num-classes", type=int, default=1000)
+    apply.add_argument("--in-chans", type=_integer(1), default=3)
+    apply.add_argument("--num-classes", type=_integer(1), default=1000)
     apply.add_argument("--dataset", default="imagenet", help="what the model is for (its normalisation, eval default)")
     apply.add_argument("--out", default=None, help="output .safetensors (default: <model>-pushpull.safetensors)")
     apply.set_defaults(run=_cmd_apply)
@@ -360,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     dashboard = commands.add_parser("dashboard", help="a live dashboard of a run (refreshes while it searches)")
     dashboard.add_argument("run_dir", help="a `ppsearch run` directory")
-    dashboard.add_argument("--port", type=int, default=8050)
+    dashboard.add_argument("--port", type=_integer(1, 65535), default=8050)
     dashboard.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1: this machine only")
     dashboard.set_defaults(run=_cmd_dashboard)
     return parser
@@ -368,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     def command() -> None:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(_attach_option_values(sys.argv[1:] if argv is None else argv))
         args.run(args)
 
     return run_command(command, "ppsearch")
@@ -377,7 +431,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_command(command: Callable[[], None], name: str) -> int:
     """Run a command the way every ppsearch entry point does (the CLI, the scripts in analysis/):
     a user mistake is one line on stderr and exit code 2, never a traceback; a bug keeps its
-    traceback (exit 1)."""
+    traceback (exit 1); Ctrl-C or SIGTERM (what a batch scheduler sends) stops it cleanly with
+    exit code 130 or 143, and an interrupted command never reports success."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
         command()
     except UserError as error:
@@ -386,10 +442,22 @@ def run_command(command: Callable[[], None], name: str) -> int:
     except BrokenPipeError:  # output piped into `head` and closed: not an error
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print(f"{name}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into one (Ray may re-raise it bare)
+        received = _TERMINATED[-1] if _TERMINATED else signal.SIGINT
+        print(f"{name}: interrupted ({received.name}); what finished is kept: run the same command again to "
+              f"continue", file=sys.stderr)
+        return 128 + received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+_TERMINATED: list[signal.Signals] = []
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    _TERMINATED.append(signal.Signals(signum))
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,3 +100,31 @@ def read_yaml(path: str | Path, what: str = "file") -> Any:
         raise UserError(f"{what} {path} is not valid YAML{where}: {problem}") from None
     except UnicodeDecodeError:
         raise UserError(f"{what} {path} is not a text file") from None
+
+
+def check_output(path: str | Path, kind: str) -> Path:
+    """``path`` if ppsearch can write a ``kind`` ("file" or "directory") there, checked before any
+    work starts: every name fits the file system, nothing of the other kind is in the way, and the
+    nearest existing folder accepts a new file (probed with a temporary file that is removed at once).
+    Nothing is left behind."""
+    path = Path(path)
+    for part in path.parts:
+        if len(part.encode()) > _NAME_MAX:
+            raise UserError(f"{path}: the name {part[:20]}... is {len(part.encode())} bytes long; "
+                            f"this file system allows {_NAME_MAX}")
+    if path.exists() and (path.is_dir() != (kind == "directory")):
+        raise UserError(f"{path} is {'a directory' if path.is_dir() else 'a file'}; a {kind} is needed there")
+    folder = path if kind == "directory" and path.is_dir() else path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UserError(f"{path}: {folder} is a file, not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise UserError(f"{path}: cannot write in {folder} ({error.strerror or error})") from None
+    return path
+
+
+_NAME_MAX = 255  # bytes in one file name on Linux file systems

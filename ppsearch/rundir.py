@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,7 @@ class Column(enum.StrEnum):
     FIRST_LAYER_WEIGHT_SPARSITY = "first_layer_weight_sparsity"
     FIRST_LAYER_RESPONSE_SPARSITY = "first_layer_response_sparsity"
     TRIAL_DIR = "trial_dir"
+    NODE = "node"  # the Ray node that ran the trial (a search)
     FINISHED_AT = "finished_at"  # UTC, ISO 8601
 
 
@@ -143,6 +145,28 @@ def read_settings(run_dir: str | Path) -> RunSettings:
 
 def write_settings(run_dir: str | Path, settings: RunSettings) -> None:
     write_json(Path(run_dir) / RUN_FILE, dataclasses.asdict(settings))
+
+
+def torn_journal_tail(path: Path) -> int:
+    """How many bytes at the end of the Optuna journal ``path`` are a record that was cut off (a
+    driver killed while writing it); 0 when it ends with a whole line or does not exist."""
+    data = path.read_bytes() if path.is_file() else b""
+    if not data or data.endswith(b"\n"):
+        return 0
+    return len(data) - (data.rfind(b"\n") + 1)
+
+
+def repair_journal(path: Path) -> str | None:
+    """Drop a torn last record from the Optuna journal ``path`` (so nothing is ever written after
+    it), keeping a copy of the damaged file; returns what was done, or None when nothing was needed."""
+    torn = torn_journal_tail(path)
+    if not torn:
+        return None
+    copy = path.with_name(f"{path.name}.damaged-{int(path.stat().st_mtime)}")
+    shutil.copy2(path, copy)
+    with open(path, "r+b") as journal:
+        journal.truncate(path.stat().st_size - torn)
+    return f"repaired {path}: dropped a partial last record of {torn} bytes (the damaged file is kept as {copy.name})"
 
 
 def read_record(trial_dir: str | Path) -> dict[str, Any] | None:

@@ -27,7 +27,7 @@ def local_ray():
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=150_000_000,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=150_000_000,
              logging_level="ERROR")
     yield
     ray.shutdown()

@@ -55,4 +55,4 @@ def test_reading_a_run_does_not_import_torch(tmp_path):
 
 def test_argparse_mistakes_are_user_errors(capsys):
     assert main(["models", "--in-chans", "three"]) == 2
-    assert "invalid int value: 'three'" in capsys.readouterr().err
+    assert "argument --in-chans: must be an integer >= 1, got 'three'" in capsys.readouterr().err

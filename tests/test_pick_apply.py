@@ -51,7 +51,7 @@ def test_pick_the_knee_or_under_constraints(tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--objective-weights", "1,2"], "--objective-weights needs 3 non-negative numbers"),
-    (["--objective-weights", "1,x,2"], "--objective-weights must be comma-separated numbers"),
+    (["--objective-weights", "1,x,2"], "--objective-weights: must be comma-separated finite numbers"),
     (["--max-clean-error-increase", "-5"], "no front configuration has clean error <="),
 ])
 def test_pick_bad_input(tmp_path, capsys, args, message):

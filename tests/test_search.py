@@ -1,5 +1,4 @@
 """The search end to end on a real local Ray with a real Optuna journal, at tiny budgets."""
-import json
 import os
 import signal
 import subprocess
@@ -11,7 +10,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from ppsearch.rundir import RunSettings, read_settings
+from ppsearch.rundir import RunSettings, read_settings, write_settings
 from ppsearch.search.engine import Resources, make_sampler, run_search
 from ppsearch.search.space import load_space
 from ppsearch.search.study_searcher import StudySearcher, open_study
@@ -69,13 +68,14 @@ def test_a_multi_objective_search_end_to_end(tmp_path, local_ray):
     study = _study(run_dir)
     assert study.directions == [optuna.study.StudyDirection.MINIMIZE] * 2
     assert study.metric_names == ["clean_error", "mce"]  # optuna-dashboard names the objectives
-    states = {t.user_attrs["tune_trial_id"]: t.state for t in study.trials}
+    assert len(study.trials) == 5
+    states = {f"{t.number:05d}": t.state for t in study.trials}
     for row in table.itertuples():
         expected = {"completed": "COMPLETE", "failed": "FAIL", "pruned": "PRUNED"}[row.status]
         assert states[row.trial_id].name == expected, row
     completed = table[table["status"] == "completed"].set_index("trial_id")
     for trial in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
-        row = completed.loc[trial.user_attrs["tune_trial_id"]]
+        row = completed.loc[f"{trial.number:05d}"]
         assert trial.values == pytest.approx([row["clean_error"], row["mce"]])
     assert study.trials[0].params == {"placement": "none", "antialias": "none"}  # papers first
 
@@ -86,9 +86,12 @@ def test_trials_stopped_early_are_told_to_optuna_as_pruned(tmp_path):
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "j.log")))
     space = load_space(space_path)
     study = open_study(space, storage, "pruning", settings.objectives, make_sampler("tpe", 0))
-    searcher = StudySearcher(study, space, settings.objectives)
-    for trial_id in ("a", "b", "c"):
-        searcher.suggest(trial_id)
+    ended = []
+    searcher = StudySearcher(study, space, settings.objectives, trials=1,
+                             on_ended=lambda config, status, epochs, reason: ended.append((config["study_trial"], status)))
+    handed_out = [searcher.suggest(trial_id) for trial_id in ("a", "b", "c", "d")]
+    assert [c["origin"] for c in handed_out[:3]] == ["paper:plain", "paper:pp", "searched"]
+    assert handed_out[3] == "FINISHED"  # two papers and the one searched trial asked for
     # a: stopped by MO-ASHA after an epoch report (which has no final status)
     searcher.on_trial_complete("a", {"epoch": 1, "rung_clean_error": 0.5, "status": "running", "clean_error": 0.1})
     searcher.on_trial_complete("b", {"epoch": 2, "status": "completed", "clean_error": 0.2, "mce": 0.9})
@@ -97,32 +100,27 @@ def test_trials_stopped_early_are_told_to_optuna_as_pruned(tmp_path):
     assert [t.state.name for t in study.trials] == ["PRUNED", "COMPLETE", "FAIL"]
     assert [t.user_attrs["origin"] for t in study.trials] == ["paper:plain", "paper:pp", "searched"]
     assert study.best_trials[0].values == [0.2, 0.9] and len(study.best_trials) == 1
+    assert ended == [(0, "pruned")]  # the failed trial wrote its own record
 
 
-def test_trials_orphaned_by_a_killed_driver_are_run_and_told(tmp_path, local_ray):
-    """A driver killed between asking Optuna and Ray saving its state leaves a RUNNING Optuna trial
-    that no Ray trial will run; the end of the search runs it into its folder and tells Optuna."""
-    from ppsearch.robustness.generate import cached_sets
-    from ppsearch.search.engine import TrialContext, _settle_orphans
-    from ppsearch.training.trial import trial_dataset
-
+def test_trials_an_interrupted_driver_left_running_are_resumed_within_the_budget(tmp_path, local_ray):
+    """A driver killed after asking Optuna for a trial leaves it RUNNING; the next driver hands it
+    out again, into its own folder, and asks for no more trials than the budget."""
     space_path = _space(tmp_path)
     space = load_space(space_path)
-    settings = RunSettings(**{**_settings(space_path, trials=0).__dict__, "study_name": "orphans"})
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "j.log")))
-    study = optuna.create_study(study_name="orphans", storage=storage, directions=["minimize"] * 2)
-    study.enqueue_trial(space.search_point(space.paper_configs["pp"]))
-    orphan = study.ask()
+    run_dir = tmp_path / "run"
+    settings = RunSettings(**{**_settings(space_path, trials=1).__dict__, "study_name": "interrupted"})
+    run_dir.mkdir()
+    write_settings(run_dir, settings)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(run_dir / "optuna.journal")))
+    study = open_study(space, storage, "interrupted", settings.objectives, make_sampler("tpe", 0))
+    orphan = study.ask()  # the first paper configuration, asked and never told
     space.suggest(orphan)
-    orphan.set_user_attr("tune_trial_id", "lost0001")
-    data = trial_dataset("fashion-mnist")
-    sets = cached_sets(tmp_path / "sets", data.test_images[:5], data.test_labels[:5], "fashion-mnist", progress=False)
-    context = TrialContext(tmp_path, space, settings, sets, (), 1, None)
-    _settle_orphans(storage, context, Resources())
-    trial = optuna.load_study(study_name="orphans", storage=storage).trials[0]
-    record = json.loads((tmp_path / "trials" / "lost0001" / "record.json").read_text())
-    assert record["status"] == "completed" and record["placement"] == "pp"
-    assert trial.state.name == "COMPLETE" and trial.values == pytest.approx([record["clean_error"], record["mce"]])
+    table = run_search(run_dir, settings, Resources(cpus_per_trial=1), quiet=True)
+    study = _study(run_dir)
+    assert len(study.trials) == 3 and not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    assert sorted(table["trial_id"]) == ["00000", "00001", "00002"] and (table["status"] == "completed").all()
+    assert table.set_index("trial_id").loc["00000", "origin"] == "paper:plain"
 
 
 def _ray_trial_processes():
@@ -130,41 +128,94 @@ def _ray_trial_processes():
     return out.split()
 
 
+def _start_driver(command, run_dir, records: int, env=None) -> subprocess.Popen:
+    """The `ppsearch run` command in a subprocess, returned once ``records`` trials have finished
+    and another has started."""
+    driver = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 400
+    while time.monotonic() < deadline:
+        done = list(run_dir.glob("trials/*/record.json"))
+        if len(done) >= records and len(list(run_dir.glob("trials/*"))) > len(done):
+            return driver
+        if driver.poll() is not None:
+            pytest.fail(f"the search ended before it could be interrupted: {driver.stderr.read()[-2000:]}")
+        time.sleep(0.5)
+    driver.kill()
+    pytest.fail("the search never finished a trial")
+
+
+def _wait_for_ray_workers_to_end() -> None:
+    for _ in range(60):
+        if not _ray_trial_processes():
+            return
+        time.sleep(1)
+
+
+def _assert_complete(run_dir, trials: int) -> None:
+    """The run holds exactly its budget: the papers' configurations plus ``trials`` searched ones,
+    each once, and the study and the table agree."""
+    table = pd.read_parquet(run_dir / "results.parquet")
+    assert table["trial_id"].is_unique and len(table) == 2 + trials
+    assert (table["status"] == "completed").all()
+    assert {"paper:plain", "paper:pp"} <= set(table["origin"]) and (table["origin"] == "searched").sum() == trials
+    study = _study(run_dir)
+    assert len(study.trials) == 2 + trials and not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    told = {f"{t.number:05d}" for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}
+    assert told == set(table["trial_id"])
+
+
+def _command(space, run_dir, trials, *extra):
+    return [sys.executable, "-m", "ppsearch", "run", "--space", str(space), "--budget", "smoke", "--trials",
+            str(trials), "--scheduler", "none", "--max-concurrent", "1", "--out", str(run_dir), *extra]
+
+
 def test_kill_9_of_the_driver_then_resume(tmp_path):
     space = _space(tmp_path)
     run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "ppsearch", "run", "--space", str(space), "--budget", "smoke", "--trials", "2",
-               "--scheduler", "none", "--max-concurrent", "1", "--out", str(run_dir), "--quiet"]
-    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1"}
-    driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 400
-    while time.monotonic() < deadline:  # wait until one trial has finished and the next has started
-        records = list(run_dir.glob("trials/*/record.json"))
-        if records and len(list(run_dir.glob("trials/*"))) > len(records):
-            break
-        time.sleep(0.5)
-    else:
-        driver.kill()
-        pytest.fail("the search never finished a trial")
+    command = _command(space, run_dir, 2, "--quiet")
+    driver = _start_driver(command, run_dir, records=1)
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait()
-    for _ in range(60):  # Ray ends the driver's trial workers
-        if not _ray_trial_processes():
-            break
-        time.sleep(1)
-
-    resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    _wait_for_ray_workers_to_end()
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    table = pd.read_parquet(run_dir / "results.parquet")
-    assert table["trial_id"].is_unique
-    assert (table["status"] == "completed").sum() >= 4  # 2 papers + 2 searched, none lost
-    assert {"paper:plain", "paper:pp"} <= set(table["origin"])
-    study = _study(run_dir)
-    assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
-    told = {t.user_attrs["tune_trial_id"] for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}
-    assert told == set(table.loc[table["status"] == "completed", "trial_id"])  # study and table agree
-    for trial_id in told:
+    _assert_complete(run_dir, trials=2)
+    for trial_id in pd.read_parquet(run_dir / "results.parquet")["trial_id"]:
         assert (run_dir / "trials" / trial_id / "record.json").is_file()
+
+
+@pytest.mark.parametrize("sent, code, name", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT")])
+def test_an_interrupted_run_says_so_exits_non_zero_and_resumes_within_its_budget(tmp_path, sent, code, name):
+    space = _space(tmp_path)
+    run_dir = tmp_path / "run"
+    driver = _start_driver(_command(space, run_dir, 0), run_dir, records=1)
+    driver.send_signal(sent)
+    out, err = driver.communicate(timeout=120)
+    assert driver.returncode == code, err[-2000:]
+    assert f"ppsearch: interrupted ({name}); what finished is kept: run the same command again to continue" in err
+    assert "Pareto front" not in out and "Aborted" not in err  # no summary, no abort dump
+    _wait_for_ray_workers_to_end()
+    resumed = subprocess.run(_command(space, run_dir, 0, "--quiet"), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "] trials:" not in resumed.stdout  # --quiet holds for the resumed run too: no progress lines
+    _assert_complete(run_dir, trials=0)  # --trials 0: the papers only, none added by the interruption
+
+
+def test_a_torn_journal_is_repaired_with_a_copy_kept(tmp_path):
+    space = _space(tmp_path)
+    run_dir = tmp_path / "run"
+    assert subprocess.run(_command(space, run_dir, 0, "--quiet"), capture_output=True, timeout=600).returncode == 0
+    journal = run_dir / "optuna.journal"
+    intact = journal.read_bytes()
+    journal.write_bytes(intact[:-7])  # a driver killed in the middle of writing its last record
+    again = subprocess.run(_command(space, run_dir, 1, "--quiet"), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"ppsearch: repaired {journal}: dropped a partial last record of" in again.stderr
+    copies = list(run_dir.glob("optuna.journal.damaged-*"))
+    assert len(copies) == 1 and copies[0].read_bytes() == intact[:-7]
+    _assert_complete(run_dir, trials=1)
+    assert subprocess.run([sys.executable, "-m", "ppsearch", "report", str(run_dir)], capture_output=True,
+                          timeout=300).returncode == 0
 
 
 @pytest.mark.parametrize("args, message", [
@@ -173,25 +224,29 @@ def test_kill_9_of_the_driver_then_resume(tmp_path):
     (["--objectives", "clean_error,accuracy"], "unknown objective 'accuracy'"),
     (["--budget", "week"], "unknown budget 'week'"),
     (["--space", "vgg"], "unknown space 'vgg'"),
-    (["--trials", "-1"], "--trials must be 0 or more"),
+    (["--trials", "-1"], "argument --trials: must be an integer >= 0"),
+    (["--address", "ray://127.0.0.1:10001"], "Ray Client addresses are not supported"),
+    (["--address", "127.0.0.1:9"], "--address 127.0.0.1:9: no Ray cluster answers there"),
+    (["--gpus-per-trial", "1"], "no node of the Ray cluster can run a trial with 1 CPUs and 1 GPUs"),
     (["--resume"], "holds no run to resume"),
 ])
-def test_run_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):
+def test_run_bad_input_is_one_line_exit_2(tmp_path, capsys, local_ray, args, message):
     from ppsearch.cli import main
 
-    assert main(["run", "--dataset", "fashion-mnist", "--out", str(tmp_path / "run"), *args]) == 2
+    assert main(["run", "--dataset", "fashion-mnist", "--budget", "smoke", "--out", str(tmp_path / "run"), *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
 def test_a_run_directory_of_other_settings_is_refused(tmp_path):
-    from ppsearch.search.engine import prepare_run
+    from ppsearch.search.engine import settings_for_run
 
     settings = _settings(_space(tmp_path), trials=2)
-    prepare_run(tmp_path / "run", settings)
+    write_settings(tmp_path / "run", settings_for_run(tmp_path / "run", settings))
     with pytest.raises(ValueError, match="holds a run with sampler='tpe', not 'random'"):
-        prepare_run(tmp_path / "run", RunSettings(**{**settings.__dict__, "sampler": "random"}))
-    assert prepare_run(tmp_path / "run", RunSettings(**{**settings.__dict__, "trials": 5})).study_name
+        settings_for_run(tmp_path / "run", RunSettings(**{**settings.__dict__, "sampler": "random"}))
+    assert settings_for_run(tmp_path / "run", RunSettings(**{**settings.__dict__, "trials": 5})).study_name
 
 
 def test_the_progress_line_counts_trials_in_the_state_they_are_entering(tmp_path, capsys):
@@ -203,12 +258,13 @@ def test_the_progress_line_counts_trials_in_the_state_they_are_entering(tmp_path
     from ppsearch.search.engine import results_callback
 
     def trial(trial_id, status):
-        made = Trial("search_trial", config={"placement": "none", "origin": "searched"}, trial_id=trial_id, stub=True)
+        config = {"placement": "none", "origin": "searched", "study_trial": "abc".index(trial_id)}
+        made = Trial("search_trial", config=config, trial_id=trial_id, stub=True)
         made.set_status(status)
         return made
 
-    write_record(tmp_path / "trials" / "a", {"status": "completed", "placement": "none", "clean_error": 0.5,
-                                             "mce": 1.0, "epochs_completed": 2})
+    write_record(tmp_path / "trials" / "00000", {"status": "completed", "placement": "none", "clean_error": 0.5,
+                                                 "mce": 1.0, "epochs_completed": 2})
     callback = results_callback(tmp_path, ("clean_error", "mce"), quiet=False)
     a, b, c = trial("a", Trial.RUNNING), trial("b", Trial.RUNNING), trial("c", Trial.PENDING)
     callback.on_trial_complete(0, [a, b, c], a)

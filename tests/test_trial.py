@@ -165,7 +165,7 @@ def test_train_command_writes_records_and_resumes(tmp_path, capsys):
     (["--budget", "huge"], "unknown budget 'huge'"),
     (["--space", "nowhere"], "unknown space 'nowhere'; embedded spaces: densenet-cifar, resnet-cifar, resnet-imagenet, wrn-cifar"),
     (["--config", "augmentation=mixup"], "unknown augmentation 'mixup'"),
-    (["--seeds", "0"], "--seeds must be at least 1"),
+    (["--seeds", "0"], "argument --seeds: must be an integer >= 1"),
     (["--budget-set", "epochs=0"], "budget field epochs must be a positive integer, got 0"),
     (["--budget-set", "epochs=many"], "malformed budget override 'epochs=many': epochs must be an integer"),
     (["--budget-set", "lr=3"], "unknown budget field 'lr'; allowed: train_images, epochs,"),

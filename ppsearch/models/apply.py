@@ -3,6 +3,7 @@ model, load its trained weights, put push-pull in by surgery (which keeps them a
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -55,11 +56,19 @@ def apply_design(config: Mapping[str, Any], arch: str, *, checkpoint: str | Path
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
-    try:
-        state = load_file(str(path)) if path.suffix == ".safetensors" else \
-            torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, SafetensorError) as error:
-        raise UserError(f"checkpoint {path} cannot be read: {str(error).strip().splitlines()[0]}") from None
+    if path.suffix == ".safetensors":
+        try:
+            state = load_file(str(path))
+        except (OSError, SafetensorError) as error:
+            raise UserError(f"checkpoint {path} is not a readable safetensors file: {error}") from None
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle code
+        except pickle.UnpicklingError:
+            raise UserError(f"checkpoint {path} holds Python objects besides tensors; ppsearch loads only tensors "
+                            f"(torch.load weights_only=True): save the state dict alone") from None
+        except Exception as error:  # noqa: BLE001 - torch's unpickler raises any type on a file that is no checkpoint
+            raise UserError(f"checkpoint {path} is not a torch checkpoint ({type(error).__name__})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -34,6 +34,7 @@ from ..rundir import (
     load_run,
     paper_name,
     status_counts,
+    torn_journal_tail,
 )
 from . import pareto
 from .statistics import mean_ci
@@ -167,7 +168,7 @@ def _importance_figure(run_dir: Path, settings: RunSettings) -> go.Figure | None
     import optuna
 
     journal = run_dir / JOURNAL_FILE
-    if not journal.is_file():
+    if not journal.is_file() or torn_journal_tail(journal):  # a damaged study is repaired by the next `run`
         return None
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     study = optuna.load_study(study_name=settings.study_name, storage=storage)

@@ -19,7 +19,7 @@ from ..errors import UserError
 from . import metrics
 from .corruptions import BENCHMARK_CORRUPTIONS, SEVERITIES, corrupt
 from .generate import in_chunks
-from .official import load_cifar_c, load_cifar_p
+from .official import check_cifar_set, load_cifar_c, load_cifar_p
 from .perturbations import TEST_PERTURBATIONS, perturb
 
 
@@ -116,6 +116,10 @@ def evaluate(
     c_kind, c_dir = parse_source(c_source)
     p_kind, p_dir = parse_source(p_source)
     norm = metrics.Normaliser.from_name(normaliser)
+    if c_kind == "official":  # a bad file fails now, not after the others were evaluated
+        check_cifar_set(c_dir, corruptions, False, images.shape[1:3])
+    if p_kind == "official":
+        check_cifar_set(p_dir, perturbations, True, images.shape[1:3])
     if images.shape[-1] == 1:  # the recipes are defined on RGB
         images = images.expand(-1, -1, -1, 3)
     steps = (len(corruptions) * len(SEVERITIES) if c_kind != "none" else 0) + (len(perturbations) if p_kind != "none" else 0)

@@ -36,8 +36,7 @@ def load_cifar_c(root: str | Path, corruption: str, severity: int) -> tuple[torc
     The array is memory-mapped, so only the severity's rows are read from disk.
     """
     _check_severity(severity)
-    images = _open_npy(Path(root), corruption, "CIFAR-C", "(5 * N, H, W, 3)",
-                       lambda shape: len(shape) == 4 and shape[-1] == 3 and shape[0] % 5 == 0)
+    images = _open_cifar_c(Path(root), corruption)
     labels = _open_labels(Path(root), images.shape[0], "CIFAR-C")
     rows = slice((severity - 1) * images.shape[0] // 5, severity * images.shape[0] // 5)
     return _to_tensor(images[rows]), _to_tensor(labels[rows]).long()
@@ -48,10 +47,32 @@ def load_cifar_p(root: str | Path, perturbation: str) -> tuple[torch.Tensor, tor
 
     The official files hold 10000 sequences, about 1 GB per perturbation in memory.
     """
-    frames = _open_npy(Path(root), perturbation, "CIFAR-P", "(N, T >= 2, H, W, 3)",
-                       lambda shape: len(shape) == 5 and shape[-1] == 3 and shape[1] >= 2)
+    frames = _open_cifar_p(Path(root), perturbation)
     labels = _open_labels(Path(root), frames.shape[0], "CIFAR-P")
     return _to_tensor(frames), _to_tensor(labels).long()
+
+
+def check_cifar_set(root: str | Path, names: Iterable[str], perturbations: bool, image_size: tuple[int, int]) -> None:
+    """Every file an evaluation will read from an official -C (or, with ``perturbations``, -P)
+    folder opens and holds images of ``image_size`` (the clean test images'), checked before any
+    is evaluated (memory-mapped: nothing is read)."""
+    root = Path(root)
+    for name in names:
+        array = _open_cifar_p(root, name) if perturbations else _open_cifar_c(root, name)
+        size = tuple(array.shape[-3:-1])
+        if size != tuple(image_size):
+            raise OfficialDataError(f"{root / name}.npy holds {size[0]}x{size[1]} images; the test images are "
+                                    f"{image_size[0]}x{image_size[1]}")
+
+
+def _open_cifar_c(root: Path, corruption: str) -> np.ndarray:
+    return _open_npy(root, corruption, "CIFAR-C", "(5 * N, H, W, 3)",
+                     lambda shape: len(shape) == 4 and shape[-1] == 3 and shape[0] % 5 == 0)
+
+
+def _open_cifar_p(root: Path, perturbation: str) -> np.ndarray:
+    return _open_npy(root, perturbation, "CIFAR-P", "(N, T >= 2, H, W, 3)",
+                     lambda shape: len(shape) == 5 and shape[-1] == 3 and shape[1] >= 2)
 
 
 def load_imagenet_c(

@@ -1,13 +1,19 @@
 """The search: Ray Tune runs trials, Optuna samples configurations, MO-ASHA stops weak trials early.
 
 The run directory (``ppsearch.rundir``) holds everything, so that rerunning the same command
-continues it. Results are read from the trial folders, not from Ray's memory: a trial whose record is on disk
-is never lost or run twice, whatever happened to the driver.
+continues it: the Optuna study (the search's state and budget), one folder per trial named after its
+number in the study (epoch checkpoints, then its record), the -C/-P sets. Ray Tune's own state is not
+needed to continue: every driver starts a fresh Tuner whose searcher first hands out the trials an
+interrupted driver left unfinished. Results are read from the trial folders, not from Ray's memory.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+import signal
+import socket
+import sys
 import time
 import uuid
 import warnings
@@ -40,6 +46,7 @@ from ..rundir import (
     is_paper,
     read_record,
     read_settings,
+    repair_journal,
     status_counts,
     write_record,
     write_settings,
@@ -49,7 +56,7 @@ from ..training.budgets import get_budget
 from ..training.trial import TrialConfig, TrialEpoch, run_trial, trial_dataset
 from .moasha import EPOCH, MOASHA, PROTECTED, RUNG_METRICS
 from .space import Space, load_space
-from .study_searcher import TUNE_TRIAL_ID, StudySearcher, finished_values, open_study
+from .study_searcher import STUDY_TRIAL, StudySearcher, open_study, trial_folder_name
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 SCHEDULERS = ("moasha", "none")
@@ -95,20 +102,23 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
 
 def search_trial(config: dict[str, Any], context: TrialContext) -> None:
     """The Ray Tune trainable: one trial, reporting every epoch and its record at the end."""
+    import ray
     from ray import tune
 
-    execute_trial(config, tune.get_context().get_trial_id(), context, tune.report)
+    execute_trial({**config, Column.NODE: ray.get_runtime_context().get_node_id()}, context, tune.report)
 
 
-def execute_trial(config: dict[str, Any], trial_id: str, context: TrialContext,
+def execute_trial(config: dict[str, Any], context: TrialContext,
                   report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-    """Run one trial into ``trials/<trial_id>`` (resuming it if it has a checkpoint), reporting
-    epochs and the final objectives through ``report``; returns the record."""
+    """Run one trial into ``trials/<its number in the study>`` (resuming it if it has a checkpoint,
+    reading it back if it has a record), reporting epochs and the final objectives through
+    ``report``; returns the record."""
     torch.set_num_threads(context.threads)
-    trial_dir = context.run_dir / TRIALS_DIR / trial_id
-    settings = context.settings
     config = dict(config)
+    trial_dir = context.run_dir / TRIALS_DIR / trial_folder_name(config.pop(STUDY_TRIAL))
+    settings = context.settings
     origin = config.pop(Column.ORIGIN, SEARCHED)
+    node = config.pop(Column.NODE, "")
     tags = {Column.ORIGIN: origin, PROTECTED: is_paper(origin)}
     device = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -123,11 +133,12 @@ def execute_trial(config: dict[str, Any], trial_id: str, context: TrialContext,
         trial = TrialConfig.create(config, dataset=settings.dataset, budget=settings.budget, seed=settings.seed,
                                    budget_overrides=settings.budget_overrides)
         record = run_trial(trial, trial_dir, context.sets, data_dir=context.data_dir, device=device, on_epoch=on_epoch)
-        if record.get(Column.ORIGIN) != origin:
-            record = write_record(trial_dir, {**record, Column.ORIGIN: origin})
+        if record.get(Column.ORIGIN) != origin or Column.NODE not in record:
+            record = write_record(trial_dir, {**record, Column.ORIGIN: origin, Column.NODE: node})
     except Exception as error:  # noqa: BLE001 - a failing trial is a result: record it, the study goes on
         reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-        record = write_record(trial_dir, {**config, Column.ORIGIN: origin, Column.STATUS: TrialStatus.FAILED,
+        record = write_record(trial_dir, {**config, Column.ORIGIN: origin, Column.NODE: node,
+                                          Column.STATUS: TrialStatus.FAILED,
                                           Column.EPOCHS_COMPLETED: 0, Column.FAILURE_REASON: reason})
     report({EPOCH: record.get(Column.EPOCHS_COMPLETED, 0), Column.STATUS: record[Column.STATUS], **tags,
             **{k: record[k] for k in settings.objectives if k in record}})
@@ -145,50 +156,34 @@ def probe_corruption_error(predict: Predictor, c_dir: Path) -> float:
     return wrong / total
 
 
-@dataclasses.dataclass(frozen=True)
-class KnownTrial:
-    """What Ray knows of a trial that may have no record on disk yet."""
-
-    trial_id: str
-    status: TrialStatus  # running, pending, pruned or failed
-    config: dict[str, Any]
-    epoch: int
-    error: str = ""
-
-    @classmethod
-    def from_tune_trial(cls, trial) -> KnownTrial:
-        status = _TUNE_STATUS.get(trial.status, TrialStatus.FAILED)
-        return cls(trial.trial_id, status, dict(trial.config), (trial.last_result or {}).get(EPOCH, 0),
-                   "ray reported an error" if status == TrialStatus.FAILED else "")
-
-    @classmethod
-    def from_result(cls, result) -> KnownTrial:
-        status = TrialStatus.FAILED if result.error else TrialStatus.PRUNED
-        return cls(result.metrics.get("trial_id", ""), status, dict(result.config or {}),
-                   result.metrics.get(EPOCH, 0), str(result.error).splitlines()[0] if result.error else "")
+def record_ended_trial(run_dir: Path, config: dict[str, Any], status: TrialStatus, epochs: int, reason: str) -> None:
+    """The record of a trial that ended without writing one: stopped early by the scheduler, or
+    lost to a Ray error. A record the trial wrote itself is kept."""
+    trial_dir = run_dir / TRIALS_DIR / trial_folder_name(config[STUDY_TRIAL])
+    if read_record(trial_dir) is None:
+        write_record(trial_dir, {**{k: v for k, v in config.items() if k != STUDY_TRIAL}, Column.STATUS: status,
+                                 Column.EPOCHS_COMPLETED: epochs, Column.FAILURE_REASON: reason})
 
 
-# Ray Tune's trial states as ppsearch's (a trial Ray ended without a record was stopped early)
+# Ray Tune's trial states, for the trials that have no record yet
 _TUNE_STATUS = {"RUNNING": TrialStatus.RUNNING, "PENDING": TrialStatus.PENDING, "PAUSED": TrialStatus.PENDING,
                 "TERMINATED": TrialStatus.PRUNED, "ERROR": TrialStatus.FAILED}
 
 
-def results_table(run_dir: Path, known: list[KnownTrial] = ()) -> pd.DataFrame:
-    """One row per trial: the records on disk, plus trials Ray knows of that have none (running,
-    stopped early by the scheduler: ``pruned``, or killed by a Ray error)."""
+def results_table(run_dir: Path, live: dict[int, tuple[TrialStatus, dict[str, Any]]] | None = None) -> pd.DataFrame:
+    """One row per trial: the records in the trial folders, plus ``live`` trials (study number ->
+    status and configuration) that have no record yet."""
     rows: dict[str, dict[str, Any]] = {}
     for trial_dir in sorted(p for p in (run_dir / TRIALS_DIR).glob("*") if p.is_dir()):
         record = read_record(trial_dir)
         if record is not None:
             rows[trial_dir.name] = {Column.TRIAL_ID: trial_dir.name, Column.ORIGIN: record.get(Column.ORIGIN, SEARCHED),
                                     Column.BUDGET_REACHED: record.get(Column.EPOCHS_COMPLETED, 0), **record}
-    for trial in known:
-        if trial.trial_id and trial.trial_id not in rows:
-            config = {k: v for k, v in trial.config.items() if k != Column.ORIGIN}
-            rows[trial.trial_id] = {Column.TRIAL_ID: trial.trial_id,
-                                    Column.ORIGIN: trial.config.get(Column.ORIGIN, SEARCHED),
-                                    Column.BUDGET_REACHED: trial.epoch, **config, Column.STATUS: trial.status,
-                                    Column.FAILURE_REASON: trial.error}
+    for number, (status, config) in (live or {}).items():
+        name = trial_folder_name(number)
+        if name not in rows:
+            rows[name] = {Column.TRIAL_ID: name, **{k: v for k, v in config.items() if k != STUDY_TRIAL},
+                          Column.STATUS: status}
     return pd.DataFrame(list(rows.values()))
 
 
@@ -212,9 +207,9 @@ def results_callback(run_dir: Path, objectives: tuple[str, ...], quiet: bool):
             self.started = time.monotonic()
 
         def _update(self, trials: list, changing: str, status: TrialStatus) -> None:
-            known = [dataclasses.replace(KnownTrial.from_tune_trial(t), status=status) if t.trial_id == changing
-                     else KnownTrial.from_tune_trial(t) for t in trials]
-            table = results_table(run_dir, known)
+            live = {t.config[STUDY_TRIAL]: (status if t.trial_id == changing else _TUNE_STATUS.get(t.status, status),
+                                            dict(t.config)) for t in trials if STUDY_TRIAL in t.config}
+            table = results_table(run_dir, live)
             if len(table) and status != TrialStatus.RUNNING:
                 write_table(table, run_dir / RESULTS_STEM)
             if not quiet:
@@ -232,20 +227,54 @@ def results_callback(run_dir: Path, objectives: tuple[str, ...], quiet: bool):
     return ResultsTable()
 
 
-def prepare_run(run_dir: Path, settings: RunSettings) -> RunSettings:
-    """Start a run directory, or check that an existing one holds this run; returns the settings
-    with the run's study name."""
+def settings_for_run(run_dir: Path, settings: RunSettings) -> RunSettings:
+    """The settings of the run in ``run_dir``: an existing run's (it must be this run), or new ones
+    with a fresh study name. Nothing is written."""
     if (run_dir / RUN_FILE).is_file():
         saved = read_settings(run_dir)
         differing = saved.differences(settings)
         if differing:
             key = differing[0]
             raise UserError(f"run directory {run_dir} holds a run with {key}={getattr(saved, key)!r}, not "
-                             f"{getattr(settings, key)!r}; choose another --out or repeat the original command")
+                            f"{getattr(settings, key)!r}; choose another --out or repeat the original command")
         return dataclasses.replace(settings, study_name=saved.study_name)
-    settings = dataclasses.replace(settings, study_name=f"ppsearch-{Path(settings.space).stem}-{uuid.uuid4().hex[:8]}")
-    write_settings(run_dir, settings)
-    return settings
+    return dataclasses.replace(settings, study_name=f"ppsearch-{Path(settings.space).stem}-{uuid.uuid4().hex[:8]}")
+
+
+def connect_ray(resources: Resources) -> None:
+    """Start a local Ray or join ``resources.address``, and check that some node can run a trial
+    with the resources asked for (else a trial would wait forever)."""
+    import ray
+
+    if resources.address and resources.address != "auto":
+        if resources.address.startswith("ray://"):
+            raise UserError(f"--address {resources.address}: Ray Client addresses are not supported; run ppsearch "
+                            f"on the cluster with `ray job submit -- ppsearch run --address auto ...`")
+        host, _, port = resources.address.rpartition(":")
+        if not host or not port.isdigit():
+            raise UserError(f"--address {resources.address!r}: expected auto or HOST:PORT of the Ray head (GCS)")
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except OSError as error:
+            raise UserError(f"--address {resources.address}: no Ray cluster answers there ({error.strerror or error}); "
+                            f"start one with `ray start --head` or correct the address") from None
+    if not ray.is_initialized():
+        sigterm = signal.getsignal(signal.SIGTERM)
+        try:
+            # without --address, a Ray of this run's own, even where another is running on the machine
+            ray.init(address=resources.address or "local", include_dashboard=False, log_to_driver=False,
+                     logging_level="ERROR")
+        except ConnectionError as error:
+            raise UserError(f"--address {resources.address}: {str(error).splitlines()[0]}") from None
+        finally:  # Ray's native handler aborts the process on SIGTERM; the caller's stops it cleanly
+            signal.signal(signal.SIGTERM, sigterm)
+    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+    if not any(node.get("CPU", 0) >= resources.cpus_per_trial and node.get("GPU", 0) >= resources.gpus_per_trial
+               for node in nodes):
+        largest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
+        raise UserError(f"no node of the Ray cluster can run a trial with {resources.cpus_per_trial:g} CPUs and "
+                        f"{resources.gpus_per_trial:g} GPUs (the largest has {largest.get('CPU', 0):g} CPUs and "
+                        f"{largest.get('GPU', 0):g} GPUs); lower --cpus-per-trial/--gpus-per-trial or add nodes")
 
 
 def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources = Resources(), *,
@@ -254,7 +283,7 @@ def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources 
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # epoch reports carry no objectives
-    import ray
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C interrupts the run (exit 130), it does not end it
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler
 
@@ -269,9 +298,15 @@ def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources 
     budget = get_budget(settings.budget, settings.budget_overrides)
     TrialConfig.create(space.defaults, dataset=settings.dataset, budget=settings.budget,
                        budget_overrides=settings.budget_overrides)
-    settings = prepare_run(run_dir, settings)
-
-    data = trial_dataset(settings.dataset, data_dir)
+    settings = settings_for_run(run_dir, settings)
+    data = trial_dataset(settings.dataset, data_dir)  # everything is checked before anything is written
+    connect_ray(resources)
+    if not (run_dir / RUN_FILE).is_file():
+        write_settings(run_dir, settings)
+    journal = run_dir / JOURNAL_FILE
+    repaired = repair_journal(journal)
+    if repaired:
+        print(f"ppsearch: {repaired}", file=sys.stderr, flush=True)
     n = None if budget.c_images is None or budget.p_images is None else max(budget.c_images, budget.p_images)
     sets = cached_sets(run_dir / SETS_DIR, data.test_images[:n], data.test_labels[:n], settings.dataset,
                        progress=not quiet)
@@ -279,54 +314,25 @@ def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources 
     rungs = tuple(scheduler.rungs) if settings.scheduler == "moasha" else ()
     context = TrialContext(run_dir, space, settings, sets, rungs, max(1, int(resources.cpus_per_trial)), data_dir)
 
-    if not ray.is_initialized():
-        ray.init(address=resources.address, include_dashboard=False, log_to_driver=False,
-                 logging_level="ERROR")
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(run_dir / JOURNAL_FILE)))
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    study = open_study(space, storage, settings.study_name, settings.objectives,
+                       make_sampler(settings.sampler, settings.seed))
+    searcher = StudySearcher(study, space, settings.objectives, settings.trials,
+                             functools.partial(record_ended_trial, run_dir))
     trainable = tune.with_resources(tune.with_parameters(search_trial, context=context),
                                     {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial})
-    tune_dir = run_dir / TUNE_DIR
-    if tune.Tuner.can_restore(str(tune_dir)):
-        tuner = tune.Tuner.restore(str(tune_dir), trainable, resume_unfinished=True, resume_errored=True)
-    else:
-        study = open_study(space, storage, settings.study_name, settings.objectives,
-                           make_sampler(settings.sampler, settings.seed))
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(search_alg=StudySearcher(study, space, settings.objectives), scheduler=scheduler,
-                                        num_samples=len(space.paper_configs) + settings.trials,
-                                        max_concurrent_trials=resources.max_concurrent or None,
-                                        time_budget_s=resources.time_budget_s, reuse_actors=True),
-            run_config=tune.RunConfig(name="tune", storage_path=str(run_dir), verbose=0,
-                                      sync_config=tune.SyncConfig(sync_period=10),  # experiment state to disk
-                                      callbacks=[results_callback(run_dir, settings.objectives, quiet)],
-                                      failure_config=tune.FailureConfig(max_failures=1)),
-        )
-    grid = tuner.fit()
-    _settle_orphans(storage, context, resources)
-    table = results_table(run_dir, [KnownTrial.from_result(r) for r in grid])
+    sessions = run_dir / TUNE_DIR
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1,  # the searcher ends it
+                                    max_concurrent_trials=resources.max_concurrent or None,
+                                    time_budget_s=resources.time_budget_s, reuse_actors=True),
+        run_config=tune.RunConfig(name=f"session-{len(list(sessions.glob('session-*'))) + 1}",
+                                  storage_path=str(sessions), verbose=0,
+                                  callbacks=[results_callback(run_dir, settings.objectives, quiet)],
+                                  failure_config=tune.FailureConfig(max_failures=1)),
+    )
+    tuner.fit()
+    table = results_table(run_dir)
     write_table(table, run_dir / RESULTS_STEM)
     return table
-
-
-def _settle_orphans(storage: optuna.storages.BaseStorage, context: TrialContext, resources: Resources) -> None:
-    """Optuna trials still RUNNING after the search has ended were asked by a driver that was
-    killed before Ray saved its state, so Ray will never run them. They are run here, into the
-    folders they were given (so an interrupted one resumes from its checkpoint), and their results
-    are told to Optuna: an interruption loses no configuration, the papers' included."""
-    import ray
-
-    settings = context.settings
-    study = optuna.load_study(study_name=settings.study_name, storage=storage)
-    orphans = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-               if TUNE_TRIAL_ID in t.user_attrs]
-    task = ray.remote(num_cpus=resources.cpus_per_trial, num_gpus=resources.gpus_per_trial)(execute_trial)
-    records = ray.get([task.remote({**context.space.defaults, **t.params,
-                                    Column.ORIGIN: t.user_attrs.get(Column.ORIGIN, SEARCHED)},
-                                   t.user_attrs[TUNE_TRIAL_ID], context, lambda metrics: None) for t in orphans])
-    for trial, record in zip(orphans, records):
-        values = finished_values(record, settings.objectives)
-        if values is not None:
-            study.tell(trial.number, values)
-        else:
-            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)

@@ -1,28 +1,36 @@
 """A Ray Tune searcher that drives an Optuna study through Optuna's public ask-and-tell interface.
 
-The study (in the run's journal) is the searcher's whole state: which Ray trial is which Optuna
-trial is a user attribute of the Optuna trial, and a restored searcher rebuilds that map from the
-study. The papers' configurations are enqueued once, when the study is created, tagged with their
-origin; an Optuna trial that ``ask`` returns carries the tag, a sampled one does not.
+The study (in the run's journal) is the search's state and its budget. Each configuration handed
+out carries its trial number in the study, which names the trial's folder. The searcher hands out
+configurations until the study holds the papers' configurations plus the searched ones asked for,
+then reports FINISHED; a driver that starts again first hands out the trials an interrupted driver
+left running (they resume from their epoch checkpoints, or are read back if they had finished), so
+an interruption neither loses a configuration nor adds one.
 
+The papers' configurations are enqueued once, when the study is created, tagged with their origin.
 Optuna is told the truth about trials that did not finish: stopped early -> PRUNED (never COMPLETE
 with low-budget values), failed -> FAIL.
 """
 from __future__ import annotations
 
-import json
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import optuna
 from ray.tune.search import Searcher
 
 from ..rundir import SEARCHED, Column, TrialStatus, paper_origin
+from .moasha import EPOCH
 from .space import Space
 
-TUNE_TRIAL_ID = "tune_trial_id"  # user attribute linking an Optuna trial to its trial folder
+STUDY_TRIAL = "study_trial"  # configuration entry: the trial's number in the study
+_RUNNING, _WAITING = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING
+
+
+def trial_folder_name(number: int) -> str:
+    return f"{number:05d}"
 
 
 def finished_values(result: Mapping[str, Any], objectives: Sequence[str]) -> list[float] | None:
@@ -50,24 +58,40 @@ def open_study(space: Space, storage: optuna.storages.BaseStorage, study_name: s
     return study
 
 
+# called with a trial's configuration when it ended without a result of its own: its status
+# (pruned or failed), the epochs it trained and, for a failure, what Ray reported
+EndedWithoutRecord = Callable[[dict[str, Any], TrialStatus, int, str], None]
+
+
 class StudySearcher(Searcher):
-    def __init__(self, study: optuna.Study, space: Space, objectives: Sequence[str]) -> None:
+    def __init__(self, study: optuna.Study, space: Space, objectives: Sequence[str], trials: int,
+                 on_ended: EndedWithoutRecord) -> None:
         super().__init__(metric=list(objectives), mode=["min"] * len(objectives))
         self.study, self.space, self.objectives = study, space, tuple(objectives)
-        self.numbers: dict[str, int] = {}  # Ray trial id -> Optuna trial number, for trials not yet told
+        self.budget = len(space.paper_configs) + trials  # trials the study holds when the search is done
+        self.on_ended = on_ended
+        # trials an interrupted driver left running: handed out first, into their own folders
+        self.resumable = [t.number for t in study.get_trials(deepcopy=False, states=(_RUNNING,))]
+        self.live: dict[str, dict[str, Any]] = {}  # Ray trial id -> the configuration handed out
 
-    def suggest(self, trial_id: str) -> dict[str, Any]:
-        trial = self.study.ask()
-        defaults = self.space.suggest(trial)
-        origin = trial.user_attrs.get(Column.ORIGIN, SEARCHED)  # enqueued papers carry theirs
-        trial.set_user_attr(Column.ORIGIN, origin)
-        trial.set_user_attr(TUNE_TRIAL_ID, trial_id)
-        self.numbers[trial_id] = trial.number
-        return {**trial.params, **defaults, Column.ORIGIN: origin}
+    def suggest(self, trial_id: str) -> dict[str, Any] | str:
+        if self.resumable:
+            trial = self.study.get_trials(deepcopy=False)[self.resumable.pop(0)]
+            config = {**self.space.defaults, **trial.params}
+        elif self.study.get_trials(deepcopy=False, states=(_WAITING,)) or len(self.study.trials) < self.budget:
+            trial = self.study.ask()
+            config = self.space.suggest(trial)  # define-by-run: the active dimensions, then the defaults left
+            config = {**trial.params, **config}
+            trial.set_user_attr(Column.ORIGIN, trial.user_attrs.get(Column.ORIGIN, SEARCHED))
+        else:
+            return Searcher.FINISHED
+        config.update({Column.ORIGIN: trial.user_attrs.get(Column.ORIGIN, SEARCHED), STUDY_TRIAL: trial.number})
+        self.live[trial_id] = config
+        return config
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        number = self.numbers.pop(trial_id, None)
-        if number is None:
+        config = self.live.pop(trial_id, None)
+        if config is None:
             return
         result = result or {}
         values = finished_values(result, self.objectives)
@@ -77,15 +101,7 @@ class StudySearcher(Searcher):
             state = optuna.trial.TrialState.FAIL
         else:
             state = optuna.trial.TrialState.PRUNED
-        try:
-            self.study.tell(number, values, state=state)
-        except (RuntimeError, ValueError):  # already told, before the driver was interrupted
-            pass
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "w") as file:  # the study holds the state; this marks the save
-            json.dump({"study_name": self.study.study_name}, file)
-
-    def restore(self, checkpoint_path: str) -> None:
-        running = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-        self.numbers = {t.user_attrs[TUNE_TRIAL_ID]: t.number for t in running if TUNE_TRIAL_ID in t.user_attrs}
+        self.study.tell(config[STUDY_TRIAL], values, state=state)
+        if values is None and result.get(Column.STATUS) not in (TrialStatus.COMPLETED, TrialStatus.FAILED):
+            status = TrialStatus.FAILED if error else TrialStatus.PRUNED
+            self.on_ended(config, status, result.get(EPOCH, 0), "ray reported an error" if error else "")
