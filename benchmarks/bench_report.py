@@ -70,7 +70,7 @@ def main() -> None:
         run = Path(tmp)
         write_table(synthetic_table(args.trials), run / RESULTS_STEM)
         write_settings(run, RunSettings("resnet-cifar", "cifar10", "paper", {}, OBJECTIVES[:3], "tpe", "moasha",
-                                        args.trials, 0, "none"))
+                                        args.trials, 0, "seed-paper", "none"))
         write_report(run, run / "warm-up.html")  # imports and plotly's first-use set-up
         times = []
         for _ in range(3):

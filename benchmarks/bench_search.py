@@ -61,7 +61,7 @@ def ray_overhead(budget: str, tmp: Path) -> None:
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     ray_start = time.perf_counter() - started
     settings = RunSettings(str(space_path), "fashion-mnist", budget, {}, space.objectives, "random", "none",
-                              trials, 0)
+                           trials, 0, "seed-paper")
     started = time.perf_counter()
     run_search(tmp / "overhead-run", settings, Resources(cpus_per_trial=2, max_concurrent=1), quiet=True)
     searched = time.perf_counter() - started
@@ -87,7 +87,7 @@ def main() -> None:
         for seed in range(args.seeds):
             for method, (sampler, scheduler) in METHODS.items():
                 settings = RunSettings(str(space.path), "fashion-mnist", args.budget, {}, OBJECTIVES, sampler,
-                                       scheduler, args.trials, seed)
+                                       scheduler, args.trials, seed, "seed-paper")
                 started = time.perf_counter()
                 table = run_search(tmp / f"{method}-{seed}", settings, Resources(cpus_per_trial=1), quiet=True)
                 runs.append((method, seed, table, time.perf_counter() - started))

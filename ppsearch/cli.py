@@ -155,8 +155,11 @@ def _cmd_corrupt(args: argparse.Namespace) -> None:
 def _cmd_eval(args: argparse.Namespace) -> None:
     from .models.model_file import load_model
     from .robustness.evaluate import Predictor, evaluate, parse_source
+    from .robustness.metrics import default_protocol, get_protocol
 
     parse_source(args.c_source), parse_source(args.p_source)  # fail on a typo before loading anything
+    if args.protocol:
+        get_protocol(args.protocol)
     out = check_output(args.out or Path(args.checkpoint).with_suffix("").as_posix() + "-eval", "directory")
     model, spec = load_model(args.checkpoint)
     args.dataset = args.dataset or spec.dataset
@@ -164,8 +167,8 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     predictor = Predictor(model, spec.mean, spec.std, _device(args.device), args.batch_size)
     # --subset limits official files too, which hold the whole test set
     result = evaluate(predictor, images, labels, c_source=args.c_source, p_source=args.p_source,
-                      normaliser=args.normaliser, frost_dir=args.frost_dir, seed=args.seed, progress=not args.quiet,
-                      c_images=args.subset, p_images=args.subset)
+                      protocol=args.protocol or default_protocol(args.dataset), frost_dir=args.frost_dir,
+                      seed=args.seed, progress=not args.quiet, c_images=args.subset, p_images=args.subset)
     print(result.render())
     out = result.save(out)
     print(f"tables written to {out}")
@@ -187,7 +190,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     dataset_name = args.dataset or space.dataset
     overrides = space.budget(args.budget, parse_budget_overrides(args.budget_set))
     configs = [TrialConfig.create(space.config(args.config), dataset=dataset_name, budget=args.budget, seed=seed,
-                                  budget_overrides=overrides) for seed in range(args.seeds)]
+                                  budget_overrides=overrides, protocol=args.protocol) for seed in range(args.seeds)]
     device = _device(args.device)
     label = "-".join(t.removeprefix(PAPER_PREFIX).replace("=", "") for t in args.config) or "defaults"
     out = check_output(args.out or f"runs/train/{space.name}-{label}-{dataset_name}-{args.budget}", "directory")
@@ -217,6 +220,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> None:
     from .reporting.pareto import front
+    from .robustness.metrics import default_protocol
     from .search.engine import Resources, run_search
     from .search.space import load_space
     from .training.budgets import parse_budget_overrides
@@ -227,9 +231,11 @@ def _cmd_run(args: argparse.Namespace) -> None:
     if args.resume and not (out / RUN_FILE).is_file():
         raise UserError(f"--resume: {out} holds no run to resume")
     objectives = tuple(o.strip() for o in args.objectives.split(",")) if args.objectives else space.objectives
-    settings = RunSettings(str(space.path), args.dataset or space.dataset, args.budget,
-                              space.budget(args.budget, parse_budget_overrides(args.budget_set)), objectives,
-                              args.sampler, args.scheduler, args.trials, args.seed)
+    dataset = args.dataset or space.dataset
+    settings = RunSettings(str(space.path), dataset, args.budget,
+                           space.budget(args.budget, parse_budget_overrides(args.budget_set)), objectives,
+                           args.sampler, args.scheduler, args.trials, args.seed,
+                           args.protocol or default_protocol(dataset))
     resources = Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.time_budget, args.address)
     table = run_search(out, settings, resources, data_dir=args.data_dir, quiet=args.quiet)
     best = front(table, objectives).sort_values(list(objectives))
@@ -317,6 +323,14 @@ def _add_data_arguments(parser: argparse.ArgumentParser, dataset_required: bool)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _add_protocol_argument(parser: argparse.ArgumentParser) -> None:
+    # checked by ppsearch.robustness.metrics.get_protocol before any work (importing it here would
+    # import torch for every command)
+    parser.add_argument("--protocol", default=None,
+                        help="evaluation protocol: frame rule of FP/T5D, mFR's perturbations, normalisers "
+                             "(default: seed-paper for CIFAR-size data, hendrycks for ImageNet)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ppsearch", description="Search where push-pull inhibition goes in a ConvNet.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -340,8 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_arguments(evaluate, dataset_required=False)
     evaluate.add_argument("--c-source", default="generated", help="generated, none or official:DIR")
     evaluate.add_argument("--p-source", default="generated", help="generated, none or official:DIR")
-    evaluate.add_argument("--normaliser", default="alexnet-cifar10",
-                          help="baseline that CE and FR divide by: alexnet-cifar10 or alexnet-imagenet")
+    _add_protocol_argument(evaluate)
     evaluate.add_argument("--batch-size", type=_integer(1), default=None, help="default: 256 on CPU, 1024 on GPU")
     evaluate.add_argument("--out", default=None, help="where to write the tables (default: next to the checkpoint)")
     evaluate.set_defaults(run=_cmd_eval)
@@ -356,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--budget-set", nargs="*", default=[], metavar="KEY=VALUE",
                        help="change the budget's epochs, train_images, eval_images, c_images or p_images "
                             "(null: the whole split)")
+    _add_protocol_argument(train)
     train.add_argument("--seeds", type=_integer(1), default=1, help="train seeds 0..N-1")
     train.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     train.add_argument("--compile", action="store_true", help="torch.compile the model for training")
@@ -373,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="change the budget's epochs, train_images, eval_images, c_images or p_images")
     run.add_argument("--objectives", default=None, help="comma-separated subset of clean_error,mce,mfr,... "
                                                         "(default: the space's)")
+    _add_protocol_argument(run)
     run.add_argument("--sampler", default="tpe", help="tpe, nsga2, gp or random")
     run.add_argument("--scheduler", default="moasha", help="moasha or none")
     run.add_argument("--trials", type=_integer(0), default=10, help="searched trials beyond the papers' configurations")

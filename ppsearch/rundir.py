@@ -77,6 +77,9 @@ class Column(enum.StrEnum):
     MCE = "mce"
     RELATIVE_MCE = "relative_mce"
     MFR = "mfr"
+    MT5D = "mt5d"  # mean top-5 distance over the protocol's perturbations
+    PROTOCOL = "protocol"  # the evaluation protocol every robustness number was measured under
+    FROST = "frost"  # which frost the -C sets hold: the benchmark's textures or ppsearch's procedural one
     CORRUPTION_ERROR = "corruption_error"  # unnormalised mean error over corruptions and severities
     CE_NORMALISER = "ce_normaliser"
     FR_NORMALISER = "fr_normaliser"
@@ -95,6 +98,8 @@ class Column(enum.StrEnum):
 ERROR_PREFIX = "error/"  # error/<corruption>/<severity>
 CE_PREFIX = "ce/"  # ce/<corruption>
 FP_PREFIX = "fp/"  # fp/<perturbation>
+T5D_PREFIX = "t5d/"  # t5d/<perturbation>
+PROCEDURAL_FROST = "procedural (ppsearch)"  # the frost column's value when the benchmark's textures were not used
 OBJECTIVES = (Column.CLEAN_ERROR, Column.MCE, Column.MFR, Column.RELATIVE_MCE, Column.CORRUPTION_ERROR)
 
 
@@ -122,6 +127,7 @@ class RunSettings:
     scheduler: str
     trials: int
     seed: int
+    protocol: str  # the evaluation protocol of every trial (ppsearch.robustness.metrics.PROTOCOLS)
     study_name: str = ""
 
     def differences(self, other: RunSettings) -> list[str]:
@@ -136,6 +142,9 @@ def read_settings(run_dir: str | Path) -> RunSettings:
     if not path.is_file():
         raise UserError(f"{run_dir} is not a `ppsearch run` directory (no {RUN_FILE})")
     raw = read_json(path)
+    if isinstance(raw, dict) and "study_name" in raw and "protocol" not in raw:
+        raise UserError(f"{path} was written before evaluation protocols existed: its flip rates mix two frame "
+                        f"rules, so it cannot be continued or compared; start a new run (another --out)")
     fields = {f.name for f in dataclasses.fields(RunSettings)}
     required = {f.name for f in dataclasses.fields(RunSettings) if f.default is dataclasses.MISSING}
     if not isinstance(raw, dict) or not required <= set(raw):

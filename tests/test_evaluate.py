@@ -84,6 +84,31 @@ def test_evaluation_on_official_files_equals_generation_on_the_fly(checkpoint, g
     assert set(on_the_fly.flip_probabilities) == {"gaussian_noise", "shot_noise", "motion_blur", "zoom_blur", "snow",
                                                   "brightness", "translate", "rotate", "tilt", "scale"}
     assert on_the_fly.summary["ce_normaliser"].startswith("seed paper CIFAR-10 AlexNet")
+    assert on_the_fly.summary["protocol"] == "seed-paper"
+    assert set(on_the_fly.top5_distances) == set(on_the_fly.flip_probabilities)  # 10 classes: T5D measured
+    assert on_the_fly.summary["mt5d"] == pytest.approx(np.mean(list(on_the_fly.top5_distances.values())))
+    assert on_the_fly.summary["corruption_error"] == pytest.approx(on_the_fly.corruption_errors["error"].mean())
+
+
+def test_the_hendrycks_protocol_fixes_its_frame_rule_perturbations_and_normalisers(checkpoint, generated,
+                                                                                  test_split):
+    model, spec = load_model(checkpoint[0])
+    predictor = Predictor(model, spec.mean, spec.std)
+    result = evaluate(predictor, *test_split, progress=False, protocol="hendrycks",
+                      c_source=f"official:{generated / 'Fashion-MNIST-C'}",
+                      p_source=f"official:{generated / 'Fashion-MNIST-P'}")
+    assert "spatter" in result.flip_probabilities and "snow" not in result.flip_probabilities
+    # no published AlexNet for 32x32 images under this protocol: unnormalised, and said so
+    assert result.summary["ce_normaliser"].startswith("none: unnormalised")
+    assert result.summary["mce"] == pytest.approx(result.summary["corruption_error"])  # CE = mean error
+    assert result.fr["fr"].tolist() == result.fr["fp"].tolist()
+    assert "protocol         hendrycks" in result.render()
+
+
+def test_evaluation_never_runs_in_reduced_precision(checkpoint, test_split):
+    model, spec = load_model(checkpoint[0])
+    logits = Predictor(model, spec.mean, spec.std).logits(test_split[0][:8])
+    assert logits.dtype == torch.float32
 
 
 def test_clean_error_counts_wrong_predictions(checkpoint, test_split):

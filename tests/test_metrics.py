@@ -135,7 +135,7 @@ def test_reproduces_the_seed_papers_table_1(model):
     ce = ce_table(_errors({c: e / 100 for c, e in zip(BENCHMARK_CORRUPTIONS, errors)}, spread=0.02),
                   clean / 100, normaliser)
     fr = fr_table(dict(zip(P_PERTURBATIONS, fps)), normaliser)
-    result = summary(ce, fr)
+    result = summary("seed-paper", ce, fr)
     # Inputs and outputs are rounded in the paper: agreement to its last printed digit.
     assert result["mce"] == pytest.approx(paper_mce, abs=0.006)
     assert result["relative_mce"] == pytest.approx(paper_rce, abs=0.006)
@@ -154,13 +154,13 @@ def test_from_result_normalises_the_baseline_to_one():
     np.testing.assert_allclose(ce["relative_ce"], 1.0)
     fr = fr_table(dict(zip(P_PERTURBATIONS, fps)), baseline)
     np.testing.assert_allclose(fr["fr"], 1.0)
-    assert summary(ce, fr) == {"mce": pytest.approx(1.0), "relative_mce": pytest.approx(1.0),
-                               "ce_normaliser": baseline.source, "mfr": pytest.approx(1.0),
-                               "fr_normaliser": baseline.source}
+    assert summary("seed-paper", ce, fr) == {"protocol": "seed-paper", "mce": pytest.approx(1.0),
+                                             "relative_mce": pytest.approx(1.0), "ce_normaliser": baseline.source,
+                                             "mfr": pytest.approx(1.0), "fr_normaliser": baseline.source}
 
 
 def test_unknown_normaliser_name():
-    with pytest.raises(ValueError, match="unknown normaliser 'alexnet'; allowed: alexnet-cifar10, alexnet-imagenet"):
+    with pytest.raises(ValueError, match="unknown normaliser 'alexnet'; allowed: alexnet-cifar10, alexnet-imagenet, none"):
         Normaliser.from_name("alexnet")
 
 
@@ -179,14 +179,20 @@ def test_fr_needs_baseline_and_all_perturbations():
 PREDICTIONS = [[0, 1, 1, 1], [2, 2, 2, 5]]
 
 
-def test_flip_probability_consecutive_frames():
-    # A: 1 flip in 3 consecutive comparisons, B: 1 in 3.
-    assert flip_probability(np.array(PREDICTIONS), "rotate") == pytest.approx(1 / 3)
+@pytest.mark.parametrize("protocol", ["seed-paper", "hendrycks"])
+def test_flip_probability_consecutive_frames(protocol):
+    # A: 1 flip in 3 consecutive comparisons, B: 1 in 3 (not noise: both protocols pair frames so).
+    assert flip_probability(np.array(PREDICTIONS), "rotate", protocol) == pytest.approx(1 / 3)
 
 
-def test_flip_probability_noise_compares_with_frame_0():
-    # A: frames 1, 2, 3 all differ from frame 0 -> 3/3; B: only frame 3 -> 1/3.
-    assert flip_probability(torch.tensor(PREDICTIONS), "shot_noise") == pytest.approx((1 + 1 / 3) / 2)
+def test_flip_probability_of_noise_depends_on_the_protocol():
+    # hendrycks: frames against frame 0. A: frames 1, 2, 3 all differ from frame 0 -> 3/3; B: only frame 3 -> 1/3.
+    assert flip_probability(torch.tensor(PREDICTIONS), "shot_noise", "hendrycks") == pytest.approx((1 + 1 / 3) / 2)
+    # seed paper (its flip_prob is called with noise_perturbation=False): consecutive frames, 1/3 each
+    assert flip_probability(torch.tensor(PREDICTIONS), "shot_noise", "seed-paper") == pytest.approx(1 / 3)
+    assert flip_probability(torch.tensor(PREDICTIONS), "shot_noise") == pytest.approx(1 / 3)  # the default
+    with pytest.raises(ValueError, match="unknown protocol 'imagenet'; allowed: seed-paper, hendrycks"):
+        flip_probability(torch.tensor(PREDICTIONS), "shot_noise", "imagenet")
 
 
 def test_flip_probability_rejects_bad_input():
@@ -209,9 +215,11 @@ def test_top5_distance_consecutive_by_hand():
     assert top5_distance(T5_LOGITS, "rotate") == pytest.approx(2.5)
 
 
-def test_top5_distance_noise_by_hand():
-    # Frames 0 -> 1: 2 as above. Frames 0 -> 2: top-5 (0,1,2,3,4) get ranks (0,1,2,3,5): 1.
-    assert top5_distance(T5_LOGITS, "gaussian_noise") == pytest.approx(1.5)
+def test_top5_distance_of_noise_depends_on_the_protocol():
+    # hendrycks: frames 0 -> 1: 2 as above. Frames 0 -> 2: top-5 (0,1,2,3,4) get ranks (0,1,2,3,5): 1.
+    assert top5_distance(T5_LOGITS, "gaussian_noise", "hendrycks") == pytest.approx(1.5)
+    # seed paper: consecutive frames, as for rotate above
+    assert top5_distance(T5_LOGITS, "gaussian_noise", "seed-paper") == pytest.approx(2.5)
 
 
 def _literal_top5_distance(logits, noise):
@@ -229,7 +237,9 @@ def _literal_top5_distance(logits, noise):
 
 
 @pytest.mark.parametrize("name", ["scale", "speckle_noise"])
-def test_top5_distance_matches_the_literal_definition(name):
+@pytest.mark.parametrize("protocol", ["seed-paper", "hendrycks"])
+def test_top5_distance_matches_the_literal_definition(name, protocol):
     # Small integer logits make many ties, which must break by class index as ordinal ranks do.
     logits = np.random.default_rng(3).integers(0, 4, (5, 7, 10)).astype(np.float32)
-    assert top5_distance(logits, name) == pytest.approx(_literal_top5_distance(logits, "noise" in name))
+    against_first = protocol == "hendrycks" and "noise" in name
+    assert top5_distance(logits, name, protocol) == pytest.approx(_literal_top5_distance(logits, against_first))

@@ -99,3 +99,18 @@ def test_unknown_architectures_are_rejected(arch, message):
 def test_bad_designs_are_rejected(design, message):
     with pytest.raises(ValueError, match=message):
         build_model("resnet20", **design)
+
+
+def test_densenet_bc_is_the_seed_codes():
+    """densenet/densenetcifar.py of the authors' repository: a 24-channel stem for every growth
+    rate, conv weights normal with std sqrt(2 / (out_channels * k * k)), zero classifier bias."""
+    model = build_model("densenet-bc-100-24")
+    assert sum(p.numel() for p in model.parameters()) == 2_936_650  # the authors' DenseNet-BC-100-24
+    assert model.stem.out_channels == 24 and build_model("densenet-bc-40-12").stem.out_channels == 24
+    big = torch.nn.Conv2d(1, 1, 1)  # a conv with many weights to measure the std on
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d) and module.weight.numel() > big.weight.numel():
+            big = module
+    fan_out = big.out_channels * big.kernel_size[0] * big.kernel_size[1]
+    assert big.weight.std().item() == pytest.approx((2 / fan_out) ** 0.5, rel=0.05)
+    assert torch.count_nonzero(model.fc.bias) == 0

@@ -4,11 +4,11 @@
 import pandas as pd
 import pytest
 from browser import is_blank, needs_chromium, render
-from runs import write_run
 
 from ppsearch.cli import main
 from ppsearch.reporting.report import PAPER_REPORTED, write_report
 from ppsearch.robustness.corruptions import BENCHMARK_CORRUPTIONS
+from runs import write_run
 
 
 def _run(tmp_path, rows):
@@ -82,3 +82,15 @@ def test_the_report_renders_in_a_browser_without_console_errors(tmp_path):
     console = render(page.resolve().as_uri(), tmp_path / "report.png")
     assert console == []
     assert not is_blank(tmp_path / "report.png")
+
+
+def test_the_report_names_the_protocol_and_marks_procedural_frost(tmp_path):
+    rows = [{**_row("a1", "paper:resnet20", "none", 0.10, 1.0, 1.0), "protocol": "hendrycks",
+             "frost": "procedural (ppsearch)"},
+            {**_row("b1", "searched", "pp", 0.09, 0.9, 0.9), "protocol": "hendrycks", "frost": "procedural (ppsearch)"}]
+    run = write_run(tmp_path / "run", rows, protocol="hendrycks")
+    page = write_report(run).read_text()
+    assert "Measured under the <b>hendrycks</b> evaluation protocol (not the paper's" in page
+    assert "procedural frost, not the benchmark" in page
+    markdown = (run / "report.md").read_text()
+    assert "Evaluation protocol: hendrycks." in markdown and "ce/frost and every mCE here include it" in markdown

@@ -41,7 +41,7 @@ def _space(tmp_path, extra=""):
 def _settings(space_path, trials, scheduler="none", sampler="tpe"):
     space = load_space(space_path)
     return RunSettings(str(space_path), "fashion-mnist", "smoke", space.budget("smoke"), space.objectives,
-                          sampler, scheduler, trials, 0)
+                       sampler, scheduler, trials, 0, "seed-paper")
 
 
 def _study(run_dir):

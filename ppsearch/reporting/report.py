@@ -27,6 +27,7 @@ from ..rundir import (
     FINAL_STATUSES,
     FP_PREFIX,
     JOURNAL_FILE,
+    PROCEDURAL_FROST,
     Column,
     RunSettings,
     TrialStatus,
@@ -228,7 +229,9 @@ def _summary_html(settings: RunSettings, table: pd.DataFrame, reference, objecti
     return (f"<p>space <b>{html.escape(Path(settings.space).stem)}</b>, dataset <b>{dataset}</b>, "
             f"budget <b>{budget}</b>{overrides}, sampler "
             f"{settings.sampler}, scheduler {settings.scheduler}; {len(table)} trials: "
-            f"{status_counts(table, FINAL_STATUSES)}. Objectives {', '.join(objectives)} (all minimised); "
+            f"{status_counts(table, FINAL_STATUSES)}. Measured under the <b>{settings.protocol}</b> evaluation "
+            f"protocol{_protocol_note(settings)}. {html.escape(frost_note(table))}"
+            f"Objectives {', '.join(objectives)} (all minimised); "
             f"hypervolume reference point "
             f"{[round(float(r), 4) for r in reference]} (1.1 x the worst paper configuration). The paper "
             f"reported {PAPER_SETTING}; this run used {dataset} at budget {budget}, so compare the "
@@ -236,10 +239,29 @@ def _summary_html(settings: RunSettings, table: pd.DataFrame, reference, objecti
             f"{datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}.</p>")
 
 
+def _protocol_note(settings: RunSettings) -> str:
+    if settings.protocol == "seed-paper":
+        return " (the paper's: its numbers and ours compare)"
+    return " (not the paper's: its reported numbers below were measured under the seed-paper protocol)"
+
+
+def frost_note(table: pd.DataFrame) -> str:
+    """What a table's frost is, when it is not the benchmark's: ppsearch's procedural frost makes
+    frost CE, and every mCE that includes it, a different quantity."""
+    if Column.FROST not in table:
+        return ""
+    procedural = table[Column.FROST].dropna().astype(str).str.startswith(PROCEDURAL_FROST)
+    if not procedural.any():
+        return ""
+    return ("Frost: ppsearch's procedural frost, not the benchmark's textures (pass --frost-dir for those): "
+            "ce/frost and every mCE here include it. ")
+
+
 def _markdown(run_dir: Path, table: pd.DataFrame, tables: dict[str, pd.DataFrame], reference,
               objectives: Sequence[str]) -> str:
     volume = pareto.hypervolume(table, objectives, reference)
-    parts = [f"# ppsearch report: {run_dir.name}", "",
+    protocols = ", ".join(sorted(table[Column.PROTOCOL].dropna().unique())) if Column.PROTOCOL in table else "?"
+    parts = [f"# ppsearch report: {run_dir.name}", "", f"Evaluation protocol: {protocols}. {frost_note(table)}", "",
              f"{len(table)} trials; objectives {', '.join(objectives)}; hypervolume {volume:.4f} at reference "
              f"{[round(float(r), 4) for r in reference]}.", ""]
     for name, frame in tables.items():

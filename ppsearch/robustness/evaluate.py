@@ -16,11 +16,12 @@ from tqdm.auto import tqdm
 
 from ..data.preprocess import to_model_input
 from ..errors import UserError
+from ..rundir import Column
 from . import metrics
 from .corruptions import BENCHMARK_CORRUPTIONS, SEVERITIES, corrupt
 from .generate import in_chunks
 from .official import check_cifar_set, load_cifar_c, load_cifar_p
-from .perturbations import TEST_PERTURBATIONS, perturb
+from .perturbations import perturb
 
 
 def parse_source(value: str) -> tuple[str, Path | None]:
@@ -37,8 +38,10 @@ def parse_source(value: str) -> tuple[str, Path | None]:
 
 
 class Predictor:
-    """Predicted classes of uint8 (N, H, W, C) images, in batches on ``device`` (default batch: 256
-    on CPU, where larger batches fall out of cache and run slower, 1024 on GPUs)."""
+    """Predicted classes (or logits) of uint8 (N, H, W, C) images, in batches on ``device``
+    (default batch: 256 on CPU, where larger batches fall out of cache and run slower, 1024 on
+    GPUs). Always in float32: bfloat16 would flip near-tied predictions between frames and coarsen
+    the push-minus-pull difference, changing the metrics (training may use it, evaluation never)."""
 
     def __init__(self, model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...],
                  device: str | torch.device = "cpu", batch_size: int | None = None) -> None:
@@ -47,15 +50,16 @@ class Predictor:
         self.mean, self.std = mean, std
         self.batch_size = batch_size or (1024 if self.device.type == "cuda" else 256)
 
-    @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        predictions = []
-        autocast = torch.autocast("cuda", torch.bfloat16, enabled=self.device.type == "cuda")
+        return self.logits(images).argmax(1)
+
+    @torch.inference_mode()
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        outputs = []
         for start in range(0, images.shape[0], self.batch_size):
             batch = images[start:start + self.batch_size].to(self.device, non_blocking=True)
-            with autocast:
-                predictions.append(self.model(to_model_input(batch, self.mean, self.std)).argmax(1))
-        return torch.cat(predictions).cpu()
+            outputs.append(self.model(to_model_input(batch, self.mean, self.std)).float())
+        return torch.cat(outputs).cpu()
 
 
 @dataclasses.dataclass
@@ -64,6 +68,7 @@ class Evaluation:
     clean_error: float
     corruption_errors: pd.DataFrame  # corruption, severity, error
     flip_probabilities: dict[str, float]
+    top5_distances: dict[str, float]  # empty with fewer than 5 classes
     ce: pd.DataFrame | None
     fr: pd.DataFrame | None
     summary: dict
@@ -77,20 +82,30 @@ class Evaluation:
             if table is not None:
                 table.to_csv(out / f"{name}.csv", index=False)
         summary = {"images": self.images, "clean_error": self.clean_error, **self.summary, "sources": self.sources,
-                   "flip_probabilities": self.flip_probabilities}
+                   "flip_probabilities": self.flip_probabilities, "top5_distances": self.top5_distances}
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         return out
 
     def render(self) -> str:
         lines = [f"images           {self.images} ({', '.join(f'{k}: {v}' for k, v in self.sources.items())})",
+                 f"protocol         {self.summary[Column.PROTOCOL]}",
                  f"clean error      {self.clean_error:.4f}"]
         if self.ce is not None:
-            lines += [f"mCE              {self.summary['mce']:.4f}   relative mCE {self.summary['relative_mce']:.4f}",
-                      f"  normalised by  {self.summary['ce_normaliser']}",
+            lines += [f"mCE              {self.summary[Column.MCE]:.4f}   relative mCE "
+                      f"{self.summary[Column.RELATIVE_MCE]:.4f}",
+                      f"  normalised by  {self.summary[Column.CE_NORMALISER]}",
+                      f"mean corruption error (unnormalised, RobustBench's convention) "
+                      f"{self.summary[Column.CORRUPTION_ERROR]:.4f}",
                       self.ce.drop(columns="normaliser").to_string(index=False, float_format="%.4f")]
         if self.fr is not None:
-            lines += [f"mFR              {self.summary['mfr']:.4f}", f"  normalised by  {self.summary['fr_normaliser']}",
-                      self.fr.drop(columns="normaliser").to_string(index=False, float_format="%.4f")]
+            lines += [f"mFR              {self.summary[Column.MFR]:.4f}",
+                      f"  normalised by  {self.summary[Column.FR_NORMALISER]}"]
+            if Column.MT5D in self.summary:
+                lines.append(f"mT5D             {self.summary[Column.MT5D]:.4f}")
+            table = self.fr.drop(columns="normaliser")
+            if self.top5_distances:
+                table = table.assign(t5d=table["perturbation"].map(self.top5_distances))
+            lines.append(table.to_string(index=False, float_format="%.4f"))
         return "\n".join(lines)
 
 
@@ -102,8 +117,7 @@ def evaluate(
     c_source: str = "generated",
     p_source: str = "generated",
     corruptions: tuple[str, ...] = BENCHMARK_CORRUPTIONS,
-    perturbations: tuple[str, ...] = TEST_PERTURBATIONS,
-    normaliser: str = "alexnet-cifar10",
+    protocol: str = "seed-paper",
     frost_dir: str | Path | None = None,
     clean_images: int | None = None,
     c_images: int | None = None,
@@ -112,10 +126,13 @@ def evaluate(
     progress: bool = True,
 ) -> Evaluation:
     """Evaluate on the clean test ``images`` (uint8 NHWC) and their -C / -P versions, each on the
-    first ``clean_images`` / ``c_images`` / ``p_images`` of them (None: all)."""
+    first ``clean_images`` / ``c_images`` / ``p_images`` of them (None: all), under ``protocol``
+    (which fixes the -P frame rule, the perturbations and the normalisers)."""
     c_kind, c_dir = parse_source(c_source)
     p_kind, p_dir = parse_source(p_source)
-    norm = metrics.Normaliser.from_name(normaliser)
+    chosen = metrics.get_protocol(protocol)
+    perturbations = chosen.perturbations
+    c_norm, p_norm = chosen.normalisers(max(images.shape[1:3]))
     if c_kind == "official":  # a bad file fails now, not after the others were evaluated
         check_cifar_set(c_dir, corruptions, False, images.shape[1:3])
     if p_kind == "official":
@@ -145,9 +162,9 @@ def evaluate(
                 values[(name, severity)] = (predictions != y[:c_images]).double().mean().item()
                 bar.update()
         errors = metrics.corruption_errors(values)
-        ce = metrics.ce_table(errors, clean_error, norm)
+        ce = metrics.ce_table(errors, clean_error, c_norm)
 
-    flips, fr = {}, None
+    flips, top5, fr = {}, {}, None
     if p_kind != "none":
         for name in perturbations:
             bar.set_postfix_str(name)
@@ -155,10 +172,18 @@ def evaluate(
                 parts = [load_cifar_p(p_dir, name)[0][:p_images]]
             else:
                 parts = in_chunks(images[:p_images], lambda x, s, name=name: perturb(x, name, s), seed, predictor.device)
-            predictions = torch.cat([predictor(frames.flatten(0, 1)).view(frames.shape[:2]) for frames in parts])
-            flips[name] = metrics.flip_probability(predictions, name)
+            logits = torch.cat([predictor.logits(frames.flatten(0, 1)).view(*frames.shape[:2], -1) for frames in parts])
+            flips[name] = metrics.flip_probability(logits.argmax(-1), name, protocol)
+            if logits.shape[-1] >= TOP5:
+                top5[name] = metrics.top5_distance(logits, name, protocol)
             bar.update()
-        fr = metrics.fr_table(flips, norm)
+        fr = metrics.fr_table(flips, p_norm)
     bar.close()
-    summary = metrics.summary(ce, fr) if ce is not None or fr is not None else {}
-    return Evaluation(len(labels[:clean_images]), clean_error, errors, flips, ce, fr, summary, {"-C": c_source, "-P": p_source})
+    summary = metrics.summary(protocol, ce, fr, top5)
+    if ce is not None:
+        summary[Column.CORRUPTION_ERROR] = float(errors["error"].mean())
+    return Evaluation(len(labels[:clean_images]), clean_error, errors, flips, top5, ce, fr, summary,
+                      {"-C": c_source, "-P": p_source})
+
+
+TOP5 = 5  # classes a top-5 distance needs

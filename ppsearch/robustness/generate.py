@@ -24,6 +24,7 @@ from .perturbations import ALL_PERTURBATIONS, perturb
 
 CHUNK = 1000  # images generated at a time, so long -P sequences of large sets fit in device memory
 
+SETS_MANIFEST = "manifest.json"  # beside the -C and -P folders: how the sets were made
 SET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion-mnist": "Fashion-MNIST", "imagenet": "ImageNet"}
 
 
@@ -38,7 +39,7 @@ def cached_sets(out: str | Path, images: torch.Tensor, labels: torch.Tensor, dat
     """The -C and -P folders of ``images``' sets under ``out``, written on first use. A run makes its
     sets once and every trial reads them; an existing set must hold the same images and seed."""
     out = Path(out)
-    manifest = out / "manifest.json"
+    manifest = out / SETS_MANIFEST
     if manifest.is_file():
         made = read_json(manifest)
         wanted = {"dataset": dataset, "images": int(images.shape[0]), "seed": seed}
@@ -134,4 +135,4 @@ def _write_sets(images: torch.Tensor, labels: torch.Tensor, partial: Path, datas
         "layout": {"-C": f"{c_dir.name}/<corruption>.npy (5 N rows, severity-major) + labels.npy",
                    "-P": f"{p_dir.name}/<perturbation>.npy (N, T, H, W, 3) + labels.npy"},
     }
-    write_json(partial / "manifest.json", manifest)
+    write_json(partial / SETS_MANIFEST, manifest)

@@ -7,6 +7,19 @@ E_cs the error on corruption c at severity s and "base" a baseline model's error
 * relative CE_c = sum_s (E_cs - E) / sum_s (E^base_cs - E^base); relative mCE = its mean.
 * FP_p: per sequence, the fraction of frame comparisons whose prediction changed, averaged over
   sequences; FR_p = FP_p / FP^base_p; mFR = mean of FR_p over the perturbations.
+* T5D_p (top-5 distance): how far the top-5 ranking moves between compared frames; mT5D its mean.
+
+Which frames are compared, which perturbations mFR averages and which baseline divides are fixed
+together by a named :class:`Protocol`, and every result names the protocol it was measured under:
+
+* ``seed-paper``: the seed paper's evaluation (nicstrisc/Push-Pull-CNN-layer, test_perturbation.py,
+  whose flip_prob is called with noise_perturbation=False): consecutive frames for every
+  perturbation, noise included; mFR over its 10 perturbations (with snow); CE and FR divided by its
+  CIFAR-10 AlexNet, whose flip probabilities were made the same way.
+* ``hendrycks``: the reference CIFAR-10-P / ImageNet-P evaluators (hendrycks/robustness): noise
+  sequences against frame 0, the others frame to frame; mFR over their 10 perturbations (spatter
+  instead of snow); CE divided by the ImageNet-C AlexNet for ImageNet-size images, and otherwise
+  no published baseline: values unnormalised (CE = mean error, FR = FP), and said so.
 
 A :class:`Normaliser` holds the baseline numbers and says where they come from. Every table
 carries its normaliser's ``source`` in a ``normaliser`` column, and :func:`summary` repeats it.
@@ -22,7 +35,8 @@ import torch
 
 from ..errors import UserError
 from ..rundir import Column
-from .corruptions import BENCHMARK_CORRUPTIONS, SEVERITIES
+from .corruptions import ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, SEVERITIES
+from .perturbations import ALL_PERTURBATIONS
 
 # The seed paper's CIFAR-10 AlexNet (the authors' own model; there is no official one), errors
 # as fractions averaged over the 5 severities (Table 4). Because every corruption has the same 5
@@ -55,6 +69,8 @@ ALEXNET_IMAGENET_C = {
     "contrast": 0.853204, "elastic_transform": 0.646056, "pixelate": 0.717840, "jpeg_compression": 0.606500,
 }
 P_PERTURBATIONS = tuple(ALEXNET_CIFAR10_P)
+HENDRYCKS_P_PERTURBATIONS = tuple("spatter" if p == "snow" else p for p in P_PERTURBATIONS)
+UNNORMALISED = "none: unnormalised (CE = mean error, relative CE = mean error increase, FR = FP)"
 
 
 @dataclass(frozen=True)
@@ -98,7 +114,53 @@ class Normaliser:
 NORMALISERS = {
     "alexnet-cifar10": ("seed paper CIFAR-10 AlexNet (Table 4/8)", ALEXNET_CIFAR10, ALEXNET_CIFAR10_P),
     "alexnet-imagenet": ("ImageNet-C AlexNet", ALEXNET_IMAGENET_C, {}),
+    # every baseline 1 and the clean one 0: CE is the mean error, relative CE the mean increase
+    "none": (UNNORMALISED, {"clean": 0.0, **dict.fromkeys(ALL_CORRUPTIONS, 1.0)},
+             dict.fromkeys(ALL_PERTURBATIONS, 1.0)),
 }
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How robustness is measured: the frame rule of FP and T5D, the perturbations mFR averages, and
+    the baselines CE and FR divide by (see the module's docstring)."""
+
+    name: str
+    noise_against_first_frame: bool
+    perturbations: tuple[str, ...]
+    source: str
+
+    def compares_with_first_frame(self, perturbation: str) -> bool:
+        return self.noise_against_first_frame and "noise" in perturbation
+
+    def normalisers(self, image_size: int) -> tuple[Normaliser, Normaliser]:
+        """The (corruption, perturbation) baselines for images of ``image_size`` pixels."""
+        if self.name == "seed-paper":
+            return Normaliser.from_name("alexnet-cifar10"), Normaliser.from_name("alexnet-cifar10")
+        corruption = "alexnet-imagenet" if image_size > CIFAR_IMAGE_SIZE else "none"
+        return Normaliser.from_name(corruption), Normaliser.from_name("none")
+
+
+CIFAR_IMAGE_SIZE = 32
+PROTOCOLS = {p.name: p for p in (
+    Protocol("seed-paper", False, P_PERTURBATIONS,
+             "seed paper: consecutive frames for every perturbation, mFR over its 10 (snow), its CIFAR-10 AlexNet"),
+    Protocol("hendrycks", True, HENDRYCKS_P_PERTURBATIONS,
+             "hendrycks/robustness: noise against frame 0, others consecutive, mFR over its 10 (spatter), "
+             "ImageNet-C AlexNet for ImageNet-size images, else unnormalised"),
+)}
+
+
+def get_protocol(name: str) -> Protocol:
+    if name not in PROTOCOLS:
+        raise UserError(f"unknown protocol {name!r}; allowed: {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[name]
+
+
+def default_protocol(dataset: str) -> str:
+    """The protocol a dataset's numbers are usually compared under: ImageNet's reference
+    evaluators, the seed paper's for CIFAR-size data."""
+    return "hendrycks" if dataset == "imagenet" else "seed-paper"
 
 
 # ---------------------------------------------------------------- corruptions
@@ -177,15 +239,17 @@ def _mean_over(table: pd.DataFrame, key: str, column: str, names: Sequence[str],
 # ---------------------------------------------------------------- perturbations
 
 
-def _frame_pairs(x: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(reference, compared) frames along dim 1, as the reference evaluator pairs them: noise
-    sequences compare every frame with frame 0 (the clean image), others consecutive frames."""
-    reference = x[:, :1].expand_as(x[:, 1:]) if "noise" in name else x[:, :-1]
+def _frame_pairs(x: torch.Tensor, name: str, protocol: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(reference, compared) frames along dim 1 under ``protocol``: every frame against frame 0
+    (the clean image) where the protocol does so for perturbation ``name``, else consecutive frames."""
+    first = get_protocol(protocol).compares_with_first_frame(name)
+    reference = x[:, :1].expand_as(x[:, 1:]) if first else x[:, :-1]
     return reference, x[:, 1:]
 
 
-def flip_probability(predictions: np.ndarray | torch.Tensor, name: str) -> float:
-    """FP of perturbation ``name`` from predicted classes of shape (N sequences, T frames).
+def flip_probability(predictions: np.ndarray | torch.Tensor, name: str, protocol: str = "seed-paper") -> float:
+    """FP of perturbation ``name`` from predicted classes of shape (N sequences, T frames), with
+    frames paired as ``protocol`` does.
 
     Every sequence makes T - 1 comparisons, so the mean over sequences of each sequence's flip
     fraction equals the mean over all comparisons.
@@ -194,22 +258,23 @@ def flip_probability(predictions: np.ndarray | torch.Tensor, name: str) -> float
     if preds.ndim != 2 or preds.shape[1] < 2 or preds.is_floating_point():
         raise UserError(f"predictions must be integer classes of shape (N, T >= 2), got "
                          f"{preds.dtype} {tuple(preds.shape)}")
-    reference, compared = _frame_pairs(preds, name)
+    reference, compared = _frame_pairs(preds, name, protocol)
     return (compared != reference).double().mean().item()
 
 
-def top5_distance(logits: np.ndarray | torch.Tensor, name: str) -> float:
+def top5_distance(logits: np.ndarray | torch.Tensor, name: str, protocol: str = "seed-paper") -> float:
     """Mean top-5 distance (T5D, ImageNet-P) of perturbation ``name`` from (N, T, K) logits.
 
     For each compared frame pair, the reference frame's top-5 classes (in rank order) are looked
     up in the other frame; with r_k the 0-based rank there of the reference's k-th class, the
     distance is sum_k |k - min(r_k, 5)|. Ties rank the lower class index first. Frames are paired
-    as for :func:`flip_probability`. Memory grows as N * T * 5 * K: pass ImageNet-P in chunks.
+    as for :func:`flip_probability` under ``protocol``. Memory grows as N * T * 5 * K: pass
+    ImageNet-P in chunks.
     """
     x = torch.as_tensor(logits)
     if x.ndim != 3 or x.shape[1] < 2 or x.shape[2] < 5 or not x.is_floating_point():
         raise UserError(f"logits must be floats of shape (N, T >= 2, K >= 5), got {x.dtype} {tuple(x.shape)}")
-    reference, compared = _frame_pairs(x, name)
+    reference, compared = _frame_pairs(x, name, protocol)
     top5 = torch.sort(reference, dim=-1, descending=True, stable=True).indices[..., :5]
     value = compared.gather(-1, top5).unsqueeze(-1)
     classes = torch.arange(x.shape[2], device=x.device)
@@ -240,13 +305,18 @@ def mfr(table: pd.DataFrame, perturbations: Sequence[str] = P_PERTURBATIONS) -> 
 # ---------------------------------------------------------------- summary
 
 
-def summary(ce: pd.DataFrame | None = None, fr: pd.DataFrame | None = None) -> dict[str, float | str]:
-    """mCE, relative mCE and/or mFR with the sources of the normalisers they were divided by."""
-    result: dict[str, float | str] = {}
+def summary(protocol: str, ce: pd.DataFrame | None = None, fr: pd.DataFrame | None = None,
+            top5_distances: Mapping[str, float] | None = None) -> dict[str, float | str]:
+    """mCE, relative mCE, mFR and/or mT5D with the sources of the normalisers they were divided by
+    and the protocol they were measured under."""
+    perturbations = get_protocol(protocol).perturbations
+    result: dict[str, float | str] = {Column.PROTOCOL: protocol}
     if ce is not None:
         result.update({Column.MCE: mce(ce), Column.RELATIVE_MCE: relative_mce(ce), Column.CE_NORMALISER: _source(ce)})
     if fr is not None:
-        result.update({Column.MFR: mfr(fr), Column.FR_NORMALISER: _source(fr)})
+        result.update({Column.MFR: mfr(fr, perturbations), Column.FR_NORMALISER: _source(fr)})
+    if top5_distances:
+        result[Column.MT5D] = float(np.mean([top5_distances[p] for p in perturbations]))
     return result
 
 

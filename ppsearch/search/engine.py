@@ -131,7 +131,7 @@ def execute_trial(config: dict[str, Any], context: TrialContext,
 
     try:
         trial = TrialConfig.create(config, dataset=settings.dataset, budget=settings.budget, seed=settings.seed,
-                                   budget_overrides=settings.budget_overrides)
+                                   budget_overrides=settings.budget_overrides, protocol=settings.protocol)
         record = run_trial(trial, trial_dir, context.sets, data_dir=context.data_dir, device=device, on_epoch=on_epoch)
         if record.get(Column.ORIGIN) != origin or Column.NODE not in record:
             record = write_record(trial_dir, {**record, Column.ORIGIN: origin, Column.NODE: node})
@@ -297,7 +297,7 @@ def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources 
         raise UserError(f"unknown scheduler {settings.scheduler!r}; allowed: {', '.join(SCHEDULERS)}")
     budget = get_budget(settings.budget, settings.budget_overrides)
     TrialConfig.create(space.defaults, dataset=settings.dataset, budget=settings.budget,
-                       budget_overrides=settings.budget_overrides)
+                       budget_overrides=settings.budget_overrides, protocol=settings.protocol)
     settings = settings_for_run(run_dir, settings)
     data = trial_dataset(settings.dataset, data_dir)  # everything is checked before anything is written
     connect_ray(resources)

@@ -28,11 +28,14 @@ from ..config import DESIGN_KEYS, KEYS, MODEL_KEYS, Design, check_config
 from ..data.datasets import Dataset, load_dataset
 from ..data.preprocess import normalisation
 from ..errors import UserError
+from ..files import read_json
 from ..models import architecture_problem
 from ..models.model_file import ModelSpec, save_model
 from ..models.profile import count_flops
 from ..robustness.evaluate import Evaluation, Predictor, evaluate
-from ..rundir import CE_PREFIX, ERROR_PREFIX, FP_PREFIX, Column, TrialStatus, read_record, write_record
+from ..robustness.generate import SETS_MANIFEST
+from ..robustness.metrics import default_protocol, get_protocol
+from ..rundir import CE_PREFIX, ERROR_PREFIX, FP_PREFIX, T5D_PREFIX, Column, TrialStatus, read_record, write_record
 from .budgets import get_budget
 from .recipes import get_recipe
 from .sparsity import sparsity_table
@@ -65,18 +68,21 @@ class TrialConfig:
     c_images: int | None
     p_images: int | None
     seed: int
+    protocol: str  # the evaluation protocol (ppsearch.robustness.metrics.PROTOCOLS)
 
     @classmethod
     def create(cls, config: Mapping[str, Any], *, dataset: str, budget: str, seed: int = 0,
-               budget_overrides: Mapping[str, int | None] | None = None) -> TrialConfig:
+               budget_overrides: Mapping[str, int | None] | None = None, protocol: str | None = None) -> TrialConfig:
         """A trial of ``config`` (keys of :data:`ppsearch.config.KEYS`; ``recipe`` defaults to the
-        budget's) under the named ``budget``, some of whose sizes ``budget_overrides`` may change."""
+        budget's) under the named ``budget``, some of whose sizes ``budget_overrides`` may change,
+        measured under ``protocol`` (default: the dataset's usual one)."""
         config = check_trainable(config)
+        protocol = get_protocol(protocol or default_protocol(dataset)).name
         b = get_budget(budget, budget_overrides)
         model = {key: config.get(key, KEYS[key].default) for key in MODEL_KEYS}
         design = Design.from_dict({k: v for k, v in config.items() if k in DESIGN_KEYS})
         return cls(model["arch"], design, model["augmentation"], model["recipe"] or b.recipe, dataset, budget,
-                   b.epochs, b.train_images, b.eval_images, b.c_images, b.p_images, seed)
+                   b.epochs, b.train_images, b.eval_images, b.c_images, b.p_images, seed, protocol)
 
     def to_dict(self) -> dict[str, Any]:
         """Flat: the design's fields beside the others."""
@@ -177,8 +183,10 @@ def run_trial(
         started = time.perf_counter()
         evaluation = evaluate(predict, test_images, test_labels, c_source=f"official:{sets[0]}",
                               p_source=f"official:{sets[1]}", clean_images=config.eval_images,
-                              c_images=config.c_images, p_images=config.p_images, seed=config.seed, progress=False)
+                              c_images=config.c_images, p_images=config.p_images, protocol=config.protocol,
+                              seed=config.seed, progress=False)
         record.update(_metrics(evaluation))
+        record[Column.FROST] = read_json(sets[0].parent / SETS_MANIFEST)["frost_textures"]
         sparsity = sparsity_table(model, test_images[:SPARSITY_IMAGES], mean, std, device)
         sparsity.to_csv(trial_dir / "sparsity.csv", index=False)
         record.update({Column.FIRST_LAYER_WEIGHT_SPARSITY: sparsity["weight_sparsity"].iloc[0],
@@ -195,9 +203,9 @@ def run_trial(
 
 def _metrics(evaluation: Evaluation) -> dict[str, Any]:
     errors = evaluation.corruption_errors
-    flat = {Column.CLEAN_ERROR: evaluation.clean_error, **evaluation.summary,
-            Column.CORRUPTION_ERROR: errors["error"].mean()}
+    flat = {Column.CLEAN_ERROR: evaluation.clean_error, **evaluation.summary}
     flat.update({f"{ERROR_PREFIX}{row.corruption}/{row.severity}": row.error for row in errors.itertuples()})
     flat.update({f"{CE_PREFIX}{row.corruption}": row.ce for row in evaluation.ce.itertuples()})
     flat.update({f"{FP_PREFIX}{name}": value for name, value in evaluation.flip_probabilities.items()})
+    flat.update({f"{T5D_PREFIX}{name}": value for name, value in evaluation.top5_distances.items()})
     return flat

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ...errors import UserError
+from ...rundir import PROCEDURAL_FROST
 from .blur import clipped_zoom, filter2d, gaussian_filter, imagemagick_quantize, line_blur, separable_filter
 from .params import params_for
 
@@ -90,7 +91,7 @@ def _rgb_to_gray(x: torch.Tensor) -> torch.Tensor:
 
 def frost_source(texture_dir: str | Path | None) -> str:
     """One line for run metadata: where frost textures come from."""
-    return f"reference textures from {texture_dir}" if texture_dir is not None else "procedural (ppsearch)"
+    return f"reference textures from {texture_dir}" if texture_dir is not None else PROCEDURAL_FROST
 
 
 @functools.lru_cache(maxsize=8)
