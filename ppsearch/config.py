@@ -24,6 +24,10 @@ PLACEMENTS = ("none", "pp", "b1", "b2", "all")
 VARIANTS = ("upsample", "minmax_avg")
 ANTIALIAS_FILTERS = {"none": 0, "rect2": 2, "tri3": 3, "bin5": 5}
 FILTER_SIZES = range(1, 8)
+# where the blur of a strided residual block sits: the seed code's -lpf ResNets blur the block's
+# input and run its first conv at stride 1; Zhang's run the first conv at stride 1, then BN, ReLU,
+# blur, and the next conv
+ANTIALIAS_POSITIONS = ("after_conv1", "block_input")
 AUGMENTATIONS = ("none", "standard", "cutout", "autoaugment", "autoaugment+cutout", "augmix")
 PAPER_PREFIX = "paper:"
 
@@ -120,6 +124,8 @@ KEYS: dict[str, Key] = {key.name: key for key in (
         valid=lambda v: v == 0 or _odd_at_least_3(v)),
     Key("antialias", (str, int), "none", "none, rect2, tri3, bin5 or a filter size 1..7",
         choices=(*ANTIALIAS_FILTERS, *FILTER_SIZES)),
+    Key("antialias_position", (str,), "after_conv1", "where a strided residual block's blur sits: after_conv1 "
+        "(Zhang) or block_input (the seed code's -lpf ResNets)", choices=ANTIALIAS_POSITIONS),
 )}
 MODEL_KEYS = ("arch", "augmentation", "recipe")
 DESIGN_KEYS = tuple(name for name in KEYS if name not in MODEL_KEYS)
@@ -139,6 +145,7 @@ class Design:
     trainable_alpha: bool = KEYS["trainable_alpha"].default
     avg_kernel_size: int = KEYS["avg_kernel_size"].default
     antialias: str | int = KEYS["antialias"].default
+    antialias_position: str = KEYS["antialias_position"].default
 
     def __post_init__(self) -> None:
         for name in DESIGN_KEYS:

@@ -13,7 +13,7 @@ from ppsearch.errors import UserError
 
 def test_every_key_is_declared_once_with_a_default_that_passes_its_own_check():
     assert CONFIG_KEYS == ("arch", "augmentation", "recipe", "placement", "variant", "scale", "pull_kernel_size",
-                           "alpha", "trainable_alpha", "avg_kernel_size", "antialias")
+                           "alpha", "trainable_alpha", "avg_kernel_size", "antialias", "antialias_position")
     for name, key in KEYS.items():
         assert key.check(key.default) == key.default, name
     assert Design().to_dict() == {name: KEYS[name].default for name in DESIGN_KEYS}

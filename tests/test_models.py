@@ -114,3 +114,32 @@ def test_densenet_bc_is_the_seed_codes():
     fan_out = big.out_channels * big.kernel_size[0] * big.kernel_size[1]
     assert big.weight.std().item() == pytest.approx((2 / fan_out) ** 0.5, rel=0.05)
     assert torch.count_nonzero(model.fc.bias) == 0
+
+
+def test_the_papers_lpf_resnets_blur_the_strided_blocks_input():
+    """resnet/resnetcifar.py of the authors' repository: a strided BasicBlock's conv1 is
+    Sequential(Downsample(in_channels), conv3x3 at stride 1); the shortcut is Downsample(in_channels),
+    a 1x1 conv at stride 1 and BN; conv2 stays a plain 3x3. Zhang's placement blurs after conv1."""
+    from ppsearch.layers import BlurPool2d
+
+    seed = build_model("resnet20", antialias="tri3", antialias_position="block_input")
+    block = seed.stages[1][0]
+    blur, conv = block.conv1
+    assert isinstance(blur, BlurPool2d) and (blur.channels, blur.filt_size, blur.stride) == (16, 3, 2)
+    assert (conv.in_channels, conv.out_channels, conv.stride) == (16, 32, (1, 1))
+    assert isinstance(block.conv2, torch.nn.Conv2d) and block.conv2.stride == (1, 1)
+    shortcut_blur, shortcut_conv, _ = block.shortcut
+    assert shortcut_blur.channels == 16 and shortcut_conv.kernel_size == (1, 1) and shortcut_conv.stride == (1, 1)
+    zhang = build_model("resnet20", antialias="tri3", antialias_position="after_conv1")
+    assert zhang.stages[1][0].conv1.stride == (1, 1) and isinstance(zhang.stages[1][0].conv2[0], BlurPool2d)
+    assert zhang.stages[1][0].conv2[0].channels == 32
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(seed) == count(zhang) == count(build_model("resnet20"))
+    assert seed(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    b1 = build_model("resnet20", placement="b1", antialias="tri3", antialias_position="block_input")
+    assert b1.stages[0][0].conv1.__class__.__name__ == "PushPull2d"
+
+
+def test_timm_resnets_take_zhangs_placement_only():
+    with pytest.raises(ValueError, match="timm's ResNets place the blur after conv1"):
+        build_model("timm:resnet18", antialias="tri3", antialias_position="block_input")

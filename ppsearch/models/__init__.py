@@ -60,23 +60,27 @@ def architecture_problem(arch: str) -> str | None:
 def _timm_builder(name: str) -> Callable[..., nn.Module]:
     import timm
 
-    def build(in_chans: int, num_classes: int, antialias: str | int) -> nn.Module:
+    def build(in_chans: int, num_classes: int, antialias: str | int, antialias_position: str) -> nn.Module:
         aa = parse_antialias(antialias)
         kwargs: dict[str, Any] = {}
         if aa:
-            if not supports_antialias(name):
+            if not supports_antialias(f"timm:{name}"):
                 raise UserError(f"antialias is supported for timm ResNets only, not {name!r}")
+            if antialias_position != "after_conv1":
+                raise UserError(f"timm's ResNets place the blur after conv1 (Zhang), not at the block input: "
+                                f"use antialias_position=after_conv1 for {name!r}")
             kwargs["aa_layer"] = _blur_pool_class(aa)
         return timm.create_model(name, pretrained=False, in_chans=in_chans, num_classes=num_classes, **kwargs)
 
     return build
 
 
-def supports_antialias(arch: str) -> bool:
-    """Whether ``arch`` can be built anti-aliased: ppsearch's own models and timm's ResNets (their
-    ``aa_layer`` hook); other timm families have no such hook."""
-    name = arch.removeprefix("timm:")
-    return not arch.startswith("timm:") or name.startswith("resnet")
+def supports_antialias(arch: str, position: str = "after_conv1") -> bool:
+    """Whether ``arch`` can be built anti-aliased with the blur at ``position``: ppsearch's own
+    models at either, timm's ResNets after conv1 (their ``aa_layer`` hook, Zhang's placement);
+    other timm families have no such hook."""
+    timm_name = _timm_name(arch)
+    return timm_name is None or (timm_name.startswith("resnet") and position == "after_conv1")
 
 
 def _blur_pool_class(filt_size: int) -> type[nn.Module]:
@@ -126,6 +130,7 @@ def build_model(arch: str, *, in_chans: int = 3, num_classes: int = 10, **design
     ...             antialias="tri3", in_chans=3, num_classes=10)  # doctest: +SKIP
     """
     spec = Design.from_dict(design)
-    model = _builder(arch)(in_chans=in_chans, num_classes=num_classes, antialias=spec.antialias)
+    model = _builder(arch)(in_chans=in_chans, num_classes=num_classes, antialias=spec.antialias,
+                           antialias_position=spec.antialias_position)
     pushpullify(model, Design.from_dict({**spec.to_dict(), "antialias": "none"}))
     return model

@@ -41,10 +41,11 @@ def apply_design(config: Mapping[str, Any], arch: str, *, checkpoint: str | Path
         raise UserError(problem)
     if dataset not in DATASET_STATS:
         raise UserError(f"dataset {dataset!r}: allowed: {', '.join(DATASET_STATS)}")
-    left_out = design.antialias != "none" and not supports_antialias(arch)
+    left_out = design.antialias != "none" and not supports_antialias(arch, design.antialias_position)
     if left_out:
         design = dataclasses.replace(design, antialias="none")
-    plain = build_model(arch, in_chans=in_chans, num_classes=num_classes, antialias=design.antialias)
+    plain = build_model(arch, in_chans=in_chans, num_classes=num_classes, antialias=design.antialias,
+                        antialias_position=design.antialias_position)
     if checkpoint is not None:  # trained weights of the plain model go in before the surgery, which keeps them
         load_weights(plain, _read_weights(Path(checkpoint)), f"checkpoint {checkpoint}")
     changes = pushpullify(plain, dataclasses.replace(design, antialias="none"))

@@ -44,7 +44,8 @@ class DenseNetBC(nn.Module):
         return None
 
     def __init__(self, depth: int = 100, growth: int = 12, in_chans: int = 3, num_classes: int = 10,
-                 antialias: str | int = "none") -> None:
+                 antialias: str | int = "none", antialias_position: str = "after_conv1") -> None:
+        # dense blocks have no strided convs: the blur sits in the transitions whatever the position
         super().__init__()
         problem = self.shape_problem(depth, growth)
         if problem:

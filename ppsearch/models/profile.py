@@ -50,7 +50,8 @@ def count_flops(model: nn.Module, image_size: int, in_chans: int) -> int:
 def profile_model(arch: str, *, in_chans: int = 3, num_classes: int = 10, image_size: int | None = None,
                   **design: Any) -> ModelProfile:
     model = build_model(arch, in_chans=in_chans, num_classes=num_classes, **design)
-    plain = build_model(arch, in_chans=in_chans, num_classes=num_classes, antialias=design.get("antialias", "none"))
+    plain = build_model(arch, in_chans=in_chans, num_classes=num_classes,
+                        **{k: v for k, v in design.items() if k in ("antialias", "antialias_position")})
     size = image_size or default_image_size(arch)
     return ModelProfile(
         arch=arch,

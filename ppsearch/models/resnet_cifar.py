@@ -30,12 +30,16 @@ def projection(in_chs: int, out_chs: int, stride: int, aa: int) -> nn.Sequential
 
 
 class BasicBlock(nn.Module):
-    def __init__(self, in_chs: int, out_chs: int, stride: int = 1, aa: int = 0) -> None:
+    def __init__(self, in_chs: int, out_chs: int, stride: int = 1, aa: int = 0,
+                 aa_position: str = "after_conv1") -> None:
         super().__init__()
-        # Zhang's BasicBlock moves the stride to the second conv: conv1 (stride 1) -> BN -> ReLU -> blur.
-        self.conv1 = conv3x3(in_chs, out_chs, 1 if aa else stride)
+        if aa and aa_position == "block_input":  # the seed code: blur the block's input, then conv1 at stride 1
+            self.conv1 = blurred_conv3x3(in_chs, out_chs, stride, aa)
+            self.conv2 = conv3x3(out_chs, out_chs)
+        else:  # Zhang's BasicBlock moves the stride to the second conv: conv1 (stride 1) -> BN -> ReLU -> blur
+            self.conv1 = conv3x3(in_chs, out_chs, 1 if aa else stride)
+            self.conv2 = blurred_conv3x3(out_chs, out_chs, stride if aa else 1, aa)
         self.bn1 = nn.BatchNorm2d(out_chs)
-        self.conv2 = blurred_conv3x3(out_chs, out_chs, stride if aa else 1, aa)
         self.bn2 = nn.BatchNorm2d(out_chs)
         self.relu = nn.ReLU(inplace=True)
         self.shortcut = projection(in_chs, out_chs, stride, aa) if stride != 1 or in_chs != out_chs else nn.Identity()
@@ -53,7 +57,8 @@ class ResNetCifar(nn.Module):
             return f"CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110), got {depth}"
         return None
 
-    def __init__(self, depth: int = 20, in_chans: int = 3, num_classes: int = 10, antialias: str | int = "none") -> None:
+    def __init__(self, depth: int = 20, in_chans: int = 3, num_classes: int = 10, antialias: str | int = "none",
+                 antialias_position: str = "after_conv1") -> None:
         super().__init__()
         problem = self.shape_problem(depth)
         if problem:
@@ -62,7 +67,8 @@ class ResNetCifar(nn.Module):
         self.stem = nn.Sequential(conv3x3(in_chans, 16), nn.BatchNorm2d(16), nn.ReLU(inplace=True))
         stages, in_chs = [], 16
         for i, width in enumerate((16, 32, 64)):
-            blocks = [BasicBlock(in_chs if b == 0 else width, width, 2 if i and b == 0 else 1, aa) for b in range(n)]
+            blocks = [BasicBlock(in_chs if b == 0 else width, width, 2 if i and b == 0 else 1, aa, antialias_position)
+                      for b in range(n)]
             stages.append(nn.Sequential(*blocks))
             in_chs = width
         self.stages = nn.Sequential(*stages)

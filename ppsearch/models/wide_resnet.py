@@ -12,12 +12,17 @@ from .resnet_cifar import blurred_conv3x3, conv3x3
 
 
 class WideBlock(nn.Module):
-    def __init__(self, in_chs: int, out_chs: int, stride: int = 1, aa: int = 0) -> None:
+    def __init__(self, in_chs: int, out_chs: int, stride: int = 1, aa: int = 0,
+                 aa_position: str = "after_conv1") -> None:
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_chs)
-        self.conv1 = conv3x3(in_chs, out_chs, 1 if aa else stride)
+        if aa and aa_position == "block_input":  # blur the (pre-activated) block input, then conv1 at stride 1
+            self.conv1 = blurred_conv3x3(in_chs, out_chs, stride, aa)
+            self.conv2 = conv3x3(out_chs, out_chs)
+        else:
+            self.conv1 = conv3x3(in_chs, out_chs, 1 if aa else stride)
+            self.conv2 = blurred_conv3x3(out_chs, out_chs, stride if aa else 1, aa)
         self.bn2 = nn.BatchNorm2d(out_chs)
-        self.conv2 = blurred_conv3x3(out_chs, out_chs, stride if aa else 1, aa)
         self.relu = nn.ReLU(inplace=True)
         self.shortcut = None
         if stride != 1 or in_chs != out_chs:
@@ -39,7 +44,7 @@ class WideResNet(nn.Module):
         return None
 
     def __init__(self, depth: int = 28, widen: int = 10, in_chans: int = 3, num_classes: int = 10,
-                 antialias: str | int = "none") -> None:
+                 antialias: str | int = "none", antialias_position: str = "after_conv1") -> None:
         super().__init__()
         problem = self.shape_problem(depth, widen)
         if problem:
@@ -48,8 +53,8 @@ class WideResNet(nn.Module):
         self.stem = conv3x3(in_chans, 16)
         widths, stages, in_chs = (16 * widen, 32 * widen, 64 * widen), [], 16
         for i, width in enumerate(widths):
-            stages.append(nn.Sequential(*[WideBlock(in_chs if b == 0 else width, width, 2 if i and b == 0 else 1, aa)
-                                          for b in range(n)]))
+            stages.append(nn.Sequential(*[WideBlock(in_chs if b == 0 else width, width, 2 if i and b == 0 else 1, aa,
+                                                    antialias_position) for b in range(n)]))
             in_chs = width
         self.stages = nn.Sequential(*stages)
         self.feature_info = [dict(num_chs=w, reduction=2 ** i, module=f"stages.{i}") for i, w in enumerate(widths)]
