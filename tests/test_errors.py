@@ -38,7 +38,7 @@ def test_user_errors_are_value_errors_for_api_callers():
 
 
 def test_reading_a_run_does_not_import_torch(tmp_path):
-    from runs import write_run
+    from run_dirs import write_run
 
     rows = [{"trial_id": "a", "origin": "paper:resnet20", "status": "completed", "placement": "none",
              "clean_error": 0.1, "mce": 1.0, "mfr": 1.0}]

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from runs import write_run
+from run_dirs import write_run
 
 from ppsearch.cli import main
 from ppsearch.layers import BlurPool2d, PushPull2d

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from runs import write_run
+from run_dirs import write_run
 from safetensors.torch import save_file
 
 from ppsearch.cli import main

@@ -4,11 +4,11 @@
 import pandas as pd
 import pytest
 from browser import is_blank, needs_chromium, render
+from run_dirs import write_run
 
 from ppsearch.cli import main
 from ppsearch.reporting.report import PAPER_REPORTED, write_report
 from ppsearch.robustness.corruptions import BENCHMARK_CORRUPTIONS
-from runs import write_run
 
 
 def _run(tmp_path, rows):

@@ -3,7 +3,7 @@ import json
 
 import pandas as pd
 import pytest
-from runs import SETTINGS, write_run
+from run_dirs import SETTINGS, write_run
 
 from ppsearch.errors import UserError
 from ppsearch.files import atomic_path, read_json, read_yaml, write_json
