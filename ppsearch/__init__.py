@@ -14,6 +14,7 @@ _EXPORTS = {
     "PushPull2d": "ppsearch.layers",
     "build_model": "ppsearch.models",
     "corrupt": "ppsearch.robustness.corruptions",
+    "load_model": "ppsearch.models.model_file",
     "perturb": "ppsearch.robustness.perturbations",
     "pushpullify": "ppsearch.models.surgery",
 }

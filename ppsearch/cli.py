@@ -104,9 +104,13 @@ def add_design_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def design_from_args(args: argparse.Namespace) -> dict:
+    """The design keys given on the command line (parsed, checked by the schema); the rest are left
+    to their defaults."""
     given = {name: getattr(args, name) for name in DESIGN_KEYS}
-    return Design(**{name: value if isinstance(value, bool) or value is None else KEYS[name].parse(value)
-                     for name, value in given.items() if value is not None}).to_dict()
+    design = {name: value if isinstance(value, bool) else KEYS[name].parse(value)
+              for name, value in given.items() if value not in (None, False)}
+    Design(**design)
+    return design
 
 
 def _cmd_models(args: argparse.Namespace) -> None:
@@ -160,8 +164,10 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     parse_source(args.c_source), parse_source(args.p_source)  # fail on a typo before loading anything
     if args.protocol:
         get_protocol(args.protocol)
-    out = check_output(args.out or Path(args.checkpoint).with_suffix("").as_posix() + "-eval", "directory")
-    model, spec = load_model(args.checkpoint)
+    stem = re.sub(r"(\.pth\.tar|\.pth|\.safetensors)$", "", args.checkpoint)
+    out = check_output(args.out or f"{stem}-eval", "directory")
+    model = load_model(args.checkpoint, args.arch, **design_from_args(args))
+    spec = model.ppsearch_spec
     args.dataset = args.dataset or spec.dataset
     images, labels = _test_split(args)
     predictor = Predictor(model, spec.mean, spec.std, _device(args.device), args.batch_size)
@@ -350,7 +356,12 @@ def build_parser() -> argparse.ArgumentParser:
     corrupt.set_defaults(run=_cmd_corrupt)
 
     evaluate = commands.add_parser("eval", help="clean, -C and -P metrics of a saved model")
-    evaluate.add_argument("--checkpoint", required=True, help="a model .safetensors written by ppsearch")
+    evaluate.add_argument("--checkpoint", required=True,
+                          help="a model .safetensors written by ppsearch, or a checkpoint of the seed paper's code "
+                               "(.pth/.pth.tar) with --arch and the design flags it was trained with")
+    evaluate.add_argument("--arch", default=None, help="architecture of a seed-code checkpoint (resnet20, "
+                                                       "densenet-bc-40-12, ...)")
+    add_design_arguments(evaluate)
     _add_data_arguments(evaluate, dataset_required=False)
     evaluate.add_argument("--c-source", default="generated", help="generated, none or official:DIR")
     evaluate.add_argument("--p-source", default="generated", help="generated, none or official:DIR")

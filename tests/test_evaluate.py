@@ -65,14 +65,16 @@ def test_existing_output_is_never_overwritten(generated, test_split):
 
 def test_checkpoint_round_trip_rebuilds_the_model(checkpoint):
     path, model = checkpoint
-    loaded, spec = load_model(path)
+    loaded = load_model(path)
+    spec = loaded.ppsearch_spec
     assert spec.arch == "resnet20" and spec.design["placement"] == "pp" and spec.in_chans == 1
     for key, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value)
 
 
 def test_evaluation_on_official_files_equals_generation_on_the_fly(checkpoint, generated, test_split):
-    model, spec = load_model(checkpoint[0])
+    model = load_model(checkpoint[0])
+    spec = model.ppsearch_spec
     predictor = Predictor(model, spec.mean, spec.std)
     on_the_fly = evaluate(predictor, *test_split, progress=False)
     from_files = evaluate(predictor, *test_split, progress=False,
@@ -92,7 +94,8 @@ def test_evaluation_on_official_files_equals_generation_on_the_fly(checkpoint, g
 
 def test_the_hendrycks_protocol_fixes_its_frame_rule_perturbations_and_normalisers(checkpoint, generated,
                                                                                   test_split):
-    model, spec = load_model(checkpoint[0])
+    model = load_model(checkpoint[0])
+    spec = model.ppsearch_spec
     predictor = Predictor(model, spec.mean, spec.std)
     result = evaluate(predictor, *test_split, progress=False, protocol="hendrycks",
                       c_source=f"official:{generated / 'Fashion-MNIST-C'}",
@@ -106,13 +109,15 @@ def test_the_hendrycks_protocol_fixes_its_frame_rule_perturbations_and_normalise
 
 
 def test_evaluation_never_runs_in_reduced_precision(checkpoint, test_split):
-    model, spec = load_model(checkpoint[0])
+    model = load_model(checkpoint[0])
+    spec = model.ppsearch_spec
     logits = Predictor(model, spec.mean, spec.std).logits(test_split[0][:8])
     assert logits.dtype == torch.float32
 
 
 def test_clean_error_counts_wrong_predictions(checkpoint, test_split):
-    model, spec = load_model(checkpoint[0])
+    model = load_model(checkpoint[0])
+    spec = model.ppsearch_spec
     images, labels = test_split
     result = evaluate(Predictor(model, spec.mean, spec.std), images, labels, c_source="none", p_source="none",
                       progress=False)

@@ -80,7 +80,8 @@ def test_apply_carries_a_configuration_to_a_timm_model(tmp_path, capsys, model, 
                  "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "1 convolutions became push-pull" in printed and converted in printed
-    model_back, spec = load_model(out)  # what `ppsearch eval --checkpoint` does
+    model_back = load_model(out)
+    spec = model_back.ppsearch_spec  # what `ppsearch eval --checkpoint` does
     layer = model_back.get_submodule(converted)
     assert isinstance(layer, PushPull2d) and layer.alpha == 0.5
     assert torch.equal(layer.weight, plain.get_submodule(converted).weight)  # the plain weights carried over

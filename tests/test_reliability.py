@@ -120,7 +120,7 @@ def test_apply_never_unpickles_code_and_names_the_tensor_that_does_not_fit(capsy
     with_objects = tmp_path / "objects.pth"
     torch.save({"state_dict": {}, "optimizer": pickle.Pickler}, with_objects)
     _fails(capsys, ["apply", design_file, "--model", "resnet20", "--checkpoint", with_objects],
-           "holds Python objects besides tensors")
+           "holds a Python object (pickle.Pickler) besides tensors")
     text = tmp_path / "text.pth"
     text.write_text("hello\n")
     _fails(capsys, ["apply", design_file, "--model", "resnet20", "--checkpoint", text], "is not a torch checkpoint")

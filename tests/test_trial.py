@@ -79,7 +79,8 @@ def test_epochs_are_reported_and_the_model_is_saved(smoke_record):
     assert [e.report.epoch for e in epochs] == [1, 2]
     assert all(0 <= e.clean_error <= 1 and e.report.images == 256 for e in epochs)
     assert all((e.checkpoint / "state.json").is_file() for e in epochs[-1:])
-    model, spec = load_model(f"{record['trial_dir']}/model.safetensors")
+    model = load_model(f"{record['trial_dir']}/model.safetensors")
+    spec = model.ppsearch_spec
     assert spec.design["placement"] == "b1" and spec.dataset == "fashion-mnist"
 
 

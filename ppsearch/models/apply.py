@@ -3,22 +3,19 @@ model, load its trained weights, put push-pull in by surgery (which keeps them a
 from __future__ import annotations
 
 import dataclasses
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 import torch.nn as nn
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 
 from ..config import DESIGN_KEYS, MODEL_KEYS, Design
 from ..data.preprocess import DATASET_STATS, normalisation
 from ..errors import UserError
 from . import architecture_problem, build_model, supports_antialias
-from .model_file import ModelSpec, load_weights
+from .model_file import ModelSpec
 from .surgery import Change, pushpullify
+from .weights import load_weights, read_weights
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,31 +44,8 @@ def apply_design(config: Mapping[str, Any], arch: str, *, checkpoint: str | Path
     plain = build_model(arch, in_chans=in_chans, num_classes=num_classes, antialias=design.antialias,
                         antialias_position=design.antialias_position)
     if checkpoint is not None:  # trained weights of the plain model go in before the surgery, which keeps them
-        load_weights(plain, _read_weights(Path(checkpoint)), f"checkpoint {checkpoint}")
+        load_weights(plain, read_weights(Path(checkpoint)), f"checkpoint {checkpoint}")
     changes = pushpullify(plain, dataclasses.replace(design, antialias="none"))
     mean, std = normalisation(dataset, in_chans)
     return AppliedDesign(plain, ModelSpec(arch, design.to_dict(), in_chans, num_classes, dataset, mean, std),
                          changes, left_out)
-
-
-def _read_weights(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist")
-    if path.suffix == ".safetensors":
-        try:
-            state = load_file(str(path))
-        except (OSError, SafetensorError) as error:
-            raise UserError(f"checkpoint {path} is not a readable safetensors file: {error}") from None
-    else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle code
-        except pickle.UnpicklingError:
-            raise UserError(f"checkpoint {path} holds Python objects besides tensors; ppsearch loads only tensors "
-                            f"(torch.load weights_only=True): save the state dict alone") from None
-        except Exception as error:  # noqa: BLE001 - torch's unpickler raises any type on a file that is no checkpoint
-            raise UserError(f"checkpoint {path} is not a torch checkpoint ({type(error).__name__})") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise UserError(f"checkpoint {path} holds no state dict of tensors")
-    return state

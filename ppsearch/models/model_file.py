@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-import torch
 import torch.nn as nn
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import safe_open, save_file
 
 from .. import __version__
 from ..config import Design
 from ..errors import UserError
 from ..files import atomic_path
-from . import build_model
+from . import architecture_problem, build_model
+from .seed_layout import SEED_CODE_ARCHITECTURES, SEED_CODE_NORMALISATION, load_seed_state
+from .weights import load_weights, read_weights
 
 METADATA_KEY = "ppsearch"
+SEED_CODE_DATASETS = {10: "cifar10", 100: "cifar100"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,33 +63,61 @@ def read_spec(path: str | Path) -> ModelSpec:
     fields = {f.name for f in dataclasses.fields(ModelSpec) if f.default is dataclasses.MISSING}
     try:
         data = json.loads(raw)
-        spec = ModelSpec(**{k: data[k] for k in fields})
+        spec = ModelSpec(**{k: tuple(data[k]) if isinstance(data[k], list) else data[k] for k in fields})
     except (json.JSONDecodeError, TypeError, KeyError) as error:
         raise UserError(f"checkpoint {path} has damaged ppsearch metadata ({type(error).__name__}: {error})") from None
     Design.from_dict(spec.design)
     return spec
 
 
-def load_model(path: str | Path) -> tuple[nn.Module, ModelSpec]:
-    """Rebuild the model saved at ``path`` and load its weights."""
-    spec = read_spec(path)
+def load_model(path: str | Path, arch: str | None = None, **design: Any) -> nn.Module:
+    """The model stored at ``path``, in eval mode, its :class:`ModelSpec` as ``model.ppsearch_spec``.
+
+    ``path`` is a ppsearch model file (architecture and design from its specification; give neither)
+    or a checkpoint of the seed paper's code (``.pth``/``.pth.tar`` holding ``state_dict``) of a CIFAR
+    ResNet or DenseNet-BC: then give ``arch`` and the design it was trained with, e.g.
+    ``load_model("model_best.pth.tar", arch="resnet20", placement="pp")``. Only tensors are read
+    (``torch.load(weights_only=True)``); a tensor that does not fit is named in the error.
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        if arch is not None or design:
+            raise UserError(f"{path} is a ppsearch model file: its architecture and design are stored in it; "
+                            f"give neither arch nor design keys")
+        spec = read_spec(path)
+        model = spec.build()
+        load_weights(model, read_weights(path), f"checkpoint {path}")
+    else:
+        if arch is None:
+            raise UserError(f"checkpoint {path} is not a ppsearch model file: name its architecture "
+                            f"(arch=..., --arch) and the design it was trained with")
+        model, spec = _load_seed_checkpoint(path, arch, design)
+    model.ppsearch_spec = spec  # as timm attaches pretrained_cfg
+    return model.eval()
+
+
+def _load_seed_checkpoint(path: Path, arch: str, design: dict[str, Any]) -> tuple[nn.Module, ModelSpec]:
+    design = Design.from_dict({"antialias_position": "block_input", **design})
+    if design.antialias != "none" and design.antialias_position != "block_input":
+        raise UserError("the seed code blurs the strided block's input (antialias_position=block_input); "
+                        f"it has no checkpoints with antialias_position={design.antialias_position}")
+    problem = architecture_problem(arch)
+    if problem:
+        raise UserError(problem)
+    state = read_weights(path)
+    source = f"checkpoint {path}"
+    classifier = next((v for k, v in state.items() if re.search(r"(^|\.)(fc|classifier)\.weight$", k)), None)
+    if classifier is None or classifier.dim() != 2:
+        raise UserError(f"{source} has no classifier weight (fc.weight or classifier.weight): not a checkpoint "
+                        f"of the seed code's CIFAR models")
+    num_classes = classifier.shape[0]
+    if num_classes not in SEED_CODE_DATASETS:
+        raise UserError(f"{source} has {num_classes} classes; the seed code trains CIFAR-10 and CIFAR-100 only")
+    spec = ModelSpec(arch, design.to_dict(), 3, num_classes, SEED_CODE_DATASETS[num_classes],
+                     *SEED_CODE_NORMALISATION)
     model = spec.build()
-    load_weights(model, load_file(str(path)), f"checkpoint {path}")
+    if not isinstance(model, SEED_CODE_ARCHITECTURES):
+        raise UserError(f"the seed code has checkpoints of CIFAR ResNets and DenseNet-BC, not {arch}; for other "
+                        f"architectures write a ppsearch model file with `ppsearch apply`")
+    load_seed_state(model, state, source)
     return model, spec
-
-
-def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load ``state`` into ``model``; a tensor that is missing, extra or of another shape is a
-    UserError naming it (``source`` says where the weights came from)."""
-    expected = model.state_dict()
-    kind = type(model).__name__
-    for name, tensor in expected.items():
-        if name not in state:
-            raise UserError(f"{source} lacks tensor {name!r} {tuple(tensor.shape)} that {kind} needs")
-        if tuple(state[name].shape) != tuple(tensor.shape):
-            raise UserError(f"{source}: tensor {name!r} has shape {tuple(state[name].shape)}, {kind} expects "
-                            f"{tuple(tensor.shape)}")
-    extra = sorted(set(state) - set(expected))
-    if extra:
-        raise UserError(f"{source} holds tensor {extra[0]!r}, which {kind} does not have")
-    model.load_state_dict(state)
