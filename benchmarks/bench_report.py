@@ -31,6 +31,7 @@ from ppsearch.rundir import (
     RunSettings,
     TrialStatus,
     paper_origin,
+    validation_column,
     write_settings,
     write_table,
 )
@@ -50,7 +51,8 @@ def synthetic_table(trials: int, seed: int = 0) -> pd.DataFrame:
         status = TrialStatus.COMPLETED if rng.random() > 0.12 else \
             rng.choice([TrialStatus.PRUNED, TrialStatus.FAILED], p=[0.85, 0.15])
         clean = rng.uniform(0.07, 0.2)
-        row = {Column.TRIAL_ID: f"{i:08x}", Column.ORIGIN: paper_origin(papers[i]) if i < len(papers) else SEARCHED,
+        origin = paper_origin(papers[i]) if i < len(papers) else SEARCHED
+        row = {Column.TRIAL_ID: f"{i:08x}", Column.CONFIG_ID: f"{i:08x}", Column.ORIGIN: origin,
                Column.STATUS: str(status), **config, Column.BUDGET_REACHED: 200 if status == TrialStatus.COMPLETED else 3,
                Column.FINISHED_AT: f"2026-11-01T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}"}
         if status == TrialStatus.COMPLETED:
@@ -58,6 +60,9 @@ def synthetic_table(trials: int, seed: int = 0) -> pd.DataFrame:
                         Column.MFR: rng.uniform(0.6, 1.2), Column.RELATIVE_MCE: rng.uniform(1, 2),
                         **{f"{CE_PREFIX}{c}": rng.uniform(0.3, 1.5) for c in BENCHMARK_CORRUPTIONS},
                         **{f"{FP_PREFIX}{p}": rng.uniform(0, 0.1) for p in TEST_PERTURBATIONS}})
+            row.update({validation_column(o): row[o] * rng.uniform(0.95, 1.05) for o in OBJECTIVES[:3]})
+        else:
+            row[Column.RUNG_CLEAN_ERROR] = clean * 1.5
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -70,7 +75,7 @@ def main() -> None:
         run = Path(tmp)
         write_table(synthetic_table(args.trials), run / RESULTS_STEM)
         write_settings(run, RunSettings("resnet-cifar", "cifar10", "paper", {}, OBJECTIVES[:3], "tpe", "moasha",
-                                        args.trials, 0, "seed-paper", "none"))
+                                        args.trials, 0, "seed-paper", 0.1, "none"))
         write_report(run, run / "warm-up.html")  # imports and plotly's first-use set-up
         times = []
         for _ in range(3):

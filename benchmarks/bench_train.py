@@ -32,10 +32,9 @@ from torchvision.transforms import v2
 
 from ppsearch import build_model
 from ppsearch.data.preprocess import normalisation
-from ppsearch.robustness.generate import cached_sets
 from ppsearch.training.recipes import RECIPES
 from ppsearch.training.trainer import fit
-from ppsearch.training.trial import TrialConfig, run_trial, trial_dataset
+from ppsearch.training.trial import TrialConfig, evaluation_sets, run_trial, trial_dataset
 
 RECIPE = RECIPES["paper"]
 
@@ -119,17 +118,18 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        config = TrialConfig.create({"placement": "b1"}, dataset="fashion-mnist", budget="demo")
-        n = config.set_images
-        sets = cached_sets(Path(tmp) / "sets", data.test_images[:n], data.test_labels[:n], "fashion-mnist",
-                           device=device, progress=False)
+        # as a search runs it: validation images held out, measured on them and on the test split
+        config = TrialConfig.create({"placement": "b1"}, dataset="fashion-mnist", budget="demo",
+                                    validation_fraction=0.1)
+        sets = evaluation_sets(Path(tmp) / "sets", config, data, device=device, progress=False)
         made_sets = time.perf_counter() - started
         record = run_trial(config, Path(tmp) / "trial", sets, device=device)
         wall = time.perf_counter() - started
     print(f"\n2. one demo trial (ResNet-20-b1, {config.train_images} images x {config.epochs} epochs, "
           f"recipe {config.recipe}): {wall:.1f} s wall")
     print(f"   sets {made_sets:.1f} s, training {record['train_seconds']:.1f} s "
-          f"({record['images_per_second']:.0f} images/s), evaluation {record['eval_seconds']:.1f} s, "
+          f"({record['images_per_second']:.0f} images/s), "
+          f"evaluation (validation and test) {record['eval_seconds']:.1f} s, "
           f"clean error {record['clean_error']:.3f}, mCE {record['mce']:.3f}")
     print(f"   load average at the end {os.getloadavg()[0]:.2f}")
 

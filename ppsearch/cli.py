@@ -29,6 +29,7 @@ from .rundir import (
     load_run,
     read_settings,
     status_counts,
+    validation_column,
 )
 
 
@@ -65,6 +66,20 @@ def _real(minimum: float | None = None, *, above: bool = False) -> Callable[[str
             raise argparse.ArgumentTypeError(f"must be a finite number{bound}, got {text!r}")
         return value
     return parse
+
+
+def _validation_fraction(text: str) -> float:
+    value = _real(0, above=True)(text)
+    if value > 0.5:
+        raise argparse.ArgumentTypeError(f"must be in (0, 0.5], got {text!r}")
+    return value
+
+
+def _dominance_threshold(text: str) -> float:
+    value = _real(0.5, above=True)(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0.5, 1), got {text!r}")
+    return value
 
 
 def _weights(text: str) -> list[float]:
@@ -196,7 +211,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
     dataset_name = args.dataset or space.dataset
     overrides = space.budget(args.budget, parse_budget_overrides(args.budget_set))
     configs = [TrialConfig.create(space.config(args.config), dataset=dataset_name, budget=args.budget, seed=seed,
-                                  budget_overrides=overrides, protocol=args.protocol) for seed in range(args.seeds)]
+                                  budget_overrides=overrides, protocol=args.protocol,
+                                  validation_fraction=args.validation_fraction) for seed in range(args.seeds)]
     device = _device(args.device)
     label = "-".join(t.removeprefix(PAPER_PREFIX).replace("=", "") for t in args.config) or "defaults"
     out = check_output(args.out or f"runs/train/{space.name}-{label}-{dataset_name}-{args.budget}", "directory")
@@ -225,7 +241,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
-    from .reporting.pareto import front
+    from .reporting.pareto import validation_front
     from .robustness.metrics import default_protocol
     from .search.engine import Resources, run_search
     from .search.space import load_space
@@ -241,13 +257,17 @@ def _cmd_run(args: argparse.Namespace) -> None:
     settings = RunSettings(str(space.path), dataset, args.budget,
                            space.budget(args.budget, parse_budget_overrides(args.budget_set)), objectives,
                            args.sampler, args.scheduler, args.trials, args.seed,
-                           args.protocol or default_protocol(dataset))
+                           args.protocol or default_protocol(dataset), args.validation_fraction)
     resources = Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.time_budget, args.address)
-    table = run_search(out, settings, resources, data_dir=args.data_dir, quiet=args.quiet)
-    best = front(table, objectives).sort_values(list(objectives))
-    shown = [Column.ORIGIN, "placement", "variant", "scale", "alpha", "antialias", "augmentation", *objectives]
+    table = run_search(out, settings, resources, data_dir=args.data_dir, quiet=args.quiet,
+                       confirm_seeds=args.confirm_seeds)
+    selection = [validation_column(o) for o in objectives]
+    best = validation_front(table, objectives)
+    best = best.sort_values(selection) if len(best) else best
+    shown = [Column.TRIAL_ID, Column.ORIGIN, "placement", "variant", "scale", "alpha", "antialias", "augmentation",
+             *selection, *objectives]
     print(f"\n{len(table)} trials: {status_counts(table, FINAL_STATUSES)}; Pareto front on {', '.join(objectives)} "
-          f"({len(best)} trials):")
+          f"measured on validation images ({len(best)} trials; test values beside them, unprefixed):")
     print(best[[c for c in shown if c in best]].to_string(index=False, float_format="%.4f"))
     for row in table[table[Column.STATUS] == TrialStatus.FAILED].itertuples():
         print(f"failed: {row.trial_id} ({row.origin}): {row.failure_reason}")
@@ -259,14 +279,25 @@ def _cmd_pick(args: argparse.Namespace) -> None:
     import yaml
 
     from .config import typed_config
-    from .reporting.pareto import pick
+    from .reporting.pick import overlapping, pick, plain_paper
+    from .reporting.uncertainty import configurations
 
     run_dir = Path(args.run_dir)
     table, settings = load_run(run_dir)
-    row = pick(table, settings.objectives, weights=args.objective_weights,
+    objectives = settings.objectives
+    row = pick(table, objectives, weights=args.objective_weights,
                max_clean_error_increase=args.max_clean_error_increase)
-    print(f"# picked from {run_dir}: trial {row[Column.TRIAL_ID]} ({row[Column.ORIGIN]}), "
-          + ", ".join(f"{o} {row[o]:.4f}" for o in settings.objectives))
+    print(f"# picked from {run_dir}: configuration {row[Column.CONFIG_ID]} ({row[Column.ORIGIN]}), chosen on "
+          f"validation means: " + ", ".join(f"{o} {row[validation_column(o)]:.4f}" for o in objectives))
+    print(f"# test split, mean over {row['seeds']} seed(s) with 95% interval: "
+          + ", ".join(f"{o} {row[o]:.4f} +- {row[f'{o} ci95']:.4f}" for o in objectives))
+    plain = plain_paper(configurations(table, objectives))
+    if plain is not None and plain[Column.CONFIG_ID] != row[Column.CONFIG_ID]:
+        overlap = overlapping(row, plain, objectives)
+        if overlap:
+            print(f"# warning: on {', '.join(overlap)} its test interval overlaps the plain paper model's "
+                  f"({plain[Column.ORIGIN]}, {plain['seeds']} seed(s)): the difference is not shown "
+                  f"(more seeds: ppsearch run ... --confirm-seeds K)")
     print(yaml.safe_dump(typed_config(row), sort_keys=False), end="")
 
 
@@ -296,7 +327,8 @@ def _cmd_apply(args: argparse.Namespace) -> None:
 def _cmd_report(args: argparse.Namespace) -> None:
     from .reporting.report import write_report
 
-    out = write_report(args.run_dir, check_output(args.out or Path(args.run_dir) / "report.html", "file"))
+    out = write_report(args.run_dir, check_output(args.out or Path(args.run_dir) / "report.html", "file"),
+                       dominance_threshold=args.dominance_threshold)
     print(f"report written to {out} (tables: {out.with_suffix('.md')} and {out.stem}-*.csv)")
 
 
@@ -382,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "(null: the whole split)")
     _add_protocol_argument(train)
     train.add_argument("--seeds", type=_integer(1), default=1, help="train seeds 0..N-1")
+    train.add_argument("--validation-fraction", type=_validation_fraction, default=None,
+                       help="hold out this fraction of the training split (stratified) and also measure on it "
+                            "(val_<metric> columns); default: none")
     train.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     train.add_argument("--compile", action="store_true", help="torch.compile the model for training")
     train.add_argument("--out", default=None, help="run directory (default: runs/train/<space>-<config>-<dataset>-<budget>); "
@@ -402,7 +437,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sampler", default="tpe", help="tpe, nsga2, gp or random")
     run.add_argument("--scheduler", default="moasha", help="moasha or none")
     run.add_argument("--trials", type=_integer(0), default=10, help="searched trials beyond the papers' configurations")
-    run.add_argument("--seed", type=_integer(0), default=0, help="seed of the sampler and of every trial")
+    run.add_argument("--seed", type=_integer(0), default=0, help="seed of the sampler, the validation split and "
+                                                                 "every search trial")
+    run.add_argument("--validation-fraction", type=_validation_fraction, default=0.1,
+                     help="of the training split, held out (stratified by class) to select on; the test split is "
+                          "only reported (default: 0.1)")
+    run.add_argument("--confirm-seeds", type=_integer(1), default=1, metavar="K",
+                     help="after the search, retrain every validation-front and paper configuration with K-1 "
+                          "further seeds (default 1: none)")
     run.add_argument("--cpus-per-trial", type=_real(0, above=True), default=1.0)
     run.add_argument("--gpus-per-trial", type=_real(0), default=0.0, help="fractions share a GPU")
     run.add_argument("--max-concurrent", type=_integer(0), default=0, help="0: as many as the resources allow")
@@ -435,6 +477,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="write a run's HTML report (offline) and its tables")
     report.add_argument("run_dir", help="a `ppsearch run` directory")
+    report.add_argument("--dominance-threshold", type=_dominance_threshold, default=0.95,
+                        help="say a front configuration dominates a paper one only at this probability or above "
+                             "(bootstrap over seeds; default 0.95)")
     report.add_argument("--out", default=None, help="HTML file (default: RUN_DIR/report.html)")
     report.set_defaults(run=_cmd_report)
 

@@ -73,6 +73,8 @@ class Column(enum.StrEnum):
     FAILURE_REASON = "failure_reason"
     BUDGET_REACHED = "budget_reached"  # epochs trained (a pruned trial's rung)
     EPOCHS_COMPLETED = "epochs_completed"
+    RUNG_CLEAN_ERROR = "rung_clean_error"  # validation clean error at the last MO-ASHA rung (a pruned trial's)
+    RUNG_CORRUPTION_ERROR = "rung_corruption_error"  # the cheap corruption error measured at a rung
     CLEAN_ERROR = "clean_error"
     MCE = "mce"
     RELATIVE_MCE = "relative_mce"
@@ -91,6 +93,8 @@ class Column(enum.StrEnum):
     FIRST_LAYER_WEIGHT_SPARSITY = "first_layer_weight_sparsity"
     FIRST_LAYER_RESPONSE_SPARSITY = "first_layer_response_sparsity"
     TRIAL_DIR = "trial_dir"
+    SEED = "seed"  # the trial's training seed (TrialConfig.seed)
+    CONFIG_ID = "config_id"  # the trial a confirmation seed repeats (its own id for a search trial)
     NODE = "node"  # the Ray node that ran the trial (a search)
     FINISHED_AT = "finished_at"  # UTC, ISO 8601
 
@@ -99,8 +103,24 @@ ERROR_PREFIX = "error/"  # error/<corruption>/<severity>
 CE_PREFIX = "ce/"  # ce/<corruption>
 FP_PREFIX = "fp/"  # fp/<perturbation>
 T5D_PREFIX = "t5d/"  # t5d/<perturbation>
+VALIDATION_PREFIX = "val_"  # val_<metric>: measured on the held-out validation split (what a search selects on)
 PROCEDURAL_FROST = "procedural (ppsearch)"  # the frost column's value when the benchmark's textures were not used
 OBJECTIVES = (Column.CLEAN_ERROR, Column.MCE, Column.MFR, Column.RELATIVE_MCE, Column.CORRUPTION_ERROR)
+# the metrics measured on both splits: unprefixed on the test split (what is reported), with
+# VALIDATION_PREFIX on the validation split (what a search selects on)
+SUMMARY_METRICS = (*OBJECTIVES, Column.MT5D)
+
+
+def validation_column(metric: str) -> str:
+    """The column of ``metric`` measured on the validation split."""
+    return f"{VALIDATION_PREFIX}{metric}"
+
+
+def search_trials(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the search's own trials (one seed per configuration), without confirmations."""
+    if Column.CONFIG_ID not in table:
+        return table
+    return table[table[Column.CONFIG_ID] == table[Column.TRIAL_ID]]
 
 
 def check_objectives(objectives: Sequence[str], where: str) -> tuple[str, ...]:
@@ -128,6 +148,7 @@ class RunSettings:
     trials: int
     seed: int
     protocol: str  # the evaluation protocol of every trial (ppsearch.robustness.metrics.PROTOCOLS)
+    validation_fraction: float  # of the training split, held out to select on (stratified, drawn from seed)
     study_name: str = ""
 
     def differences(self, other: RunSettings) -> list[str]:
@@ -145,6 +166,9 @@ def read_settings(run_dir: str | Path) -> RunSettings:
     if isinstance(raw, dict) and "study_name" in raw and "protocol" not in raw:
         raise UserError(f"{path} was written before evaluation protocols existed: its flip rates mix two frame "
                         f"rules, so it cannot be continued or compared; start a new run (another --out)")
+    if isinstance(raw, dict) and "study_name" in raw and "validation_fraction" not in raw:
+        raise UserError(f"{path} was written before validation splits existed: its search selected on test images, "
+                        f"so its fronts cannot be reported as held-out results; start a new run (another --out)")
     fields = {f.name for f in dataclasses.fields(RunSettings)}
     required = {f.name for f in dataclasses.fields(RunSettings) if f.default is dataclasses.MISSING}
     if not isinstance(raw, dict) or not required <= set(raw):

@@ -8,7 +8,7 @@ from ppsearch.rundir import RESULTS_STEM, RunSettings, write_settings, write_tab
 
 SETTINGS = RunSettings(space="resnet-cifar", dataset="fashion-mnist", budget="demo", budget_overrides={},
                        objectives=("clean_error", "mce", "mfr"), sampler="tpe", scheduler="moasha", trials=0, seed=0,
-                       protocol="seed-paper", study_name="absent")
+                       protocol="seed-paper", validation_fraction=0.1, study_name="absent")
 
 
 def write_run(run_dir: Path, rows: list[dict] | pd.DataFrame, **settings) -> Path:

@@ -41,7 +41,7 @@ def test_reading_a_run_does_not_import_torch(tmp_path):
     from run_dirs import write_run
 
     rows = [{"trial_id": "a", "origin": "paper:resnet20", "status": "completed", "placement": "none",
-             "clean_error": 0.1, "mce": 1.0, "mfr": 1.0}]
+             "clean_error": 0.1, "mce": 1.0, "mfr": 1.0, "val_clean_error": 0.1, "val_mce": 1.0, "val_mfr": 1.0}]
     run = write_run(tmp_path / "run", rows)
     code = ("import sys\nfrom ppsearch.cli import main\n"
             f"assert main(['pick', {str(run)!r}]) == 0\n"

@@ -55,6 +55,19 @@ def test_protected_trials_are_never_stopped():
     assert scheduler.on_trial_result(None, _trial("b"), _result(1, 0.9, 0.9)) == TrialScheduler.STOP
 
 
+def test_papers_are_comparators_that_take_no_promotion_slot():
+    """Fourteen papers better than every searched trial used to fill the rung and stop the searched
+    ones at once; now 1 / reduction_factor of the searched trials continue, ranked among all."""
+    scheduler = MOASHA(max_epochs=4, reduction_factor=3)
+    for k in range(14):
+        scheduler.on_trial_result(None, _trial(f"paper{k}"), _result(1, 0.01 * k, 0.2 - 0.01 * k, protected=True))
+    decisions = [scheduler.on_trial_result(None, _trial(name), _result(1, clean, robust))
+                 for name, clean, robust in [("a", 0.5, 0.6), ("b", 0.4, 0.5), ("c", 0.6, 0.7), ("d", 0.3, 0.4)]]
+    # a, b: fewer than 3 searched at the rung, they continue; c: 3 searched, keep 1 (b); d: keep 1 (d)
+    assert decisions == [TrialScheduler.CONTINUE, TrialScheduler.CONTINUE, TrialScheduler.STOP,
+                         TrialScheduler.CONTINUE]
+
+
 @pytest.mark.parametrize("missing", ["rung_clean_error", "rung_corruption_error"])
 def test_results_without_rung_metrics_are_ignored(missing):
     scheduler = MOASHA(max_epochs=4)

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ppsearch.reporting.pareto import dominated_papers, front, hypervolume, hypervolume_history, reference_point
+from ppsearch.reporting.pareto import front, hypervolume, hypervolume_history, reference_point, validation_front
 
 OBJ = ("clean_error", "mce")
 
@@ -48,8 +48,13 @@ def test_hypervolume_history_grows_with_the_trials():
     assert history["hypervolume"].iloc[-1] == pytest.approx(hypervolume(_table(), OBJ, np.array([0.22, 1.1])))
 
 
-def test_which_papers_the_search_dominated_and_by_how_much():
-    result = dominated_papers(_table(), OBJ).set_index("origin")
-    assert bool(result.loc["paper:plain", "dominated"]) and result.loc["paper:plain", "dominated_by"] == "s1"
-    assert result.loc["paper:plain", "margin"] == pytest.approx(0.01)  # min(0.10 - 0.09, 1.00 - 0.90)
-    assert not result.loc["paper:pp", "dominated"] and np.isnan(result.loc["paper:pp", "margin"])
+def test_the_validation_front_selects_on_validation_values_among_the_search_trials():
+    table = _table().assign(config_id=lambda t: t["trial_id"], val_clean_error=[0.3, 0.1, 0.2, 0.05, 0.0, np.nan],
+                            val_mce=[0.5, 0.9, 0.8, 0.95, 0.0, np.nan])
+    confirmation = table.iloc[[3]].assign(trial_id="s2-seed1", val_clean_error=0.0, val_mce=0.0)
+    table = pd.concat([table, confirmation])
+    # on validation values: p1 (0.3, 0.5), p2 (0.1, 0.9), s1 (0.2, 0.8), s2 (0.05, 0.95): none dominates another;
+    # the test values (where s2 is dominated) play no part, nor does the confirmation seed's row
+    assert validation_front(table, OBJ)["trial_id"].tolist() == ["p1", "p2", "s1", "s2"]
+    assert validation_front(table.drop(columns="val_mce"), OBJ).empty
+

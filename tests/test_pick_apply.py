@@ -24,11 +24,30 @@ def _run_dir(tmp_path):
     table = pd.DataFrame([{"trial_id": f"t{i}", "origin": o, "status": "completed", "arch": "resnet20",
                            "augmentation": "standard", "recipe": "fast", "placement": p, "variant": "upsample",
                            "scale": 2.0, "pull_kernel_size": None, "alpha": 1.0, "trainable_alpha": False,
-                           "avg_kernel_size": 0.0, "antialias": aa, "clean_error": e, "mce": c, "mfr": f}
+                           "avg_kernel_size": 0.0, "antialias": aa, "config_id": f"t{i}",
+                           # test values a little worse than the validation ones it is chosen on
+                           "clean_error": e + 0.01, "mce": c + 0.01, "mfr": f + 0.01,
+                           "val_clean_error": e, "val_mce": c, "val_mfr": f}
                           for i, (o, p, aa, e, c, f) in enumerate(rows)])
-    table.loc[len(table)] = {**table.iloc[0].to_dict(), "trial_id": "t9", "status": "pruned",
-                             "clean_error": 0.01, "mce": 0.01, "mfr": 0.01}  # never picked
+    table.loc[len(table)] = {**table.iloc[0].to_dict(), "trial_id": "t9", "config_id": "t9", "status": "pruned",
+                             "val_clean_error": 0.01, "val_mce": 0.01, "val_mfr": 0.01}  # never picked
     return write_run(tmp_path / "run", table)
+
+
+def test_pick_reports_test_intervals_and_warns_when_they_overlap_the_plain_models(tmp_path, capsys):
+    table = pd.read_parquet(_run_dir(tmp_path) / "results.parquet")
+    seeds = [table.iloc[i].to_dict() | {"trial_id": f"t{i}-seed{k}", "clean_error": table.iloc[i]["clean_error"] + d,
+                                        "mce": table.iloc[i]["mce"] + d, "mfr": table.iloc[i]["mfr"] + d}
+             for i in (0, 3) for k, d in ((1, 0.002), (2, -0.002))]
+    run = write_run(tmp_path / "seeded", pd.concat([table, pd.DataFrame(seeds)]))
+    assert main(["pick", str(run)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "configuration t3 (searched), chosen on validation means: clean_error 0.1040, mce 0.8500" in lines[0]
+    # test means 0.114 +- t(0.975, 2) * 0.002 = 0.114 +- 0.0050 over 3 seeds
+    assert "test split, mean over 3 seed(s) with 95% interval: clean_error 0.1140 +- 0.0050" in lines[1]
+    # plain: clean error 0.110 +- 0.005 overlaps 0.114 +- 0.005; mce 1.01 vs 0.86 and mfr 1.01 vs 0.91 do not
+    assert lines[2].startswith("# warning: on clean_error its test interval overlaps the plain paper model's "
+                               "(paper:resnet20, 3 seed(s))")
 
 
 def _pick(capsys, *args):
@@ -40,19 +59,20 @@ def _pick(capsys, *args):
 def test_pick_the_knee_or_under_constraints(tmp_path, capsys):
     run = _run_dir(tmp_path)
     header, config = _pick(capsys, str(run))
-    assert "trial t3 (searched)" in header
+    assert "configuration t3 (searched)" in header
     assert config == {"arch": "resnet20", "augmentation": "standard", "recipe": "fast", "placement": "pp",
                       "variant": "upsample", "scale": 2.0, "pull_kernel_size": None, "alpha": 1.0,
                       "trainable_alpha": False, "avg_kernel_size": 0, "antialias": "tri3"}
     assert _pick(capsys, str(run), "--objective-weights", "0,1,0")[1]["placement"] == "b1"
     # b1 costs 2 points of clean error over the plain paper model: a 1-point limit rules it out
-    assert "trial t3" in _pick(capsys, str(run), "--objective-weights", "0,1,0", "--max-clean-error-increase", "1")[0]
+    assert "configuration t3" in _pick(capsys, str(run), "--objective-weights", "0,1,0",
+                                       "--max-clean-error-increase", "1")[0]
 
 
 @pytest.mark.parametrize("args, message", [
     (["--objective-weights", "1,2"], "--objective-weights needs 3 non-negative numbers"),
     (["--objective-weights", "1,x,2"], "--objective-weights: must be comma-separated finite numbers"),
-    (["--max-clean-error-increase", "-5"], "no front configuration has clean error <="),
+    (["--max-clean-error-increase", "-5"], "no front configuration has validation clean error <="),
 ])
 def test_pick_bad_input(tmp_path, capsys, args, message):
     assert main(["pick", str(_run_dir(tmp_path)), *args]) == 2

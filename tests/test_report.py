@@ -16,17 +16,22 @@ def _run(tmp_path, rows):
 
 
 def _row(trial_id, origin, placement, clean, mce, mfr, seed=0, status="completed"):
-    return {"trial_id": trial_id, "origin": origin, "status": status, "arch": "resnet20", "placement": placement,
-            "antialias": "none", "seed": seed, "clean_error": clean, "mce": mce, "mfr": mfr, "relative_mce": mce * 1.5,
+    """A trial's row; a seed > 0 is a confirmation of the trial named before its '-'."""
+    return {"trial_id": trial_id, "config_id": trial_id.split("-")[0], "origin": origin, "status": status,
+            "arch": "resnet20", "placement": placement, "antialias": "none", "seed": seed,
+            "clean_error": clean, "mce": mce, "mfr": mfr, "relative_mce": mce * 1.5,
+            "val_clean_error": clean, "val_mce": mce, "val_mfr": mfr, "budget_reached": 4 if status == "completed" else 1,
+            "rung_clean_error": clean if status == "pruned" else None,
             "finished_at": f"2026-11-23T00:00:{len(trial_id):02d}{trial_id[-1]}",
             **{f"ce/{c}": mce for c in BENCHMARK_CORRUPTIONS}, "fp/rotate": mfr / 10}
 
 
 def test_report_is_one_offline_html_file_with_its_tables(tmp_path, capsys):
     run = _run(tmp_path, [_row("a1", "paper:resnet20", "none", 0.10, 1.0, 1.0),
-                          _row("a2", "paper:resnet20", "none", 0.12, 1.1, 1.2, seed=1),
+                          _row("a1-seed1", "paper:resnet20", "none", 0.12, 1.1, 1.2, seed=1),
                           _row("b1", "paper:resnet20-pp", "pp", 0.11, 0.9, 0.9),
                           _row("c1", "searched", "b1", 0.09, 0.8, 0.85),  # dominates both papers
+                          _row("c1-seed1", "searched", "b1", 0.095, 0.82, 0.86, seed=1),
                           _row("d1", "searched", "b2", 0.01, 0.01, 0.01, status="pruned")])
     assert main(["report", str(run)]) == 0
     assert "report written to" in capsys.readouterr().out
@@ -34,18 +39,24 @@ def test_report_is_one_offline_html_file_with_its_tables(tmp_path, capsys):
     assert page.count("* plotly.js v") == 1  # plotly.js embedded, once
     assert "https://cdn" not in page.split("</head>")[0]  # nothing fetched from the network
     for text in ("clean error vs mce", "clean error vs mfr", "3D", "hypervolume over the completed trials",
+                 "what the search tried",
                  "CE per corruption on the front", "paper reproduction", "paper:resnet20-pp"):
         assert text in page, text
+    assert "selected on 0.1 of the training split held out as validation images" in page
+    assert "not meaningful" in page  # a demo budget's differences
     front = pd.read_csv(run / "report-front.csv")
-    assert front["trial_id"].tolist() == ["c1"]  # the pruned trial never enters the front
-    dominated = pd.read_csv(run / "report-dominated_papers.csv").set_index("trial_id")
-    assert dominated.loc["b1", "dominated_by"] == "c1" and dominated.loc["b1", "margin"] == pytest.approx(0.02)
+    assert front["config_id"].tolist() == ["c1"]  # the pruned trial never enters the front
+    assert front["seeds"].tolist() == [2] and front["clean_error"].iloc[0] == pytest.approx(0.0925)
+    dominated = pd.read_csv(run / "report-dominated_papers.csv").set_index("paper_config")
+    # every resample of c1's two seeds beats every resample of a1's; b1 has one seed: no verdict
+    assert dominated.loc["a1", "p_dominates"] == 1.0 and dominated.loc["a1", "verdict"] == "dominates"
+    assert dominated.loc["b1", "verdict"] == "one seed: not assessed"
     reproduction = pd.read_csv(run / "report-paper_reproduction.csv").set_index("configuration")
     assert reproduction.loc["resnet20", "seeds"] == 2
     assert reproduction.loc["resnet20", "clean_error (ours)"] == pytest.approx(0.11)
     assert reproduction.loc["resnet20", "clean_error (paper)"] == PAPER_REPORTED["resnet20"]["clean_error"]
-    seeds = pd.read_csv(run / "report-seeds.csv")
-    assert seeds["seeds"].tolist() == [2] and seeds["clean_error"].iloc[0] == pytest.approx(0.11)
+    configs = pd.read_csv(run / "report-configurations.csv").set_index("config_id")
+    assert configs.loc["a1", "seeds"] == 2 and configs.loc["a1", "clean_error"] == pytest.approx(0.11)
     assert "## front" in (run / "report.md").read_text()
 
 

@@ -10,6 +10,7 @@ import optuna
 import pandas as pd
 import pytest
 
+from ppsearch.reporting.pareto import validation_front
 from ppsearch.rundir import RunSettings, read_settings, write_settings
 from ppsearch.search.engine import Resources, make_sampler, run_search
 from ppsearch.search.space import load_space
@@ -41,7 +42,7 @@ def _space(tmp_path, extra=""):
 def _settings(space_path, trials, scheduler="none", sampler="tpe"):
     space = load_space(space_path)
     return RunSettings(str(space_path), "fashion-mnist", "smoke", space.budget("smoke"), space.objectives,
-                       sampler, scheduler, trials, 0, "seed-paper")
+                       sampler, scheduler, trials, 0, "seed-paper", 0.1)
 
 
 def _study(run_dir):
@@ -76,7 +77,8 @@ def test_a_multi_objective_search_end_to_end(tmp_path, local_ray):
     completed = table[table["status"] == "completed"].set_index("trial_id")
     for trial in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
         row = completed.loc[f"{trial.number:05d}"]
-        assert trial.values == pytest.approx([row["clean_error"], row["mce"]])
+        # Optuna is told validation values only; the test split is measured beside them, never told
+        assert trial.values == pytest.approx([row["val_clean_error"], row["val_mce"]])
     assert study.trials[0].params == {"placement": "none", "antialias": "none"}  # papers first
 
 
@@ -88,7 +90,7 @@ def test_trials_stopped_early_are_told_to_optuna_as_pruned(tmp_path):
     study = open_study(space, storage, "pruning", settings.objectives, make_sampler("tpe", 0))
     ended = []
     searcher = StudySearcher(study, space, settings.objectives, trials=1,
-                             on_ended=lambda config, status, epochs, reason: ended.append((config["study_trial"], status)))
+                             on_ended=lambda config, status, last, reason: ended.append((config["study_trial"], status)))
     handed_out = [searcher.suggest(trial_id) for trial_id in ("a", "b", "c", "d")]
     assert [c["origin"] for c in handed_out[:3]] == ["paper:plain", "paper:pp", "searched"]
     assert handed_out[3] == "FINISHED"  # two papers and the one searched trial asked for
@@ -184,6 +186,34 @@ def test_kill_9_of_the_driver_then_resume(tmp_path):
         assert (run_dir / "trials" / trial_id / "record.json").is_file()
 
 
+def test_confirmation_seeds_survive_kill_9_and_stay_out_of_the_study(tmp_path):
+    """`--confirm-seeds 2` retrains the validation front and the papers with one more seed, as Ray
+    trials of the run that are not Optuna trials; a driver killed among them loses and duplicates
+    nothing when the command is repeated."""
+    space = _space(tmp_path)
+    run_dir = tmp_path / "run"
+    command = _command(space, run_dir, 1, "--quiet", "--confirm-seeds", "2")
+    driver = _start_driver(command, run_dir, records=4)  # the 3 search trials and a confirmation
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    _wait_for_ray_workers_to_end()
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    table = pd.read_parquet(run_dir / "results.parquet")
+    assert table["trial_id"].is_unique and (table["status"] == "completed").all()
+    search = table[table["config_id"] == table["trial_id"]]
+    confirmations = table[table["config_id"] != table["trial_id"]].set_index("trial_id")
+    assert len(search) == 3 and len(_study(run_dir).trials) == 3  # confirmations are not study trials
+    front = set(validation_front(table, ("clean_error", "mce"))["trial_id"])
+    papers = set(search.loc[search["origin"].str.startswith("paper:"), "trial_id"])
+    assert set(confirmations.index) == {f"{t}-seed1" for t in front | papers}
+    for trial_id, row in confirmations.iterrows():
+        original = search.set_index("trial_id").loc[row["config_id"]]
+        assert row["seed"] == 1 and original["seed"] == 0 and row["origin"] == original["origin"]
+        assert row["placement"] == original["placement"] and row["val_clean_error"] >= 0
+        assert (run_dir / "trials" / trial_id / "record.json").is_file()
+
+
 @pytest.mark.parametrize("sent, code, name", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT")])
 def test_an_interrupted_run_says_so_exits_non_zero_and_resumes_within_its_budget(tmp_path, sent, code, name):
     space = _space(tmp_path)
@@ -258,7 +288,7 @@ def test_the_progress_line_counts_trials_in_the_state_they_are_entering(tmp_path
     from ppsearch.search.engine import results_callback
 
     def trial(trial_id, status):
-        config = {"placement": "none", "origin": "searched", "study_trial": "abc".index(trial_id)}
+        config = {"placement": "none", "origin": "searched", "trial_id": f"{'abc'.index(trial_id):05d}"}
         made = Trial("search_trial", config=config, trial_id=trial_id, stub=True)
         made.set_status(status)
         return made

@@ -1,5 +1,6 @@
 """A trial end to end at the smoke budget, `ppsearch train`, search-space presets and overrides."""
 import json
+import math
 
 import pandas as pd
 import pytest
@@ -8,24 +9,24 @@ from ppsearch.cli import main
 from ppsearch.models.model_file import load_model
 from ppsearch.reporting.statistics import mean_ci, seed_summary
 from ppsearch.robustness.corruptions import BENCHMARK_CORRUPTIONS
-from ppsearch.robustness.generate import cached_sets
 from ppsearch.robustness.perturbations import TEST_PERTURBATIONS
 from ppsearch.search.space import load_space, parse_override
 from ppsearch.training.budgets import BUDGETS, get_budget, parse_budget_overrides
-from ppsearch.training.trial import CONFIG_COLUMNS, TrialConfig, run_trial, trial_dataset
+from ppsearch.training.trial import CONFIG_COLUMNS, TrialConfig, evaluation_sets, run_trial, trial_dataset
+
+SPLIT = {"validation_fraction": 0.1, "validation_seed": 0}  # as a search's trials
 
 
 @pytest.fixture(scope="module")
 def sets(tmp_path_factory):
-    data = trial_dataset("fashion-mnist")
-    n = TrialConfig.create({}, dataset="fashion-mnist", budget="smoke").set_images
-    return cached_sets(tmp_path_factory.mktemp("run") / "sets", data.test_images[:n], data.test_labels[:n],
-                       "fashion-mnist", progress=False)
+    config = TrialConfig.create({}, dataset="fashion-mnist", budget="smoke", **SPLIT)
+    return evaluation_sets(tmp_path_factory.mktemp("run") / "sets", config, trial_dataset("fashion-mnist"),
+                           progress=False)
 
 
 @pytest.fixture(scope="module")
 def smoke_record(sets, tmp_path_factory):
-    config = TrialConfig.create({"placement": "b1"}, dataset="fashion-mnist", budget="smoke", seed=3)
+    config = TrialConfig.create({"placement": "b1"}, dataset="fashion-mnist", budget="smoke", seed=3, **SPLIT)
     epochs = []
     record = run_trial(config, tmp_path_factory.mktemp("trial"), sets, on_epoch=lambda epoch, _: epochs.append(epoch))
     return config, record, epochs
@@ -58,6 +59,11 @@ def test_spaces_give_their_families_the_papers_schedules():
 def test_a_trial_returns_one_flat_record(smoke_record):
     config, record, _ = smoke_record
     assert record["status"] == "completed" and record["failure_reason"] == ""
+    assert record["validation_fraction"] == 0.1 and record["validation_seed"] == 0
+    # the summary measured on both splits: validation (what a search selects on) and test (what it reports)
+    for metric in ("clean_error", "mce", "mfr", "relative_mce", "corruption_error", "mt5d"):
+        assert math.isfinite(record[f"val_{metric}"]) and math.isfinite(record[metric])
+    assert record["val_mce"] != record["mce"]
     assert {k: record[k] for k in CONFIG_COLUMNS} == config.to_dict()
     assert record["placement"] == "b1" and record["seed"] == 3 and record["epochs_completed"] == 2
     errors = [k for k in record if k.startswith("error/")]

@@ -33,11 +33,12 @@ def views(run_dir: Path, filters: dict[str, list[str]]) -> tuple[str, list[go.Fi
     done = pareto.completed(table, objectives)
     if done.empty:
         return status + "; no completed trial yet", [], pd.DataFrame(), everything
-    front = pareto.front(table, objectives).sort_values(list(objectives))
+    front = pareto.validation_front(table, objectives)
     reference = pareto.reference_point(table, objectives)
     figures = run_figures(table, front, objectives, reference)
-    status += f"; front of {len(front)}, hypervolume {pareto.hypervolume(table, objectives, reference):.4f}"
-    return status, figures, config_table(front, objectives), everything
+    status += (f"; validation front of {len(front)}; values shown are test-split means over seeds; hypervolume "
+               f"{pareto.hypervolume(table, objectives, reference):.4f}")
+    return status, figures, config_table(table, front, objectives), everything
 
 
 def create_app(run_dir: str | Path) -> Dash:

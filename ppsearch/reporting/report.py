@@ -1,12 +1,16 @@
 """`ppsearch report`: one self-contained HTML file (plotly.js embedded once, works offline) about a
 run, plus its tables as markdown and CSV.
 
-Sections: Pareto fronts (clean error vs mCE, clean error vs mFR, and all three in 3D) with the
-papers' configurations labelled; hypervolume over the trials; parallel coordinates of dimensions
-against objectives; CE per corruption and FP per perturbation for the front; dimension importance
-(Optuna's default evaluator on the run's study); the front as a table; which paper
-configurations the search dominated; the papers' reported numbers beside ours; seed counts and
-95% intervals where a configuration was trained more than once.
+The selection is the validation front (the search trials that no other dominates on the values
+measured on held-out validation images); everything shown about it is measured on the test split.
+Sections: Pareto plots (clean error vs mCE, clean error vs mFR, and all three in 3D) of every
+configuration's mean over its seeds with 95% intervals, coloured by placement, marked by origin;
+hypervolume over the trials; parallel coordinates of dimensions against objectives; CE per
+corruption and FP per perturbation for the front; dimension importance (Optuna's default evaluator
+on the run's study); the front as a table (mean +- interval, seeds, the validation values it was
+selected on); for each paper configuration and each front configuration, the probability that the
+latter dominates (``reporting.uncertainty``); the papers' reported numbers beside ours; every
+configuration over its seeds.
 """
 from __future__ import annotations
 
@@ -34,11 +38,19 @@ from ..rundir import (
     is_paper,
     load_run,
     paper_name,
+    search_trials,
     status_counts,
     torn_journal_tail,
+    validation_column,
 )
 from . import pareto
-from .statistics import mean_ci
+from .uncertainty import (
+    DEFAULT_DOMINANCE_THRESHOLD,
+    METHOD,
+    configurations,
+    dominance_table,
+    hypervolume_interval,
+)
 
 # What the seed paper reported on CIFAR-10 (Table 1: E, mCE, rCE, mFR normalised by its AlexNet;
 # Table 4: clean error of the anti-aliased ResNet-20 variants), keyed by the spaces' preset names.
@@ -61,26 +73,29 @@ PAPER_REPORTED = {
 PAPER_SETTING = "CIFAR-10, full training set, 200 epochs (DenseNet 350), all 10,000 test images"
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+def write_report(run_dir: str | Path, out: str | Path | None = None,
+                 dominance_threshold: float = DEFAULT_DOMINANCE_THRESHOLD) -> Path:
     run_dir = Path(run_dir)
     table, settings = load_run(run_dir)
     objectives = tuple(o for o in settings.objectives if o in table)
-    front = pareto.front(table, objectives).sort_values(list(objectives))
+    front = pareto.validation_front(table, objectives)
     reference = pareto.reference_point(table, objectives)
     importance = _importance_figure(run_dir, settings)
     figures = run_figures(table, front, objectives, reference) + ([importance] if importance is not None else [])
+    volume = hypervolume_interval(table, objectives, list(front[Column.TRIAL_ID]), reference)
     tables = {
-        "front": config_table(front, objectives),
-        "dominated_papers": pareto.dominated_papers(table, objectives),
+        "front": config_table(table, front, objectives),
+        "dominated_papers": dominance_table(table, objectives, list(front[Column.TRIAL_ID]), dominance_threshold),
         "paper_reproduction": _reproduction_table(table),
-        "seeds": _seed_table(table, objectives),
+        "configurations": configurations(table, objectives),
     }
     out = Path(out or run_dir / "report.html")
     out.parent.mkdir(parents=True, exist_ok=True)
     for name, frame in tables.items():
         frame.to_csv(out.with_name(f"{out.stem}-{name}.csv"), index=False)
-    write_text(out.with_suffix(".md"), _markdown(run_dir, table, tables, reference, objectives))
-    body = [f"<h1>ppsearch report: {html.escape(run_dir.name)}</h1>", _summary_html(settings, table, reference, objectives)]
+    write_text(out.with_suffix(".md"), _markdown(run_dir, table, tables, reference, objectives, volume))
+    body = [f"<h1>ppsearch report: {html.escape(run_dir.name)}</h1>",
+            _summary_html(settings, table, reference, objectives, volume, dominance_threshold)]
     for i, figure in enumerate(figures):
         body.append(figure.to_html(full_html=False, include_plotlyjs=(i == 0), default_height=520))
     for name, frame in tables.items():
@@ -98,6 +113,7 @@ def run_figures(table: pd.DataFrame, front: pd.DataFrame, objectives: Sequence[s
     is the report's alone)."""
     return [figure for figure in (
         *_front_figures(table, front, objectives),
+        _search_figure(table),
         _history_figure(table, objectives, reference),
         _parallel_figure(table, objectives),
         _heatmap(front, CE_PREFIX, "CE per corruption on the front"),
@@ -110,27 +126,63 @@ def _label(table: pd.DataFrame) -> pd.Series:
 
 
 def _front_figures(table: pd.DataFrame, front: pd.DataFrame, objectives: Sequence[str]) -> list[go.Figure]:
-    done = pareto.completed(table, objectives).assign(
+    """Every configuration's mean over its seeds (test split) with 95% intervals on both axes,
+    coloured by placement, marked by origin; the validation front's configurations labelled."""
+    summary = configurations(table, objectives)
+    if summary.empty:
+        return []
+    selected = set(front[Column.TRIAL_ID])
+    summary = summary.assign(
         kind=lambda t: t[Column.ORIGIN].map(lambda o: "paper" if is_paper(o) else "searched"),
-        front=lambda t: t[Column.TRIAL_ID].isin(front[Column.TRIAL_ID]).map({True: f"on the {len(objectives)}-objective front",
-                                                                     False: "dominated"}),
-        label=lambda t: _label(t))
-    hover = [c for c in ("placement", "variant", "scale", "alpha", "antialias", "augmentation") if c in done]
+        selected=lambda t: t[Column.CONFIG_ID].isin(selected).map({True: "on the validation front", False: ""}),
+        label=lambda t: t[Column.ORIGIN].where(t[Column.ORIGIN].map(is_paper).astype(bool), t[Column.CONFIG_ID]),
+        placement=lambda t: t["placement"].astype(str) if "placement" in t else "?")
+    hover = [c for c in ("seeds", "selected", "variant", "scale", "alpha", "antialias", "augmentation") if c in summary]
     figures = []
     for y in [o for o in objectives if o != Column.CLEAN_ERROR] if Column.CLEAN_ERROR in objectives else []:
-        figure = px.scatter(done, x=Column.CLEAN_ERROR, y=y, color="kind", symbol="front", hover_name="label",
-                            hover_data=hover, text=done["label"].where(done["kind"] == "paper", ""),
-                            title=f"Pareto front: clean error vs {y}")
+        figure = px.scatter(summary, x=Column.CLEAN_ERROR, y=y, color="placement", symbol="kind", hover_name="label",
+                            hover_data=hover, error_x=f"{Column.CLEAN_ERROR} ci95", error_y=f"{y} ci95",
+                            text=summary["label"].where((summary["kind"] == "paper") | (summary["selected"] != ""), ""),
+                            title=f"clean error vs {y}: mean over seeds, 95% intervals (test split)")
         figure.update_traces(textposition="top center", textfont_size=9)
-        pair = pareto.front(done, [Column.CLEAN_ERROR, y]).sort_values(Column.CLEAN_ERROR)
+        pair = pareto.nondominated(summary, [Column.CLEAN_ERROR, y]).sort_values(Column.CLEAN_ERROR)
         figure.add_trace(go.Scatter(x=pair[Column.CLEAN_ERROR], y=pair[y], mode="lines", line_shape="hv",
-                                    name=f"front of clean error and {y}", line=dict(dash="dot", color="grey")))
+                                    name=f"front of the means on clean error and {y}",
+                                    line=dict(dash="dot", color="grey")))
         figures.append(figure)
     if len(objectives) >= 3:
         x, y, z = objectives[:3]
-        figures.append(px.scatter_3d(done, x=x, y=y, z=z, color="kind", symbol="front", hover_name="label",
-                                     hover_data=hover, title=f"Pareto front in 3D: {x}, {y}, {z}"))
+        figures.append(px.scatter_3d(summary, x=x, y=y, z=z, color="placement", symbol="kind", hover_name="label",
+                                     hover_data=hover, title=f"{x}, {y}, {z}: means over seeds (test split)"))
     return figures
+
+
+def _search_figure(table: pd.DataFrame) -> go.Figure | None:
+    """What the search tried: every search trial at the last point it was measured on validation
+    images (a completed one at the end of its budget, a pruned one, faded, at the rung it reached)."""
+    search = search_trials(table)
+    completed = search[Column.STATUS] == TrialStatus.COMPLETED
+    pruned = search[Column.STATUS] == TrialStatus.PRUNED
+    selection = validation_column(Column.CLEAN_ERROR)
+    if selection not in search or Column.BUDGET_REACHED not in search:
+        return None
+    rung = search[Column.RUNG_CLEAN_ERROR] if Column.RUNG_CLEAN_ERROR in search else pd.Series(float("nan"), search.index)
+    shown = search[completed | pruned].assign(
+        **{selection: search[selection].where(completed, rung)},
+        kind=lambda t: t[Column.ORIGIN].map(lambda o: "paper" if is_paper(o) else "searched"),
+        placement=lambda t: t["placement"].astype(str) if "placement" in t else "?",
+    ).dropna(subset=[selection])
+    if shown.empty:
+        return None
+    figure = px.scatter(shown, x=Column.BUDGET_REACHED, y=selection, color="placement", symbol="kind",
+                        hover_name=Column.TRIAL_ID, hover_data=[Column.STATUS, Column.ORIGIN],
+                        title="what the search tried: validation clean error at the epoch each trial reached "
+                              "(pruned trials faded, at their rung)")
+    # hover_data puts each point's status first in its customdata: pruned points are drawn faded
+    figure.for_each_trace(lambda trace: trace.update(
+        marker_opacity=[0.3 if point[0] == TrialStatus.PRUNED else 0.95 for point in trace.customdata],
+        marker_size=11))
+    return figure
 
 
 def _history_figure(table: pd.DataFrame, objectives: Sequence[str], reference) -> go.Figure | None:
@@ -188,9 +240,14 @@ def _importance_figure(run_dir: Path, settings: RunSettings) -> go.Figure | None
                   title="dimension importance (Optuna's default evaluator, per objective)")
 
 
-def config_table(front: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
-    keys = [k for k in CONFIG_KEYS if k in front]
-    return front[[Column.TRIAL_ID, Column.ORIGIN, *objectives, *keys]].reset_index(drop=True)
+def config_table(table: pd.DataFrame, front: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
+    """The validation front's configurations: test means with 95% intervals and seed counts, beside
+    the validation values they were selected on."""
+    summary = configurations(table, objectives)
+    if summary.empty:
+        return summary
+    return summary[summary[Column.CONFIG_ID].isin(front[Column.TRIAL_ID])].sort_values(list(objectives)) \
+        .reset_index(drop=True)
 
 
 def _reproduction_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -208,21 +265,8 @@ def _reproduction_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _seed_table(table: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
-    done = pareto.completed(table, objectives)
-    keys = [k for k in CONFIG_KEYS if k in done]
-    rows = []
-    for _, group in done.groupby([done[k].astype(str) for k in keys], sort=False):
-        if len(group) < 2:
-            continue
-        row = {Column.ORIGIN: group[Column.ORIGIN].iloc[0], "seeds": len(group)}
-        for o in objectives:
-            row[o], row[f"{o} ci95"] = mean_ci(group[o])
-        rows.append(row)
-    return pd.DataFrame(rows, columns=[Column.ORIGIN, "seeds", *[c for o in objectives for c in (o, f"{o} ci95")]])
-
-
-def _summary_html(settings: RunSettings, table: pd.DataFrame, reference, objectives: Sequence[str]) -> str:
+def _summary_html(settings: RunSettings, table: pd.DataFrame, reference, objectives: Sequence[str],
+                  volume: tuple[float, float, float], threshold: float) -> str:
     dataset, budget = settings.dataset, settings.budget
     overrides = settings.budget_overrides
     overrides = f" ({html.escape(', '.join(f'{k}={v}' for k, v in overrides.items()))})" if overrides else ""
@@ -232,11 +276,28 @@ def _summary_html(settings: RunSettings, table: pd.DataFrame, reference, objecti
             f"{status_counts(table, FINAL_STATUSES)}. Measured under the <b>{settings.protocol}</b> evaluation "
             f"protocol{_protocol_note(settings)}. {html.escape(frost_note(table))}"
             f"Objectives {', '.join(objectives)} (all minimised); "
-            f"hypervolume reference point "
-            f"{[round(float(r), 4) for r in reference]} (1.1 x the worst paper configuration). The paper "
+            f"hypervolume of the front's means {_volume_text(volume)} at reference point "
+            f"{[round(float(r), 4) for r in reference]} (1.1 x the worst paper configuration). "
+            f"<b>Selection and reporting:</b> the front is selected on {settings.validation_fraction:g} of the "
+            f"training split held out as validation images; every value shown is measured on the test split. "
+            f"<b>Uncertainty:</b> {html.escape(METHOD)}; \"dominates\" means a probability of at least "
+            f"{threshold:g}. Where intervals overlap, a difference between configurations is not shown by this "
+            f"run{_budget_note(settings)}. The paper "
             f"reported {PAPER_SETTING}; this run used {dataset} at budget {budget}, so compare the "
             f"ordering of configurations, not the values. Written "
             f"{datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}.</p>")
+
+
+def _volume_text(volume: tuple[float, float, float]) -> str:
+    point, low, high = volume
+    return f"{point:.4f}" + ("" if pd.isna(low) else f" (95% interval {low:.4f} to {high:.4f})")
+
+
+def _budget_note(settings: RunSettings) -> str:
+    if settings.budget in ("smoke", "demo"):
+        return (f" (at the {settings.budget} budget, differences whose intervals overlap are not meaningful: it "
+                f"shows the tool, not the science)")
+    return ""
 
 
 def _protocol_note(settings: RunSettings) -> str:
@@ -258,12 +319,13 @@ def frost_note(table: pd.DataFrame) -> str:
 
 
 def _markdown(run_dir: Path, table: pd.DataFrame, tables: dict[str, pd.DataFrame], reference,
-              objectives: Sequence[str]) -> str:
-    volume = pareto.hypervolume(table, objectives, reference)
+              objectives: Sequence[str], volume: tuple[float, float, float]) -> str:
     protocols = ", ".join(sorted(table[Column.PROTOCOL].dropna().unique())) if Column.PROTOCOL in table else "?"
     parts = [f"# ppsearch report: {run_dir.name}", "", f"Evaluation protocol: {protocols}. {frost_note(table)}", "",
-             f"{len(table)} trials; objectives {', '.join(objectives)}; hypervolume {volume:.4f} at reference "
-             f"{[round(float(r), 4) for r in reference]}.", ""]
+             f"{len(table)} trials; objectives {', '.join(objectives)}; the front is selected on validation "
+             f"images, every value is measured on the test split; hypervolume of the front's means "
+             f"{_volume_text(volume)} at reference {[round(float(r), 4) for r in reference]}.", "",
+             f"Uncertainty: {METHOD}.", ""]
     for name, frame in tables.items():
         rendered = frame.to_markdown(index=False, floatfmt=".4f") if len(frame) else "none"
         parts += [f"## {name.replace('_', ' ')}", "", rendered, ""]

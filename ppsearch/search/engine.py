@@ -25,11 +25,11 @@ import optuna
 import pandas as pd
 import torch
 
+from ..config import CONFIG_KEYS
 from ..errors import UserError
-from ..reporting.pareto import front
+from ..reporting.pareto import validation_front
 from ..robustness.corruptions import BENCHMARK_CORRUPTIONS
 from ..robustness.evaluate import Predictor
-from ..robustness.generate import cached_sets
 from ..robustness.official import load_cifar_c
 from ..rundir import (
     JOURNAL_FILE,
@@ -47,16 +47,17 @@ from ..rundir import (
     read_record,
     read_settings,
     repair_journal,
+    search_trials,
     status_counts,
+    validation_column,
     write_record,
     write_settings,
     write_table,
 )
-from ..training.budgets import get_budget
-from ..training.trial import TrialConfig, TrialEpoch, run_trial, trial_dataset
+from ..training.trial import EvaluationSets, TrialConfig, TrialEpoch, evaluation_sets, run_trial, trial_dataset
 from .moasha import EPOCH, MOASHA, PROTECTED, RUNG_METRICS
 from .space import Space, load_space
-from .study_searcher import STUDY_TRIAL, StudySearcher, open_study, trial_folder_name
+from .study_searcher import STUDY_TRIAL, FixedConfigs, StudySearcher, open_study
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 SCHEDULERS = ("moasha", "none")
@@ -80,7 +81,7 @@ class TrialContext:
     run_dir: Path
     space: Space
     settings: RunSettings
-    sets: tuple[Path, Path]
+    sets: EvaluationSets
     rungs: tuple[int, ...]
     threads: int
     data_dir: str | None
@@ -110,15 +111,19 @@ def search_trial(config: dict[str, Any], context: TrialContext) -> None:
 
 def execute_trial(config: dict[str, Any], context: TrialContext,
                   report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-    """Run one trial into ``trials/<its number in the study>`` (resuming it if it has a checkpoint,
-    reading it back if it has a record), reporting epochs and the final objectives through
-    ``report``; returns the record."""
+    """Run one trial into ``trials/<its trial id>`` (resuming it if it has a checkpoint, reading it
+    back if it has a record), reporting epochs and the final objectives (measured on the validation
+    split) through ``report``; returns the record. Besides the configuration keys, ``config`` names
+    the trial's id, origin and node, and for a confirmation its seed and the trial it repeats."""
     torch.set_num_threads(context.threads)
-    config = dict(config)
-    trial_dir = context.run_dir / TRIALS_DIR / trial_folder_name(config.pop(STUDY_TRIAL))
     settings = context.settings
-    origin = config.pop(Column.ORIGIN, SEARCHED)
-    node = config.pop(Column.NODE, "")
+    trial_id = config[Column.TRIAL_ID]
+    trial_dir = context.run_dir / TRIALS_DIR / trial_id
+    origin = config.get(Column.ORIGIN, SEARCHED)
+    bookkeeping = {Column.ORIGIN: origin, Column.NODE: config.get(Column.NODE, ""),
+                   Column.CONFIG_ID: config.get(Column.CONFIG_ID, trial_id)}
+    seed = config.get(Column.SEED, settings.seed)
+    keys = {k: v for k, v in config.items() if k in CONFIG_KEYS}
     tags = {Column.ORIGIN: origin, PROTECTED: is_paper(origin)}
     device = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -126,22 +131,22 @@ def execute_trial(config: dict[str, Any], context: TrialContext,
         metrics = {EPOCH: epoch.report.epoch, "train_loss": epoch.report.train_loss,
                    RUNG_METRICS[0]: epoch.clean_error, Column.STATUS: TrialStatus.RUNNING, **tags}
         if epoch.report.epoch in context.rungs:
-            metrics[RUNG_METRICS[1]] = probe_corruption_error(predict, context.sets[0])
+            metrics[RUNG_METRICS[1]] = probe_corruption_error(predict, context.sets.selection[0])
         report(metrics)
 
     try:
-        trial = TrialConfig.create(config, dataset=settings.dataset, budget=settings.budget, seed=settings.seed,
-                                   budget_overrides=settings.budget_overrides, protocol=settings.protocol)
+        trial = TrialConfig.create(keys, dataset=settings.dataset, budget=settings.budget, seed=seed,
+                                   budget_overrides=settings.budget_overrides, protocol=settings.protocol,
+                                   validation_fraction=settings.validation_fraction, validation_seed=settings.seed)
         record = run_trial(trial, trial_dir, context.sets, data_dir=context.data_dir, device=device, on_epoch=on_epoch)
-        if record.get(Column.ORIGIN) != origin or Column.NODE not in record:
-            record = write_record(trial_dir, {**record, Column.ORIGIN: origin, Column.NODE: node})
+        if any(record.get(k) != v for k, v in bookkeeping.items() if k != Column.NODE) or Column.NODE not in record:
+            record = write_record(trial_dir, {**record, **bookkeeping})
     except Exception as error:  # noqa: BLE001 - a failing trial is a result: record it, the study goes on
         reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-        record = write_record(trial_dir, {**config, Column.ORIGIN: origin, Column.NODE: node,
-                                          Column.STATUS: TrialStatus.FAILED,
+        record = write_record(trial_dir, {**keys, **bookkeeping, Column.SEED: seed, Column.STATUS: TrialStatus.FAILED,
                                           Column.EPOCHS_COMPLETED: 0, Column.FAILURE_REASON: reason})
     report({EPOCH: record.get(Column.EPOCHS_COMPLETED, 0), Column.STATUS: record[Column.STATUS], **tags,
-            **{k: record[k] for k in settings.objectives if k in record}})
+            **{o: record[validation_column(o)] for o in settings.objectives if validation_column(o) in record}})
     return record
 
 
@@ -156,13 +161,16 @@ def probe_corruption_error(predict: Predictor, c_dir: Path) -> float:
     return wrong / total
 
 
-def record_ended_trial(run_dir: Path, config: dict[str, Any], status: TrialStatus, epochs: int, reason: str) -> None:
-    """The record of a trial that ended without writing one: stopped early by the scheduler, or
-    lost to a Ray error. A record the trial wrote itself is kept."""
-    trial_dir = run_dir / TRIALS_DIR / trial_folder_name(config[STUDY_TRIAL])
+def record_ended_trial(run_dir: Path, config: dict[str, Any], status: TrialStatus, last: dict[str, Any],
+                       reason: str) -> None:
+    """The record of a trial that ended without writing one: stopped early by the scheduler (with
+    the values of the rung it reached), or lost to a Ray error. A record the trial wrote itself is
+    kept."""
+    trial_dir = run_dir / TRIALS_DIR / config[Column.TRIAL_ID]
     if read_record(trial_dir) is None:
         write_record(trial_dir, {**{k: v for k, v in config.items() if k != STUDY_TRIAL}, Column.STATUS: status,
-                                 Column.EPOCHS_COMPLETED: epochs, Column.FAILURE_REASON: reason})
+                                 Column.EPOCHS_COMPLETED: last.get(EPOCH, 0), Column.FAILURE_REASON: reason,
+                                 **{m: last[m] for m in RUNG_METRICS if m in last}})
 
 
 # Ray Tune's trial states, for the trials that have no record yet
@@ -170,29 +178,32 @@ _TUNE_STATUS = {"RUNNING": TrialStatus.RUNNING, "PENDING": TrialStatus.PENDING, 
                 "TERMINATED": TrialStatus.PRUNED, "ERROR": TrialStatus.FAILED}
 
 
-def results_table(run_dir: Path, live: dict[int, tuple[TrialStatus, dict[str, Any]]] | None = None) -> pd.DataFrame:
-    """One row per trial: the records in the trial folders, plus ``live`` trials (study number ->
-    status and configuration) that have no record yet."""
+def results_table(run_dir: Path, live: dict[str, tuple[TrialStatus, dict[str, Any]]] | None = None) -> pd.DataFrame:
+    """One row per trial: the records in the trial folders, plus ``live`` trials (trial id ->
+    status and configuration) that have no record yet. A confirmation's row names the trial it
+    repeats as its configuration id; a search trial's configuration id is its own id."""
     rows: dict[str, dict[str, Any]] = {}
     for trial_dir in sorted(p for p in (run_dir / TRIALS_DIR).glob("*") if p.is_dir()):
         record = read_record(trial_dir)
         if record is not None:
             rows[trial_dir.name] = {Column.TRIAL_ID: trial_dir.name, Column.ORIGIN: record.get(Column.ORIGIN, SEARCHED),
+                                    Column.CONFIG_ID: trial_dir.name,
                                     Column.BUDGET_REACHED: record.get(Column.EPOCHS_COMPLETED, 0), **record}
-    for number, (status, config) in (live or {}).items():
-        name = trial_folder_name(number)
+    for name, (status, config) in (live or {}).items():
         if name not in rows:
-            rows[name] = {Column.TRIAL_ID: name, **{k: v for k, v in config.items() if k != STUDY_TRIAL},
+            rows[name] = {Column.CONFIG_ID: name, **{k: v for k, v in config.items() if k != STUDY_TRIAL},
                           Column.STATUS: status}
     return pd.DataFrame(list(rows.values()))
 
 
 def _progress_line(table: pd.DataFrame, objectives: tuple[str, ...], started: float) -> str:
     done = table[table[Column.STATUS] == TrialStatus.COMPLETED] if len(table) else table
-    best = "  ".join(f"{o} {done[o].min():.4f}" for o in objectives if o in done and len(done))
+    best = "  ".join(f"{o} {done[validation_column(o)].min():.4f}" for o in objectives
+                     if validation_column(o) in done and len(done))
     elapsed = time.monotonic() - started
     return (f"[{int(elapsed // 60):3d}m{int(elapsed % 60):02d}s] trials: {status_counts(table)}"
-            f" | front {len(front(done, objectives)) if len(done) else 0} | best {best or '-'}")
+            f" | validation front {len(validation_front(table, objectives)) if len(done) else 0}"
+            f" | best on validation {best or '-'}")
 
 
 def results_callback(run_dir: Path, objectives: tuple[str, ...], quiet: bool):
@@ -207,8 +218,8 @@ def results_callback(run_dir: Path, objectives: tuple[str, ...], quiet: bool):
             self.started = time.monotonic()
 
         def _update(self, trials: list, changing: str, status: TrialStatus) -> None:
-            live = {t.config[STUDY_TRIAL]: (status if t.trial_id == changing else _TUNE_STATUS.get(t.status, status),
-                                            dict(t.config)) for t in trials if STUDY_TRIAL in t.config}
+            live = {t.config[Column.TRIAL_ID]: (status if t.trial_id == changing else _TUNE_STATUS.get(t.status, status),
+                                                dict(t.config)) for t in trials if Column.TRIAL_ID in t.config}
             table = results_table(run_dir, live)
             if len(table) and status != TrialStatus.RUNNING:
                 write_table(table, run_dir / RESULTS_STEM)
@@ -278,8 +289,10 @@ def connect_ray(resources: Resources) -> None:
 
 
 def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources = Resources(), *,
-               data_dir: str | None = None, quiet: bool = False) -> pd.DataFrame:
-    """Run (or continue) the search in ``run_dir``; returns the results table."""
+               data_dir: str | None = None, quiet: bool = False, confirm_seeds: int = 1) -> pd.DataFrame:
+    """Run (or continue) the search in ``run_dir``, then train every configuration on its validation
+    front and every paper configuration with ``confirm_seeds - 1`` further seeds; returns the
+    results table."""
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # epoch reports carry no objectives
@@ -287,7 +300,7 @@ def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources 
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler
 
-
+    started = time.monotonic()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     run_dir = Path(run_dir).resolve()
     space = load_space(settings.space)
@@ -295,9 +308,11 @@ def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources 
     make_sampler(settings.sampler, settings.seed)
     if settings.scheduler not in SCHEDULERS:
         raise UserError(f"unknown scheduler {settings.scheduler!r}; allowed: {', '.join(SCHEDULERS)}")
-    budget = get_budget(settings.budget, settings.budget_overrides)
-    TrialConfig.create(space.defaults, dataset=settings.dataset, budget=settings.budget,
-                       budget_overrides=settings.budget_overrides, protocol=settings.protocol)
+    if isinstance(confirm_seeds, bool) or not isinstance(confirm_seeds, int) or confirm_seeds < 1:
+        raise UserError(f"--confirm-seeds: must be an integer >= 1 (1: no confirmation), got {confirm_seeds!r}")
+    defaults = TrialConfig.create(space.defaults, dataset=settings.dataset, budget=settings.budget,
+                                  budget_overrides=settings.budget_overrides, protocol=settings.protocol,
+                                  validation_fraction=settings.validation_fraction, validation_seed=settings.seed)
     settings = settings_for_run(run_dir, settings)
     data = trial_dataset(settings.dataset, data_dir)  # everything is checked before anything is written
     connect_ray(resources)
@@ -307,32 +322,63 @@ def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources 
     repaired = repair_journal(journal)
     if repaired:
         print(f"ppsearch: {repaired}", file=sys.stderr, flush=True)
-    n = None if budget.c_images is None or budget.p_images is None else max(budget.c_images, budget.p_images)
-    sets = cached_sets(run_dir / SETS_DIR, data.test_images[:n], data.test_labels[:n], settings.dataset,
-                       progress=not quiet)
-    scheduler = MOASHA(budget.epochs) if settings.scheduler == "moasha" else FIFOScheduler()
+    sets = evaluation_sets(run_dir / SETS_DIR, defaults, data, progress=not quiet)
+    scheduler = MOASHA(defaults.epochs) if settings.scheduler == "moasha" else FIFOScheduler()
     rungs = tuple(scheduler.rungs) if settings.scheduler == "moasha" else ()
     context = TrialContext(run_dir, space, settings, sets, rungs, max(1, int(resources.cpus_per_trial)), data_dir)
 
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     study = open_study(space, storage, settings.study_name, settings.objectives,
                        make_sampler(settings.sampler, settings.seed))
-    searcher = StudySearcher(study, space, settings.objectives, settings.trials,
-                             functools.partial(record_ended_trial, run_dir))
+    on_ended = functools.partial(record_ended_trial, run_dir)
     trainable = tune.with_resources(tune.with_parameters(search_trial, context=context),
                                     {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial})
     sessions = run_dir / TUNE_DIR
-    tuner = tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1,  # the searcher ends it
-                                    max_concurrent_trials=resources.max_concurrent or None,
-                                    time_budget_s=resources.time_budget_s, reuse_actors=True),
-        run_config=tune.RunConfig(name=f"session-{len(list(sessions.glob('session-*'))) + 1}",
-                                  storage_path=str(sessions), verbose=0,
-                                  callbacks=[results_callback(run_dir, settings.objectives, quiet)],
-                                  failure_config=tune.FailureConfig(max_failures=1)),
-    )
-    tuner.fit()
+
+    def fit(searcher, scheduler, time_budget_s: float | None) -> None:
+        tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1,  # the searcher ends it
+                                        max_concurrent_trials=resources.max_concurrent or None,
+                                        time_budget_s=time_budget_s, reuse_actors=True),
+            run_config=tune.RunConfig(name=f"session-{len(list(sessions.glob('session-*'))) + 1}",
+                                      storage_path=str(sessions), verbose=0,
+                                      callbacks=[results_callback(run_dir, settings.objectives, quiet)],
+                                      failure_config=tune.FailureConfig(max_failures=1)),
+        ).fit()
+
+    fit(StudySearcher(study, space, settings.objectives, settings.trials, on_ended), scheduler,
+        resources.time_budget_s)
+    confirmations = confirmation_configs(run_dir, results_table(run_dir), settings.objectives, confirm_seeds)
+    left = None if resources.time_budget_s is None else resources.time_budget_s - (time.monotonic() - started)
+    if confirmations and (left is None or left > 0):
+        if not quiet:
+            print(f"confirming the validation front and the papers' configurations: {len(confirmations)} trials "
+                  f"(seeds {settings.seed + 1}..{settings.seed + confirm_seeds - 1})", flush=True)
+        fit(FixedConfigs(confirmations, on_ended), FIFOScheduler(), left)
     table = results_table(run_dir)
     write_table(table, run_dir / RESULTS_STEM)
     return table
+
+
+def confirmation_configs(run_dir: Path, table: pd.DataFrame, objectives: tuple[str, ...],
+                         confirm_seeds: int) -> list[dict[str, Any]]:
+    """The confirmation trials still to run: ``confirm_seeds - 1`` further seeds of every search
+    trial on the validation front and of every completed paper configuration. Their ids
+    (``<trial>-seed<k>``) are fixed, so a rerun finds the ones already done."""
+    if confirm_seeds < 2 or table.empty:
+        return []
+    search = search_trials(table)
+    on_front = validation_front(table, objectives)
+    papers = search[(search[Column.STATUS] == TrialStatus.COMPLETED) & search[Column.ORIGIN].map(is_paper)]
+    configs = []
+    for trial_id in sorted(set(on_front[Column.TRIAL_ID]) | set(papers[Column.TRIAL_ID])):
+        record = read_record(run_dir / TRIALS_DIR / trial_id)
+        for k in range(1, confirm_seeds):
+            seed = record[Column.SEED] + k
+            confirmation = f"{trial_id}-seed{seed}"
+            if read_record(run_dir / TRIALS_DIR / confirmation) is None:
+                configs.append({**{key: record[key] for key in CONFIG_KEYS if key in record},
+                                Column.ORIGIN: record[Column.ORIGIN], Column.TRIAL_ID: confirmation,
+                                Column.SEED: seed, Column.CONFIG_ID: trial_id})
+    return configs

@@ -6,8 +6,12 @@ reaching a rung is recorded there with its objective values (clean error and a c
 error measured at the rung); it continues when it is among the best ``1 / reduction_factor`` of the
 trials recorded at that rung, ranked by non-dominated sorting (moocore's Pareto ranks), ties within a front broken
 by crowding distance (NSGA-II's: boundary points first, then the less crowded). Until a rung holds
-``reduction_factor`` trials everything continues, as in ASHA. Trials marked ``protected`` in their
-results (the papers' configurations) are never stopped: the fronts must include them.
+``reduction_factor`` searched trials everything continues, as in ASHA. Trials marked ``protected``
+in their results (the papers' configurations) are never stopped, since the fronts must include
+them, and they take no promotion slot: they are comparators. They enter a rung's ranking (a searched
+trial that papers dominate ranks lower), but the ``1 / reduction_factor`` that continue are counted
+among the searched trials alone; otherwise a run's fourteen papers would fill every rung and stop
+every searched trial at the first one.
 """
 from __future__ import annotations
 
@@ -18,10 +22,12 @@ import numpy as np
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
+from ..rundir import Column
+
 # what a trial reports for the scheduler: its epoch, the objectives measured at a rung, and whether
 # it is protected (the papers' configurations are never stopped)
 EPOCH = "epoch"
-RUNG_METRICS = ("rung_clean_error", "rung_corruption_error")
+RUNG_METRICS = (Column.RUNG_CLEAN_ERROR, Column.RUNG_CORRUPTION_ERROR)
 PROTECTED = "protected"
 
 
@@ -68,6 +74,7 @@ class MOASHA(FIFOScheduler):
         self.reduction_factor = reduction_factor
         self.metrics, self.time_attr = metrics, time_attr
         self.recorded: dict[int, dict[str, tuple[float, ...]]] = {r: {} for r in self.rungs}
+        self.protected: set[str] = set()
         self.stopped = 0
 
     def on_trial_result(self, tune_controller, trial: Trial, result: dict) -> str:
@@ -76,18 +83,22 @@ class MOASHA(FIFOScheduler):
             return TrialScheduler.CONTINUE
         rung = self.recorded[epoch]
         rung[trial.trial_id] = tuple(float(result[m]) for m in self.metrics)
-        if result.get(PROTECTED) or self.promotable(trial.trial_id, rung):
+        if result.get(PROTECTED):
+            self.protected.add(trial.trial_id)
+        if trial.trial_id in self.protected or self.promotable(trial.trial_id, rung):
             return TrialScheduler.CONTINUE
         self.stopped += 1
         return TrialScheduler.STOP
 
     def promotable(self, trial_id: str, rung: dict[str, tuple[float, ...]]) -> bool:
-        keep = len(rung) // self.reduction_factor
+        """Whether ``trial_id`` is among the best ``1 / reduction_factor`` of the searched trials at
+        ``rung``, ranked among all of its trials (papers included)."""
+        keep = sum(i not in self.protected for i in rung) // self.reduction_factor
         if keep == 0:
             return True
         ids = list(rung)
-        best = promotion_order([rung[i] for i in ids])[:keep]
-        return ids.index(trial_id) in best
+        ranked = [ids[i] for i in promotion_order([rung[i] for i in ids]) if ids[i] not in self.protected]
+        return trial_id in ranked[:keep]
 
     def debug_string(self) -> str:
         return f"MO-ASHA: rungs at epochs {self.rungs}, {self.stopped} trials stopped"

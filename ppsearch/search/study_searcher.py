@@ -22,7 +22,6 @@ import optuna
 from ray.tune.search import Searcher
 
 from ..rundir import SEARCHED, Column, TrialStatus, paper_origin
-from .moasha import EPOCH
 from .space import Space
 
 STUDY_TRIAL = "study_trial"  # configuration entry: the trial's number in the study
@@ -59,8 +58,9 @@ def open_study(space: Space, storage: optuna.storages.BaseStorage, study_name: s
 
 
 # called with a trial's configuration when it ended without a result of its own: its status
-# (pruned or failed), the epochs it trained and, for a failure, what Ray reported
-EndedWithoutRecord = Callable[[dict[str, Any], TrialStatus, int, str], None]
+# (pruned or failed), its last report (the epochs it trained, its rung values) and, for a failure,
+# what Ray reported
+EndedWithoutRecord = Callable[[dict[str, Any], TrialStatus, dict[str, Any], str], None]
 
 
 class StudySearcher(Searcher):
@@ -85,7 +85,8 @@ class StudySearcher(Searcher):
             trial.set_user_attr(Column.ORIGIN, trial.user_attrs.get(Column.ORIGIN, SEARCHED))
         else:
             return Searcher.FINISHED
-        config.update({Column.ORIGIN: trial.user_attrs.get(Column.ORIGIN, SEARCHED), STUDY_TRIAL: trial.number})
+        config.update({Column.ORIGIN: trial.user_attrs.get(Column.ORIGIN, SEARCHED), STUDY_TRIAL: trial.number,
+                       Column.TRIAL_ID: trial_folder_name(trial.number)})
         self.live[trial_id] = config
         return config
 
@@ -104,4 +105,29 @@ class StudySearcher(Searcher):
         self.study.tell(config[STUDY_TRIAL], values, state=state)
         if values is None and result.get(Column.STATUS) not in (TrialStatus.COMPLETED, TrialStatus.FAILED):
             status = TrialStatus.FAILED if error else TrialStatus.PRUNED
-            self.on_ended(config, status, result.get(EPOCH, 0), "ray reported an error" if error else "")
+            self.on_ended(config, status, result, "ray reported an error" if error else "")
+
+
+class FixedConfigs(Searcher):
+    """Hands out ``configs`` one by one, then FINISHED (confirmation seeds: trials of the run that
+    are not trials of the study, so the sampler never learns from a seed it did not ask for)."""
+
+    def __init__(self, configs: Sequence[dict[str, Any]], on_ended: EndedWithoutRecord) -> None:
+        super().__init__()
+        self.waiting = list(configs)
+        self.on_ended = on_ended
+        self.live: dict[str, dict[str, Any]] = {}
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str:
+        if not self.waiting:
+            return Searcher.FINISHED
+        self.live[trial_id] = self.waiting.pop(0)
+        return self.live[trial_id]
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        config = self.live.pop(trial_id, None)
+        status = (result or {}).get(Column.STATUS)
+        if config is not None and status not in (TrialStatus.COMPLETED, TrialStatus.FAILED):
+            self.on_ended(config, TrialStatus.FAILED if error else TrialStatus.PRUNED, result or {},
+                          "ray reported an error" if error else "")
+

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..robustness.generate import cached_sets
 from ..rundir import RECORDS_STEM, SETS_DIR, write_table
-from .trial import TrialConfig, TrialEpoch, run_trial, trial_dataset
+from .trial import TrialConfig, TrialEpoch, evaluation_sets, run_trial, trial_dataset
 
 
 def train_seeds(configs: Sequence[TrialConfig], out: str | Path, *, data_dir: str | None = None,
@@ -20,10 +19,8 @@ def train_seeds(configs: Sequence[TrialConfig], out: str | Path, *, data_dir: st
     ``out/seed-<n>``; returns the records, also written to ``out/records.parquet`` and ``.csv``."""
     out = Path(out)
     first = configs[0]
-    data = trial_dataset(first.dataset, data_dir)
-    n = first.set_images
-    sets = cached_sets(out / SETS_DIR, data.test_images[:n], data.test_labels[:n], first.dataset,
-                       device=device, progress=progress)
+    sets = evaluation_sets(out / SETS_DIR, first, trial_dataset(first.dataset, data_dir), device=device,
+                           progress=progress)
     records = []
     for config in configs:
         def report(epoch: TrialEpoch, _, config: TrialConfig = config) -> None:

@@ -9,7 +9,10 @@ A trial lives in its own directory::
 
 The record's columns: the configuration (``CONFIG_COLUMNS``) and the columns of
 :class:`ppsearch.rundir.Column` (status completed or failed, metrics, costs, sparsity), with
-``error/<corruption>/<severity>``, ``ce/<corruption>`` and ``fp/<perturbation>``.
+``error/<corruption>/<severity>``, ``ce/<corruption>`` and ``fp/<perturbation>``, all measured on
+the test split. A trial with a validation split (every search trial) holds those images out of
+training and also records the summary metrics measured on them as ``val_<metric>``: the values a
+search selects on.
 """
 from __future__ import annotations
 
@@ -27,15 +30,27 @@ import torch
 from ..config import DESIGN_KEYS, KEYS, MODEL_KEYS, Design, check_config
 from ..data.datasets import Dataset, load_dataset
 from ..data.preprocess import normalisation
+from ..data.splits import check_validation_fraction, validation_split
 from ..errors import UserError
 from ..files import read_json
 from ..models import architecture_problem
 from ..models.model_file import ModelSpec, save_model
 from ..models.profile import count_flops
 from ..robustness.evaluate import Evaluation, Predictor, evaluate
-from ..robustness.generate import SETS_MANIFEST
+from ..robustness.generate import SETS_MANIFEST, cached_sets
 from ..robustness.metrics import default_protocol, get_protocol
-from ..rundir import CE_PREFIX, ERROR_PREFIX, FP_PREFIX, T5D_PREFIX, Column, TrialStatus, read_record, write_record
+from ..rundir import (
+    CE_PREFIX,
+    ERROR_PREFIX,
+    FP_PREFIX,
+    SUMMARY_METRICS,
+    T5D_PREFIX,
+    Column,
+    TrialStatus,
+    read_record,
+    validation_column,
+    write_record,
+)
 from .budgets import get_budget
 from .recipes import get_recipe
 from .sparsity import sparsity_table
@@ -69,20 +84,27 @@ class TrialConfig:
     p_images: int | None
     seed: int
     protocol: str  # the evaluation protocol (ppsearch.robustness.metrics.PROTOCOLS)
+    validation_fraction: float | None  # held out of the training split to select on; None: no validation
+    validation_seed: int  # draws the validation split (a run's seed: the same split for every trial)
 
     @classmethod
     def create(cls, config: Mapping[str, Any], *, dataset: str, budget: str, seed: int = 0,
-               budget_overrides: Mapping[str, int | None] | None = None, protocol: str | None = None) -> TrialConfig:
+               budget_overrides: Mapping[str, int | None] | None = None, protocol: str | None = None,
+               validation_fraction: float | None = None, validation_seed: int = 0) -> TrialConfig:
         """A trial of ``config`` (keys of :data:`ppsearch.config.KEYS`; ``recipe`` defaults to the
         budget's) under the named ``budget``, some of whose sizes ``budget_overrides`` may change,
-        measured under ``protocol`` (default: the dataset's usual one)."""
+        measured under ``protocol`` (default: the dataset's usual one), holding out
+        ``validation_fraction`` of the training split (drawn from ``validation_seed``) when given."""
         config = check_trainable(config)
         protocol = get_protocol(protocol or default_protocol(dataset)).name
+        if validation_fraction is not None:
+            check_validation_fraction(validation_fraction, "--validation-fraction")
         b = get_budget(budget, budget_overrides)
         model = {key: config.get(key, KEYS[key].default) for key in MODEL_KEYS}
         design = Design.from_dict({k: v for k, v in config.items() if k in DESIGN_KEYS})
         return cls(model["arch"], design, model["augmentation"], model["recipe"] or b.recipe, dataset, budget,
-                   b.epochs, b.train_images, b.eval_images, b.c_images, b.p_images, seed, protocol)
+                   b.epochs, b.train_images, b.eval_images, b.c_images, b.p_images, seed, protocol,
+                   validation_fraction, validation_seed)
 
     def to_dict(self) -> dict[str, Any]:
         """Flat: the design's fields beside the others."""
@@ -92,10 +114,53 @@ class TrialConfig:
 
     @property
     def set_images(self) -> int | None:
-        """How many test images the run's generated -C/-P sets need."""
+        """How many images the run's generated -C/-P sets need (of each split)."""
         if self.c_images is None or self.p_images is None:
             return None
         return max(self.c_images, self.p_images)
+
+    def splits(self, data: Dataset) -> tuple[Split, Split | None]:
+        """The images this trial trains on (the budget's first ``train_images`` of the training split
+        less the validation images) and its validation images (None without a validation split)."""
+        if self.validation_fraction is None:
+            return Split(data.train_images[:self.train_images], data.train_labels[:self.train_images]), None
+        train, validation = validation_split(data.train_labels, self.validation_fraction, self.validation_seed)
+        train = train[:self.train_images]
+        return (Split(data.train_images[train], data.train_labels[train]),
+                Split(data.train_images[validation], data.train_labels[validation]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    images: torch.Tensor
+    labels: torch.Tensor
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationSets:
+    """The -C and -P folders trials are measured on: made from test images, and from validation
+    images where the trials select on a validation split."""
+
+    test: tuple[Path, Path]
+    validation: tuple[Path, Path] | None
+
+    @property
+    def selection(self) -> tuple[Path, Path]:
+        return self.validation or self.test
+
+
+def evaluation_sets(out: Path, config: TrialConfig, data: Dataset, *, device: str = "cpu",
+                    progress: bool = True) -> EvaluationSets:
+    """The sets of a run's trials (all sharing ``config``'s sizes and split) under ``out``, generated
+    on first use from the first ``config.set_images`` test (and validation) images."""
+    n = config.set_images
+    test = cached_sets(out / "test", data.test_images[:n], data.test_labels[:n], config.dataset, device=device,
+                       progress=progress)
+    validation = config.splits(data)[1]
+    if validation is not None:
+        validation = cached_sets(out / "validation", validation.images[:n], validation.labels[:n], config.dataset,
+                                 device=device, progress=progress)
+    return EvaluationSets(test, validation)
 
 
 def check_value(name: str, value: Any) -> Any:
@@ -131,7 +196,7 @@ def trial_dataset(name: str, data_dir: str | None = None) -> Dataset:
 def run_trial(
     config: TrialConfig,
     trial_dir: str | Path,
-    sets: tuple[Path, Path],
+    sets: EvaluationSets,
     *,
     data_dir: str | None = None,
     device: str = "cpu",
@@ -161,19 +226,22 @@ def run_trial(
     record: dict[str, Any] = {**config.to_dict(), Column.STATUS: TrialStatus.COMPLETED, Column.FAILURE_REASON: "",
                               Column.PARAMS: sum(p.numel() for p in model.parameters()),
                               Column.FLOPS: count_flops(model, data.train_images.shape[1], in_chans)}
-    test_images, test_labels = data.test_images, data.test_labels
+    test = Split(data.test_images, data.test_labels)
+    train, validation = config.splits(data)
+    selection = validation or test
     predict = Predictor(model, mean, std, device)
 
     def report_epoch(report: EpochReport, trained: torch.nn.Module) -> None:
         if on_epoch is not None:
-            clean = (predict(test_images[:config.eval_images]) != test_labels[:config.eval_images]).double().mean().item()
+            images, labels = selection.images[:config.eval_images], selection.labels[:config.eval_images]
+            clean = (predict(images) != labels).double().mean().item()
             on_epoch(TrialEpoch(report, clean, trial_dir / "checkpoint"), predict)
 
     history: list[EpochReport] = []
     try:
-        history = fit(model, data.train_images[:config.train_images], data.train_labels[:config.train_images],
-                      get_recipe(config.recipe), epochs=config.epochs, augmentation=config.augmentation,
-                      mean=mean, std=std, seed=config.seed, device=device, compile=compile, on_epoch=report_epoch,
+        history = fit(model, train.images, train.labels, get_recipe(config.recipe), epochs=config.epochs,
+                      augmentation=config.augmentation, mean=mean, std=std, seed=config.seed, device=device,
+                      compile=compile, on_epoch=report_epoch,
                       checkpointing=Checkpointing(trial_dir / "checkpoint", spec, config.to_dict()))
     except (NonFiniteLoss, torch.OutOfMemoryError) as error:
         record.update({Column.STATUS: TrialStatus.FAILED,
@@ -181,13 +249,19 @@ def run_trial(
 
     if record[Column.STATUS] == TrialStatus.COMPLETED:
         started = time.perf_counter()
-        evaluation = evaluate(predict, test_images, test_labels, c_source=f"official:{sets[0]}",
-                              p_source=f"official:{sets[1]}", clean_images=config.eval_images,
-                              c_images=config.c_images, p_images=config.p_images, protocol=config.protocol,
-                              seed=config.seed, progress=False)
-        record.update(_metrics(evaluation))
-        record[Column.FROST] = read_json(sets[0].parent / SETS_MANIFEST)["frost_textures"]
-        sparsity = sparsity_table(model, test_images[:SPARSITY_IMAGES], mean, std, device)
+
+        def measure(split: Split, split_sets: tuple[Path, Path]) -> dict[str, Any]:
+            return _metrics(evaluate(predict, split.images, split.labels, c_source=f"official:{split_sets[0]}",
+                                     p_source=f"official:{split_sets[1]}", clean_images=config.eval_images,
+                                     c_images=config.c_images, p_images=config.p_images, protocol=config.protocol,
+                                     seed=config.seed, progress=False))
+
+        record.update(measure(test, sets.test))
+        if validation is not None:
+            measured = measure(validation, sets.validation)
+            record.update({validation_column(m): measured[m] for m in SUMMARY_METRICS if m in measured})
+        record[Column.FROST] = read_json(sets.test[0].parent / SETS_MANIFEST)["frost_textures"]
+        sparsity = sparsity_table(model, test.images[:SPARSITY_IMAGES], mean, std, device)
         sparsity.to_csv(trial_dir / "sparsity.csv", index=False)
         record.update({Column.FIRST_LAYER_WEIGHT_SPARSITY: sparsity["weight_sparsity"].iloc[0],
                        Column.FIRST_LAYER_RESPONSE_SPARSITY: sparsity["response_sparsity"].iloc[0],

@@ -1,0 +1,70 @@
+"""`ppsearch pick`: one configuration from a run's validation front, chosen on validation means,
+reported with its test values and their intervals."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+from ..rundir import Column, is_paper, validation_column
+from .pareto import validation_front
+from .uncertainty import configurations
+
+
+def pick(table: pd.DataFrame, objectives: Sequence[str], *, weights: Sequence[float] | None = None,
+         max_clean_error_increase: float | None = None) -> pd.Series:
+    """The chosen configuration's row of :func:`~ppsearch.reporting.uncertainty.configurations`.
+
+    Candidates are the validation front's configurations, compared on their validation means scaled
+    to [0, 1] over the front: without ``weights`` the knee (closest to the ideal, every objective at
+    its best on the front), with ``weights`` the least weighted sum. ``max_clean_error_increase``
+    (percentage points) first drops candidates whose validation clean error exceeds the plain paper
+    configuration's (placement none) by more than that.
+    """
+    selection = [validation_column(o) for o in objectives]
+    summary = configurations(table, objectives)
+    front_ids = set(validation_front(table, objectives)[Column.TRIAL_ID])
+    candidates = summary[summary[Column.CONFIG_ID].isin(front_ids)] if len(summary) else summary
+    if candidates.empty:
+        raise UserError("the run has no completed trial with all of " + ", ".join(objectives) + " on validation images")
+    if max_clean_error_increase is not None:
+        plain = plain_paper(summary)
+        if plain is None or validation_column(Column.CLEAN_ERROR) not in summary:
+            raise UserError("--max-clean-error-increase needs a completed plain paper configuration (placement none)")
+        limit = plain[validation_column(Column.CLEAN_ERROR)] + max_clean_error_increase / 100
+        candidates = candidates[candidates[validation_column(Column.CLEAN_ERROR)] <= limit + 1e-12]
+        if candidates.empty:
+            raise UserError(f"no front configuration has validation clean error <= {limit:.4f} (the plain model's "
+                            f"+ {max_clean_error_increase} points)")
+    values = candidates[selection].to_numpy(dtype=float)
+    low, span = values.min(0), np.ptp(values, 0)
+    scaled = (values - low) / np.where(span > 0, span, 1)
+    if weights is None:
+        score = np.linalg.norm(scaled, axis=1)
+    else:
+        if len(weights) != len(objectives) or any(w < 0 for w in weights) or not any(weights):
+            raise UserError(f"--objective-weights needs {len(objectives)} non-negative numbers, not all 0 "
+                            f"(one per objective: {', '.join(objectives)}); got {list(weights)}")
+        score = scaled @ np.asarray(weights, dtype=float)
+    return candidates.iloc[int(np.argmin(score))]
+
+
+def plain_paper(summary: pd.DataFrame) -> pd.Series | None:
+    """The plain paper configuration's row (placement none), if the run completed one."""
+    if summary.empty or "placement" not in summary:
+        return None
+    plain = summary[summary[Column.ORIGIN].map(is_paper).astype(bool) & (summary["placement"] == "none")]
+    return plain.iloc[0] if len(plain) else None
+
+
+def overlapping(row: pd.Series, other: pd.Series, objectives: Sequence[str]) -> list[str]:
+    """The objectives on which the 95% intervals of ``row`` and ``other`` overlap (or one of them
+    has a single seed, hence no interval)."""
+    out = []
+    for o in objectives:
+        half = row[f"{o} ci95"] + other[f"{o} ci95"]
+        if not np.isfinite(half) or abs(row[o] - other[o]) <= half:
+            out.append(o)
+    return out
