@@ -18,7 +18,7 @@ data:
 		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist chromium)
 
 demo: $(INSTALLED) data
-	$(VENV)/bin/ppsearch run --space resnet-cifar --dataset fashion-mnist --budget demo --trials 6
+	$(VENV)/bin/ppsearch run --space resnet-cifar --dataset fashion-mnist --budget demo --trials 6 --confirm-seeds 2
 	$(VENV)/bin/ppsearch report runs/search/resnet-cifar-fashion-mnist-demo
 
 test: $(INSTALLED) data

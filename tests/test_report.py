@@ -31,7 +31,9 @@ def test_report_is_one_offline_html_file_with_its_tables(tmp_path, capsys):
                           _row("a1-seed1", "paper:resnet20", "none", 0.12, 1.1, 1.2, seed=1),
                           _row("b1", "paper:resnet20-pp", "pp", 0.11, 0.9, 0.9),
                           _row("c1", "searched", "b1", 0.09, 0.8, 0.85),  # dominates both papers
+                          _row("a1-seed2", "paper:resnet20", "none", 0.11, 1.05, 1.1, seed=2),
                           _row("c1-seed1", "searched", "b1", 0.095, 0.82, 0.86, seed=1),
+                          _row("c1-seed2", "searched", "b1", 0.085, 0.81, 0.84, seed=2),
                           _row("d1", "searched", "b2", 0.01, 0.01, 0.01, status="pruned")])
     assert main(["report", str(run)]) == 0
     assert "report written to" in capsys.readouterr().out
@@ -46,17 +48,17 @@ def test_report_is_one_offline_html_file_with_its_tables(tmp_path, capsys):
     assert "not meaningful" in page  # a demo budget's differences
     front = pd.read_csv(run / "report-front.csv")
     assert front["config_id"].tolist() == ["c1"]  # the pruned trial never enters the front
-    assert front["seeds"].tolist() == [2] and front["clean_error"].iloc[0] == pytest.approx(0.0925)
+    assert front["seeds"].tolist() == [3] and front["clean_error"].iloc[0] == pytest.approx(0.09)
     dominated = pd.read_csv(run / "report-dominated_papers.csv").set_index("paper_config")
-    # every resample of c1's two seeds beats every resample of a1's; b1 has one seed: no verdict
+    # every resample of c1's three seeds beats every resample of a1's; b1 has one seed: no verdict
     assert dominated.loc["a1", "p_dominates"] == 1.0 and dominated.loc["a1", "verdict"] == "dominates"
-    assert dominated.loc["b1", "verdict"] == "one seed: not assessed"
+    assert dominated.loc["b1", "verdict"] == "fewer than 3 seeds: not assessed"
     reproduction = pd.read_csv(run / "report-paper_reproduction.csv").set_index("configuration")
-    assert reproduction.loc["resnet20", "seeds"] == 2
+    assert reproduction.loc["resnet20", "seeds"] == 3
     assert reproduction.loc["resnet20", "clean_error (ours)"] == pytest.approx(0.11)
     assert reproduction.loc["resnet20", "clean_error (paper)"] == PAPER_REPORTED["resnet20"]["clean_error"]
     configs = pd.read_csv(run / "report-configurations.csv").set_index("config_id")
-    assert configs.loc["a1", "seeds"] == 2 and configs.loc["a1", "clean_error"] == pytest.approx(0.11)
+    assert configs.loc["a1", "seeds"] == 3 and configs.loc["a1", "clean_error"] == pytest.approx(0.11)
     assert "## front" in (run / "report.md").read_text()
 
 

@@ -53,10 +53,16 @@ def test_configurations_have_means_intervals_and_seed_counts():
     assert np.isnan(summary.loc["00002", "clean_error ci95"])
 
 
-def test_dominates_is_said_only_above_the_threshold_and_never_on_one_seed():
+def test_dominates_is_said_only_above_the_threshold_and_with_three_seeds_a_side():
     result = dominance_table(_seeded_table(), OBJ, ["00001", "00002"], threshold=0.95).set_index("front_config")
     assert result.loc["00001", "p_dominates"] == 1.0 and result.loc["00001", "verdict"] == "dominates"
-    assert result.loc["00002", "verdict"] == "one seed: not assessed"
+    assert result.loc["00002", "verdict"] == "fewer than 3 seeds: not assessed"
+    two_seeds = _seeded_table().drop(index=2)  # the paper with seeds 0 and 1 only
+    verdict = dominance_table(two_seeds, OBJ, ["00001"]).set_index("front_config").loc["00001", "verdict"]
+    assert verdict == "fewer than 3 seeds: not assessed"
+    strict = dominance_table(_seeded_table().assign(clean_error=lambda t: t["clean_error"].where(
+        t["config_id"] != "00001", 0.21)), OBJ, ["00001"], threshold=0.95).set_index("front_config")
+    assert strict.loc["00001", "p_dominates"] < 0.95 and strict.loc["00001", "verdict"] == "not shown"
     assert (result["paper"] == "paper:plain").all()
 
 

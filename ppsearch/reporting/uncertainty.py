@@ -4,8 +4,9 @@ probability that one configuration dominates another, and the hypervolume's inte
 Method (stated in every report): a configuration's seeds are resampled with replacement
 (``RESAMPLES`` times, a fixed generator, each configuration independently), and a quantity is
 computed on the resampled means; the probability that A dominates B is the share of resamples in
-which A's means are no worse than B's on every objective and better on one. A configuration with a
-single seed has no spread, so a comparison involving one is never called a dominance.
+which A's means are no worse than B's on every objective and better on one. A bootstrap of one or
+two seeds has (almost) no spread and overstates certainty, so a comparison is called a dominance
+only where both configurations have ``MIN_SEEDS_FOR_VERDICT`` seeds.
 """
 from __future__ import annotations
 
@@ -22,10 +23,12 @@ from .statistics import mean_ci
 RESAMPLES = 10_000
 HYPERVOLUME_RESAMPLES = 1_000
 DEFAULT_DOMINANCE_THRESHOLD = 0.95
+MIN_SEEDS_FOR_VERDICT = 3
 METHOD = (f"bootstrap over seeds: each configuration's seeds resampled with replacement {RESAMPLES:,} times "
           f"(independently per configuration, fixed generator); P(A dominates B) is the share of resamples in "
           f"which A's means are no worse on every objective and better on one; intervals are Student's t 95% "
-          f"over seeds; a single seed has no spread and is never called a dominance")
+          f"over seeds; \"dominates\" needs at least {MIN_SEEDS_FOR_VERDICT} seeds on both sides (a bootstrap of fewer "
+          f"overstates certainty)")
 
 
 def configuration_id(table: pd.DataFrame) -> pd.Series:
@@ -86,8 +89,8 @@ def dominance_table(table: pd.DataFrame, objectives: Sequence[str], front_ids: S
         for challenger in challengers:
             p = dominance_probability(values[challenger], values[paper])
             seeds = (len(values[challenger]), len(values[paper]))
-            if min(seeds) < 2:
-                verdict = "one seed: not assessed"
+            if min(seeds) < MIN_SEEDS_FOR_VERDICT:
+                verdict = f"fewer than {MIN_SEEDS_FOR_VERDICT} seeds: not assessed"
             else:
                 verdict = "dominates" if p >= threshold else "not shown"
             rows.append({"paper": summary.loc[paper, Column.ORIGIN], "paper_config": paper, "front_config": challenger,
