@@ -63,3 +63,17 @@ def test_a_run_differs_from_another_by_name(tmp_path):
     assert SETTINGS.differences(other) == ["sampler"]
     write_run(tmp_path / "run", [{"trial_id": "a", "status": "completed"}])
     assert read_settings(tmp_path / "run").budget == "demo"
+
+
+@pytest.mark.parametrize("dropped, message", [
+    ("protocol", "was written before evaluation protocols existed"),
+    ("validation_fraction", "was written before validation splits existed: its search selected on test images, so "
+                            "its fronts cannot be reported as held-out results; start a new run"),
+])
+def test_runs_from_before_a_contract_changed_are_refused_saying_why(tmp_path, dropped, message):
+    write_run(tmp_path / "run", [{"trial_id": "a", "status": "completed"}])
+    settings = json.loads((tmp_path / "run" / "run.json").read_text())
+    del settings[dropped]
+    (tmp_path / "run" / "run.json").write_text(json.dumps(settings))
+    with pytest.raises(UserError, match=message):
+        read_settings(tmp_path / "run")

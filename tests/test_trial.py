@@ -39,7 +39,7 @@ def test_budgets_are_defined_in_one_place():
     with pytest.raises(ValueError, match="unknown budget 'huge'; allowed: smoke, demo, short, paper"):
         get_budget("huge")
     changed = get_budget("demo", parse_budget_overrides(["epochs=5", "c_images=null", "recipe=paper"]))
-    assert (changed.epochs, changed.c_images, changed.train_images, changed.recipe) == (5, None, 1000, "paper")
+    assert (changed.epochs, changed.c_images, changed.train_images, changed.recipe) == (5, None, 800, "paper")
     with pytest.raises(ValueError, match="unknown recipe 'adamw'"):
         get_budget("demo", {"recipe": "adamw"})
 

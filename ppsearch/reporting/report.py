@@ -145,6 +145,9 @@ def _front_figures(table: pd.DataFrame, front: pd.DataFrame, objectives: Sequenc
                             text=summary["label"].where((summary["kind"] == "paper") | (summary["selected"] != ""), ""),
                             title=f"clean error vs {y}: mean over seeds, 95% intervals (test split)")
         figure.update_traces(textposition="top center", textfont_size=9)
+        # the axes frame the means; an interval wider than that (two seeds give wide ones) runs off
+        figure.update_xaxes(range=_padded_range(summary[Column.CLEAN_ERROR]))
+        figure.update_yaxes(range=_padded_range(summary[y]))
         pair = pareto.nondominated(summary, [Column.CLEAN_ERROR, y]).sort_values(Column.CLEAN_ERROR)
         figure.add_trace(go.Scatter(x=pair[Column.CLEAN_ERROR], y=pair[y], mode="lines", line_shape="hv",
                                     name=f"front of the means on clean error and {y}",
@@ -155,6 +158,12 @@ def _front_figures(table: pd.DataFrame, front: pd.DataFrame, objectives: Sequenc
         figures.append(px.scatter_3d(summary, x=x, y=y, z=z, color="placement", symbol="kind", hover_name="label",
                                      hover_data=hover, title=f"{x}, {y}, {z}: means over seeds (test split)"))
     return figures
+
+
+def _padded_range(values: pd.Series, margin: float = 0.15) -> list[float]:
+    low, high = float(values.min()), float(values.max())
+    pad = margin * (high - low) if high > low else 0.05 * max(abs(high), 1e-3)
+    return [low - pad, high + pad]
 
 
 def _search_figure(table: pd.DataFrame) -> go.Figure | None:

@@ -29,7 +29,7 @@ BUDGETS = {b.name: b for b in (
     # about 20 s per trial on one core (training and both evaluations; ResNet-20-b1 twice that): the
     # README's main command, 14 papers + 6 searched + a confirmation seed of the front and the
     # papers, in about 10 minutes on 2 cores; it shows the tool, not the science (clean error ~0.3)
-    Budget("demo", 1000, 3, 200, 10, 3, "fast"),
+    Budget("demo", 800, 3, 200, 10, 3, "fast"),
     Budget("short", None, 15, None, 2000, 500, "fast"),  # minutes per trial on a GPU
     Budget("paper", None, 200, None, None, None, "paper"),  # the seed paper's full schedule
 )}
