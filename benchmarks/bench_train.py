@@ -10,10 +10,13 @@ time of one `demo` trial.
      scripts, with 0 and with 2 worker processes; the faster of the two is the one compared.
    Rounds alternate engine and baselines; each round trains one epoch after a warm-up epoch; the
    figure is the median over rounds of images per second.
-2. One `demo` trial (ResNet-20-b1, the heaviest paper configuration of the demo) from start to
-   record: wall time, training and evaluation seconds.
+2. One `demo` trial (ResNet-20-b1, the heaviest paper configuration of the demo) as a search runs
+   it: the run's -C/-P sets, then the trial from start to record, split into training, evaluation
+   (validation and test, clean, -C and -P, and the sparsity pass) and the rest.
 
-    python benchmarks/bench_train.py [--device cuda] [--images 2048] [--rounds 3]
+3. With ``--compile``: the demo trial eagerly and with ``torch.compile``, compile time included.
+
+    python benchmarks/bench_train.py [--device cuda] [--images 2048] [--rounds 3] [--compile]
 """
 from __future__ import annotations
 
@@ -32,9 +35,10 @@ from torchvision.transforms import v2
 
 from ppsearch import build_model
 from ppsearch.data.preprocess import normalisation
+from ppsearch.robustness.evaluate import Predictor, evaluate
 from ppsearch.training.recipes import RECIPES
 from ppsearch.training.trainer import fit
-from ppsearch.training.trial import TrialConfig, evaluation_sets, run_trial, trial_dataset
+from ppsearch.training.trial import Split, TrialConfig, evaluation_sets, run_trial, trial_dataset
 
 RECIPE = RECIPES["paper"]
 
@@ -77,11 +81,41 @@ def engine_epoch(model, images, labels, mean, std, device: str) -> float:
                seed=0, device=device)[0].images_per_second
 
 
+def compiled(config: TrialConfig, data, device: str) -> None:
+    """The same demo trial trained eagerly and with ``torch.compile`` (compile time included), and
+    a trial's evaluation (validation and test sets) with an eager and a compiled model: whether
+    compiling pays at this budget."""
+    mean, std = normalisation(config.dataset, data.test_images.shape[-1])
+    walls = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        sets = evaluation_sets(Path(tmp) / "sets", config, data, device=device, progress=False)
+        for compile in (False, True):
+            started = time.perf_counter()
+            record = run_trial(config, Path(tmp) / f"trial-{compile}", sets, device=device, compile=compile)
+            trial = time.perf_counter() - started
+            torch.manual_seed(0)
+            model = build_model(config.arch, in_chans=data.test_images.shape[-1], **config.design.to_dict())
+            predictor = Predictor(torch.compile(model) if compile else model, mean, std, device)
+            started = time.perf_counter()
+            for split, (c_dir, p_dir) in zip(config.splits(data)[1:] + (Split(data.test_images, data.test_labels),),
+                                             (sets.validation, sets.test)):
+                evaluate(predictor, split.images, split.labels, c_source=f"official:{c_dir}",
+                         p_source=f"official:{p_dir}", clean_images=config.eval_images, c_images=config.c_images,
+                         p_images=config.p_images, protocol=config.protocol, progress=False)
+            walls[compile] = (trial, record["train_seconds"], time.perf_counter() - started)
+    (eager, eager_train, eager_eval), (comp, comp_train, comp_eval) = walls[False], walls[True]
+    print(f"\n3. torch.compile, the same demo trial: eager {eager:.1f} s (training {eager_train:.1f} s), compiled "
+          f"{comp:.1f} s (training {comp_train:.1f} s, compile time included): {comp / eager:.2f}x")
+    print(f"   a trial's evaluation (validation and test): eager {eager_eval:.1f} s, compiled {comp_eval:.1f} s "
+          f"(compile time included): {comp_eval / eager_eval:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--images", type=int, default=2048)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--compile", action="store_true", help="3. also measure torch.compile on the demo trial")
     args = parser.parse_args()
     device = args.device
     data = trial_dataset("fashion-mnist")
@@ -126,13 +160,16 @@ def main() -> None:
         sets = evaluation_sets(Path(tmp) / "sets", config, data, device=device, progress=False)
         made_sets = time.perf_counter() - started
         record = run_trial(config, Path(tmp) / "trial", sets, device=device)
-        wall = time.perf_counter() - started
+        trial = time.perf_counter() - started - made_sets
+    train, evaluation = record["train_seconds"], record["eval_seconds"]
     print(f"\n2. one demo trial (ResNet-20-b1, {config.train_images} images x {config.epochs} epochs, "
-          f"recipe {config.recipe}): {wall:.1f} s wall")
-    print(f"   sets {made_sets:.1f} s, training {record['train_seconds']:.1f} s "
-          f"({record['images_per_second']:.0f} images/s), "
-          f"evaluation (validation and test) {record['eval_seconds']:.1f} s, "
-          f"clean error {record['clean_error']:.3f}, mCE {record['mce']:.3f}")
+          f"recipe {config.recipe}): sets {made_sets:.1f} s (once per run), then the trial {trial:.1f} s:")
+    print(f"   training {train:.1f} s ({record['images_per_second']:.0f} images/s, {train / trial:.0%}), "
+          f"evaluation on validation and test images {evaluation:.1f} s ({evaluation / trial:.0%}; target <= 15%), "
+          f"the rest (model, FLOP count, records) {trial - train - evaluation:.1f} s")
+    print(f"   clean error {record['clean_error']:.3f}, mCE {record['mce']:.3f}")
+    if args.compile:
+        compiled(config, data, device)
     print(f"   load average at the end {os.getloadavg()[0]:.2f}")
 
 

@@ -13,7 +13,7 @@ from ppsearch.data.datasets import load_dataset
 from ppsearch.data.preprocess import normalisation
 from ppsearch.models.model_file import ModelSpec, load_model, save_model
 from ppsearch.robustness.corruptions import ALL_CORRUPTIONS, corrupt
-from ppsearch.robustness.evaluate import Predictor, evaluate
+from ppsearch.robustness.evaluate import Predictor, batched_logits, evaluate
 from ppsearch.robustness.generate import write_sets
 from ppsearch.robustness.perturbations import ALL_PERTURBATIONS
 
@@ -126,6 +126,26 @@ def test_clean_error_counts_wrong_predictions(checkpoint, test_split):
         expected = (model.eval()(x).argmax(1) != labels).double().mean().item()
     assert result.clean_error == pytest.approx(expected)
     assert result.ce is None and result.fr is None
+
+
+def test_small_pieces_share_batches_and_keep_their_shapes(checkpoint, test_split, monkeypatch):
+    """-C cells of a few images and -P sequences run as full batches; every piece gets the logits
+    it would get alone, in its own shape."""
+    model = load_model(checkpoint[0])
+    spec = model.ppsearch_spec
+    predictor = Predictor(model, spec.mean, spec.std, batch_size=8)
+    images = test_split[0]
+    cells = [(("cell", i), images[i:i + 3]) for i in range(5)]  # 15 images in pieces of 3
+    sequences = [("sequence", images[:4].unsqueeze(1).expand(-1, 2, -1, -1, -1))]  # (4, 2, H, W, C)
+    passes = []
+    real_logits = predictor.logits
+    monkeypatch.setattr(predictor, "logits", lambda x: passes.append(len(x)) or real_logits(x))
+    logits = batched_logits(predictor, cells + sequences, pass_images=12)
+    assert passes == [12, 11]  # four cells, then the fifth with the sequences' eight frames
+    for key, piece in cells:
+        torch.testing.assert_close(logits[key], real_logits(piece), rtol=1e-5, atol=1e-5)
+    assert logits["sequence"].shape == (4, 2, 10)
+    torch.testing.assert_close(logits["sequence"][:, 1], real_logits(images[:4]), rtol=1e-5, atol=1e-5)
 
 
 def ppsearch(*args):

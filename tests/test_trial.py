@@ -28,7 +28,7 @@ def sets(tmp_path_factory):
 def smoke_record(sets, tmp_path_factory):
     config = TrialConfig.create({"placement": "b1"}, dataset="fashion-mnist", budget="smoke", seed=3, **SPLIT)
     epochs = []
-    record = run_trial(config, tmp_path_factory.mktemp("trial"), sets, on_epoch=lambda epoch, _: epochs.append(epoch))
+    record = run_trial(config, tmp_path_factory.mktemp("trial"), sets, on_epoch=epochs.append)
     return config, record, epochs
 
 
@@ -103,7 +103,7 @@ def test_sparsity_is_saved_with_the_record(smoke_record):
 def test_a_finished_trial_is_not_trained_again(smoke_record, sets):
     config, record, _ = smoke_record
     epochs = []
-    again = run_trial(config, record["trial_dir"], sets, on_epoch=lambda epoch, _: epochs.append(epoch))
+    again = run_trial(config, record["trial_dir"], sets, on_epoch=epochs.append)
     assert again == json.loads(json.dumps(record)) and epochs == []
 
 

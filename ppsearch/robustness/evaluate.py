@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+from collections.abc import Hashable, Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -60,6 +62,35 @@ class Predictor:
             batch = images[start:start + self.batch_size].to(self.device, non_blocking=True)
             outputs.append(self.model(to_model_input(batch, self.mean, self.std)).float())
         return torch.cat(outputs).cpu()
+
+
+def batched_logits(predictor: Predictor, pieces: Iterable[tuple[Hashable, torch.Tensor]],
+                   pass_images: int | None = None) -> dict[Hashable, torch.Tensor]:
+    """Logits of keyed pieces of images (uint8, any leading shape before H, W, C: a -C cell's
+    (N, ...) or a -P set's (N, T, ...)), shaped like their pieces, pieces of one key concatenated.
+    Pieces are gathered into passes of at least ``pass_images`` images (default: 8 of the
+    predictor's batches), so that 75 small -C cells run as a few full batches, not 75 small ones."""
+    pass_images = pass_images or 8 * predictor.batch_size
+    outputs: dict[Hashable, list[torch.Tensor]] = {}
+    pending: list[tuple[Hashable, torch.Tensor]] = []
+
+    def run_pending() -> None:
+        flat = [piece.flatten(0, piece.dim() - 4) for _, piece in pending]
+        parts = predictor.logits(torch.cat(flat)).split([len(f) for f in flat])
+        for (key, piece), part in zip(pending, parts):
+            outputs.setdefault(key, []).append(part.view(*piece.shape[:-3], -1))
+        pending.clear()
+
+    gathered = 0
+    for key, piece in pieces:
+        pending.append((key, piece))
+        gathered += math.prod(piece.shape[:-3])
+        if gathered >= pass_images:
+            run_pending()
+            gathered = 0
+    if pending:
+        run_pending()
+    return {key: torch.cat(parts) for key, parts in outputs.items()}
 
 
 @dataclasses.dataclass
@@ -146,37 +177,45 @@ def evaluate(
 
     errors, ce = pd.DataFrame(columns=["corruption", "severity", "error"]), None
     if c_kind != "none":
-        values = {}
-        for name in corruptions:
-            for severity in SEVERITIES:
-                bar.set_postfix_str(f"{name} {severity}")
-                if c_kind == "official":
-                    x, y = load_cifar_c(c_dir, name, severity)
-                    predictions = predictor(x[:c_images])
-                else:
-                    y = labels
-                    predictions = torch.cat([predictor(part) for part in in_chunks(
-                        images[:c_images],
-                        lambda x, s, name=name, severity=severity: corrupt(x, name, severity, s, frost_dir=frost_dir),
-                        seed, predictor.device)])
-                values[(name, severity)] = (predictions != y[:c_images]).double().mean().item()
-                bar.update()
+        truth: dict[tuple[str, int], torch.Tensor] = {}
+
+        def corrupted() -> Iterator[tuple[tuple[str, int], torch.Tensor]]:
+            for name in corruptions:
+                for severity in SEVERITIES:
+                    bar.set_postfix_str(f"{name} {severity}")
+                    if c_kind == "official":
+                        x, y = load_cifar_c(c_dir, name, severity)
+                        truth[name, severity] = y[:c_images]
+                        yield (name, severity), x[:c_images]
+                    else:
+                        truth[name, severity] = labels[:c_images]
+                        yield from (((name, severity), part) for part in in_chunks(
+                            images[:c_images],
+                            lambda x, s, name=name, severity=severity: corrupt(x, name, severity, s, frost_dir=frost_dir),
+                            seed, predictor.device))
+                    bar.update()
+
+        logits = batched_logits(predictor, corrupted())
+        values = {key: (logits[key].argmax(-1) != truth[key]).double().mean().item() for key in logits}
         errors = metrics.corruption_errors(values)
         ce = metrics.ce_table(errors, clean_error, c_norm)
 
     flips, top5, fr = {}, {}, None
     if p_kind != "none":
-        for name in perturbations:
-            bar.set_postfix_str(name)
-            if p_kind == "official":
-                parts = [load_cifar_p(p_dir, name)[0][:p_images]]
-            else:
-                parts = in_chunks(images[:p_images], lambda x, s, name=name: perturb(x, name, s), seed, predictor.device)
-            logits = torch.cat([predictor.logits(frames.flatten(0, 1)).view(*frames.shape[:2], -1) for frames in parts])
-            flips[name] = metrics.flip_probability(logits.argmax(-1), name, protocol)
-            if logits.shape[-1] >= TOP5:
-                top5[name] = metrics.top5_distance(logits, name, protocol)
-            bar.update()
+        def perturbed() -> Iterator[tuple[str, torch.Tensor]]:
+            for name in perturbations:
+                bar.set_postfix_str(name)
+                if p_kind == "official":
+                    yield name, load_cifar_p(p_dir, name)[0][:p_images]
+                else:
+                    yield from ((name, part) for part in in_chunks(
+                        images[:p_images], lambda x, s, name=name: perturb(x, name, s), seed, predictor.device))
+                bar.update()
+
+        for name, sequences in batched_logits(predictor, perturbed()).items():
+            flips[name] = metrics.flip_probability(sequences.argmax(-1), name, protocol)
+            if sequences.shape[-1] >= TOP5:
+                top5[name] = metrics.top5_distance(sequences, name, protocol)
         fr = metrics.fr_table(flips, p_norm)
     bar.close()
     summary = metrics.summary(protocol, ce, fr, top5)

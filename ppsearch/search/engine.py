@@ -127,12 +127,14 @@ def execute_trial(config: dict[str, Any], context: TrialContext,
     tags = {Column.ORIGIN: origin, PROTECTED: is_paper(origin)}
     device = "cuda" if torch.cuda.is_available() else "cpu"
 
-    def on_epoch(epoch: TrialEpoch, predict: Predictor) -> None:
-        metrics = {EPOCH: epoch.report.epoch, "train_loss": epoch.report.train_loss,
-                   RUNG_METRICS[0]: epoch.clean_error, Column.STATUS: TrialStatus.RUNNING, **tags}
+    def on_epoch(epoch: TrialEpoch) -> None:
+        # Only the scheduler reads epoch results, at its rungs: every other epoch is neither
+        # measured nor reported (each report is a round trip through Ray Tune's driver).
         if epoch.report.epoch in context.rungs:
-            metrics[RUNG_METRICS[1]] = probe_corruption_error(predict, context.sets.selection[0])
-        report(metrics)
+            report({EPOCH: epoch.report.epoch, "train_loss": epoch.report.train_loss,
+                    RUNG_METRICS[0]: epoch.clean_error, Column.STATUS: TrialStatus.RUNNING, **tags,
+                    RUNG_METRICS[1]: probe_corruption_error(epoch.predict, context.sets.selection[0])})
+
 
     try:
         trial = TrialConfig.create(keys, dataset=settings.dataset, budget=settings.budget, seed=seed,

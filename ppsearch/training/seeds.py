@@ -23,7 +23,7 @@ def train_seeds(configs: Sequence[TrialConfig], out: str | Path, *, data_dir: st
                            progress=progress)
     records = []
     for config in configs:
-        def report(epoch: TrialEpoch, _, config: TrialConfig = config) -> None:
+        def report(epoch: TrialEpoch, config: TrialConfig = config) -> None:
             if on_epoch is not None:
                 on_epoch(config, epoch)
 

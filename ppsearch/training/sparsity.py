@@ -39,7 +39,8 @@ def sparsity_table(model: nn.Module, images: torch.Tensor, mean: tuple[float, ..
     handles = [m.register_forward_hook(lambda m, i, out, name=name: responses[name].append(out.float().flatten(1)))
                for name, m in convs]
     try:
-        model(to_model_input(images.to(device), mean, std))
+        with torch.inference_mode():
+            model(to_model_input(images.to(device), mean, std))
     finally:
         for handle in handles:
             handle.remove()

@@ -61,12 +61,18 @@ SPARSITY_IMAGES = 256
 
 @dataclasses.dataclass(frozen=True)
 class TrialEpoch:
-    """What a trial reports after every epoch: the trainer's report, the clean error on the
-    budget's evaluation images, and where the epoch's checkpoint is."""
+    """What a trial hands its observer after every epoch: the trainer's report, where the epoch's
+    checkpoint is, and the model's predictor. The clean error on the budget's evaluation images of
+    the selection split is measured only when asked for (a search asks at its rungs only)."""
 
     report: EpochReport
-    clean_error: float
     checkpoint: Path
+    predict: Predictor
+    selection: Split = dataclasses.field(repr=False)
+
+    @functools.cached_property
+    def clean_error(self) -> float:
+        return (self.predict(self.selection.images) != self.selection.labels).double().mean().item()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,13 +207,13 @@ def run_trial(
     data_dir: str | None = None,
     device: str = "cpu",
     compile: bool = False,
-    on_epoch: Callable[[TrialEpoch, Predictor], None] | None = None,
+    on_epoch: Callable[[TrialEpoch], None] | None = None,
 ) -> dict[str, Any]:
     """Train and measure ``config``; ``sets`` are the run's generated -C and -P folders.
 
     Resumes from the trial's checkpoint when there is one; returns the stored record without
-    training when the trial already finished. ``on_epoch(epoch, predict)`` receives, after every
-    epoch, a :class:`TrialEpoch` and the model's predictor (for further measurements). A NaN/inf
+    training when the trial already finished. ``on_epoch(epoch)`` receives a :class:`TrialEpoch` after
+    every epoch. A NaN/inf
     loss or running out of device memory ends the trial with status ``failed`` and the reason.
     """
     trial_dir = Path(trial_dir)
@@ -233,9 +239,8 @@ def run_trial(
 
     def report_epoch(report: EpochReport, trained: torch.nn.Module) -> None:
         if on_epoch is not None:
-            images, labels = selection.images[:config.eval_images], selection.labels[:config.eval_images]
-            clean = (predict(images) != labels).double().mean().item()
-            on_epoch(TrialEpoch(report, clean, trial_dir / "checkpoint"), predict)
+            scored = Split(selection.images[:config.eval_images], selection.labels[:config.eval_images])
+            on_epoch(TrialEpoch(report, trial_dir / "checkpoint", predict, scored))
 
     history: list[EpochReport] = []
     try:
