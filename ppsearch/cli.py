@@ -257,7 +257,8 @@ def _cmd_run(args: argparse.Namespace) -> None:
     settings = RunSettings(str(space.path), dataset, args.budget,
                            space.budget(args.budget, parse_budget_overrides(args.budget_set)), objectives,
                            args.sampler, args.scheduler, args.trials, args.seed,
-                           args.protocol or default_protocol(dataset), args.validation_fraction)
+                           args.protocol or default_protocol(dataset), args.validation_fraction,
+                           seed_from=tuple(str(Path(d).resolve()) for d in args.seed_from))
     resources = Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.time_budget, args.address)
     table = run_search(out, settings, resources, data_dir=args.data_dir, quiet=args.quiet,
                        confirm_seeds=args.confirm_seeds)
@@ -282,7 +283,10 @@ def _cmd_pick(args: argparse.Namespace) -> None:
     from .reporting.pick import overlapping, pick, plain_paper
     from .reporting.uncertainty import configurations
 
-    run_dir = Path(args.run_dir)
+    if len(args.run_dir) > 1:
+        _pick_across(args)
+        return
+    run_dir = Path(args.run_dir[0])
     table, settings = load_run(run_dir)
     objectives = settings.objectives
     row = pick(table, objectives, weights=args.objective_weights,
@@ -298,6 +302,25 @@ def _cmd_pick(args: argparse.Namespace) -> None:
             print(f"# warning: on {', '.join(overlap)} its test interval overlaps the plain paper model's "
                   f"({plain[Column.ORIGIN]}, {plain['seeds']} seed(s)): the difference is not shown "
                   f"(more seeds: ppsearch run ... --confirm-seeds K)")
+    print(yaml.safe_dump(typed_config(row), sort_keys=False), end="")
+
+
+def _pick_across(args: argparse.Namespace) -> None:
+    import yaml
+
+    from .config import typed_config
+    from .reporting.compare import load_runs, pick_across, shared_objectives
+
+    if args.objective_weights is not None or args.max_clean_error_increase is not None:
+        raise UserError("--objective-weights and --max-clean-error-increase pick within one run; across runs the "
+                        "pick is the design on every run's front (or the closest)")
+    runs = load_runs(args.run_dir)
+    row, ranks = pick_across(runs, shared_objectives(runs))
+    ranked = ", ".join(f"{name.removeprefix('rank in ')} {int(rank)}" for name, rank in ranks.items())
+    verdict = ("on the validation front of every run" if (ranks == 1).all()
+               else "no design is on every run's validation front; the closest")
+    print(f"# picked across {len(runs)} runs: {verdict} (Pareto rank on validation values, 1 = front: {ranked})")
+    print(f"# configuration {row[Column.CONFIG_ID]} of {runs[0].name} ({row[Column.ORIGIN]})")
     print(yaml.safe_dump(typed_config(row), sort_keys=False), end="")
 
 
@@ -327,7 +350,14 @@ def _cmd_apply(args: argparse.Namespace) -> None:
 def _cmd_report(args: argparse.Namespace) -> None:
     from .reporting.report import write_report
 
-    out = write_report(args.run_dir, check_output(args.out or Path(args.run_dir) / "report.html", "file"),
+    if len(args.run_dir) > 1:
+        from .reporting.compare import write_comparison
+
+        out = write_comparison(args.run_dir, check_output(
+            args.out or Path(args.run_dir[0]).resolve().parent / "comparison.html", "file"))
+        print(f"comparison of {len(args.run_dir)} runs written to {out} (tables: {out.stem}-*.csv)")
+        return
+    out = write_report(args.run_dir[0], check_output(args.out or Path(args.run_dir[0]) / "report.html", "file"),
                        dominance_threshold=args.dominance_threshold)
     print(f"report written to {out} (tables: {out.with_suffix('.md')} and {out.stem}-*.csv)")
 
@@ -445,6 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--confirm-seeds", type=_integer(1), default=1, metavar="K",
                      help="after the search, retrain every validation-front and paper configuration with K-1 "
                           "further seeds (default 1: none)")
+    run.add_argument("--seed-from", nargs="+", default=[], metavar="RUN_DIR",
+                     help="finished runs whose validation-front designs are trained first (after the papers'), "
+                          "on this space's architecture; their values are not told to this run's sampler")
     run.add_argument("--cpus-per-trial", type=_real(0, above=True), default=1.0)
     run.add_argument("--gpus-per-trial", type=_real(0), default=0.0, help="fractions share a GPU")
     run.add_argument("--max-concurrent", type=_integer(0), default=0, help="0: as many as the resources allow")
@@ -458,7 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(run=_cmd_run)
 
     pick = commands.add_parser("pick", help="choose a configuration from a run's Pareto front, print it as YAML")
-    pick.add_argument("run_dir", help="a `ppsearch run` directory")
+    pick.add_argument("run_dir", nargs="+", help="a `ppsearch run` directory; several: the design on every run's "
+                                                 "front, or the closest")
     pick.add_argument("--max-clean-error-increase", type=_real(), default=None, metavar="PP",
                       help="allow at most PP percentage points more clean error than the plain paper model")
     pick.add_argument("--objective-weights", type=_weights, default=None,
@@ -476,15 +510,16 @@ def build_parser() -> argparse.ArgumentParser:
     apply.set_defaults(run=_cmd_apply)
 
     report = commands.add_parser("report", help="write a run's HTML report (offline) and its tables")
-    report.add_argument("run_dir", help="a `ppsearch run` directory")
+    report.add_argument("run_dir", nargs="+", help="a `ppsearch run` directory; several: one comparison report")
     report.add_argument("--dominance-threshold", type=_dominance_threshold, default=0.95,
                         help="say a front configuration dominates a paper one only at this probability or above "
                              "(bootstrap over seeds; default 0.95)")
-    report.add_argument("--out", default=None, help="HTML file (default: RUN_DIR/report.html)")
+    report.add_argument("--out", default=None, help="HTML file (default: RUN_DIR/report.html, or comparison.html "
+                                                    "beside the first of several runs)")
     report.set_defaults(run=_cmd_report)
 
     dashboard = commands.add_parser("dashboard", help="a live dashboard of a run (refreshes while it searches)")
-    dashboard.add_argument("run_dir", help="a `ppsearch run` directory")
+    dashboard.add_argument("run_dir", nargs="+", help="a `ppsearch run` directory; several: compared")
     dashboard.add_argument("--port", type=_integer(1, 65535), default=8050)
     dashboard.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1: this machine only")
     dashboard.set_defaults(run=_cmd_dashboard)

@@ -169,6 +169,20 @@ class Design:
         """The PushPull2d keywords (``scale`` is unused by ``minmax_avg``)."""
         return {name: getattr(self, name) for name in LAYER_KEYS}
 
+    def signature(self) -> dict[str, Any]:
+        """The keys that make a difference to the model, with their values: two designs with the
+        same signature build the same layers (``scale`` says nothing when the pull size is explicit
+        or the variant is ``minmax_avg``, a fixed ``alpha`` nothing when it is learned, the pull keys
+        nothing without push-pull, the blur's position nothing without a blur)."""
+        keys = ["placement", "antialias"] + (["antialias_position"] if self.antialias not in ("none", 1) else [])
+        if self.placement != "none":
+            keys += ["variant", "trainable_alpha"] + ([] if self.trainable_alpha else ["alpha"])
+            if self.variant == "upsample":
+                keys += ["pull_kernel_size"] if self.pull_kernel_size is not None else ["scale"]
+            else:
+                keys += ["avg_kernel_size"]
+        return {key: getattr(self, key) for key in DESIGN_KEYS if key in keys}
+
     @property
     def stages(self) -> int | None:
         """How many stages after the first conv get push-pull (None: all of them)."""

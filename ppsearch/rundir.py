@@ -51,6 +51,20 @@ FINAL_STATUSES = (TrialStatus.COMPLETED, TrialStatus.PRUNED, TrialStatus.FAILED)
 SEARCHED = "searched"  # the origin of a configuration the sampler chose
 
 
+FRONT_PREFIX = "front:"  # the origin of a design carried from an earlier run's front (--seed-from)
+
+
+def front_origin(run_name: str, trial_id: str) -> str:
+    return f"{FRONT_PREFIX}{run_name}:{trial_id}"
+
+
+def origin_kind(origin: Any) -> str:
+    """How a configuration came into a run: ``paper``, ``earlier front`` (--seed-from) or ``searched``."""
+    if is_paper(origin):
+        return "paper"
+    return "earlier front" if str(origin).startswith(FRONT_PREFIX) else "searched"
+
+
 def paper_origin(name: str) -> str:
     return PAPER_PREFIX + name
 
@@ -150,6 +164,7 @@ class RunSettings:
     protocol: str  # the evaluation protocol of every trial (ppsearch.robustness.metrics.PROTOCOLS)
     validation_fraction: float  # of the training split, held out to select on (stratified, drawn from seed)
     study_name: str = ""
+    seed_from: tuple[str, ...] = ()  # earlier runs whose front designs this run trains first (--seed-from)
 
     def differences(self, other: RunSettings) -> list[str]:
         """Settings that differ from ``other``'s, apart from the study name and the trial count
@@ -173,7 +188,8 @@ def read_settings(run_dir: str | Path) -> RunSettings:
     required = {f.name for f in dataclasses.fields(RunSettings) if f.default is dataclasses.MISSING}
     if not isinstance(raw, dict) or not required <= set(raw):
         raise UserError(f"{path} is not a ppsearch run file (it lacks the run's settings)")
-    return RunSettings(**{**{k: v for k, v in raw.items() if k in fields}, "objectives": tuple(raw["objectives"])})
+    return RunSettings(**{**{k: v for k, v in raw.items() if k in fields}, "objectives": tuple(raw["objectives"]),
+                          "seed_from": tuple(raw.get("seed_from", ()))})
 
 
 def write_settings(run_dir: str | Path, settings: RunSettings) -> None:

@@ -10,7 +10,9 @@ from ppsearch.files import atomic_path, read_json, read_yaml, write_json
 from ppsearch.rundir import (
     RunSettings,
     TrialStatus,
+    front_origin,
     is_paper,
+    origin_kind,
     paper_name,
     paper_origin,
     read_settings,
@@ -77,3 +79,9 @@ def test_runs_from_before_a_contract_changed_are_refused_saying_why(tmp_path, dr
     (tmp_path / "run" / "run.json").write_text(json.dumps(settings))
     with pytest.raises(UserError, match=message):
         read_settings(tmp_path / "run")
+
+
+def test_origins_say_how_a_configuration_came_into_a_run():
+    assert [origin_kind(o) for o in ("paper:resnet20-b1", front_origin("resnet20", "00007"), "searched")] == \
+        ["paper", "earlier front", "searched"]
+    assert front_origin("resnet20", "00007") == "front:resnet20:00007"

@@ -37,6 +37,7 @@ from ..rundir import (
     TrialStatus,
     is_paper,
     load_run,
+    origin_kind,
     paper_name,
     search_trials,
     status_counts,
@@ -99,13 +100,22 @@ def write_report(run_dir: str | Path, out: str | Path | None = None,
     for i, figure in enumerate(figures):
         body.append(figure.to_html(full_html=False, include_plotlyjs=(i == 0), default_height=520))
     for name, frame in tables.items():
-        rendered = frame.to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="", border=0)
-        body.append(f"<h2>{name.replace('_', ' ')}</h2>" + (rendered if len(frame) else "<p>none</p>"))
-    write_text(out, "<!doctype html><html><head><meta charset='utf-8'><title>ppsearch report</title><style>"
-                   "body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;"
-                   "font-size:13px}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}</style>"
-                   "</head><body>" + "\n".join(body) + "</body></html>")
+        body.append(f"<h2>{name.replace('_', ' ')}</h2>" + html_table(frame))
+    write_text(out, html_page("ppsearch report", body))
     return out
+
+
+def html_page(title: str, body: Sequence[str]) -> str:
+    """A self-contained page of ``body`` fragments in the reports' style."""
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title><style>"
+            "body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;"
+            "font-size:13px}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}</style>"
+            "</head><body>" + "\n".join(body) + "</body></html>")
+
+
+def html_table(frame: pd.DataFrame) -> str:
+    rendered = frame.to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="", border=0)
+    return rendered if len(frame) else "<p>none</p>"
 
 
 def run_figures(table: pd.DataFrame, front: pd.DataFrame, objectives: Sequence[str], reference) -> list[go.Figure]:
@@ -133,7 +143,7 @@ def _front_figures(table: pd.DataFrame, front: pd.DataFrame, objectives: Sequenc
         return []
     selected = set(front[Column.TRIAL_ID])
     summary = summary.assign(
-        kind=lambda t: t[Column.ORIGIN].map(lambda o: "paper" if is_paper(o) else "searched"),
+        kind=lambda t: t[Column.ORIGIN].map(origin_kind),
         selected=lambda t: t[Column.CONFIG_ID].isin(selected).map({True: "on the validation front", False: ""}),
         label=lambda t: t[Column.ORIGIN].where(t[Column.ORIGIN].map(is_paper).astype(bool), t[Column.CONFIG_ID]),
         placement=lambda t: t["placement"].astype(str) if "placement" in t else "?")
@@ -178,7 +188,7 @@ def _search_figure(table: pd.DataFrame) -> go.Figure | None:
     rung = search[Column.RUNG_CLEAN_ERROR] if Column.RUNG_CLEAN_ERROR in search else pd.Series(float("nan"), search.index)
     shown = search[completed | pruned].assign(
         **{selection: search[selection].where(completed, rung)},
-        kind=lambda t: t[Column.ORIGIN].map(lambda o: "paper" if is_paper(o) else "searched"),
+        kind=lambda t: t[Column.ORIGIN].map(origin_kind),
         placement=lambda t: t["placement"].astype(str) if "placement" in t else "?",
     ).dropna(subset=[selection])
     if shown.empty:

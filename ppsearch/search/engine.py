@@ -56,6 +56,7 @@ from ..rundir import (
 )
 from ..training.trial import EvaluationSets, TrialConfig, TrialEpoch, evaluation_sets, run_trial, trial_dataset
 from .moasha import EPOCH, MOASHA, PROTECTED, RUNG_METRICS
+from .seeding import seeded_designs
 from .space import Space, load_space
 from .study_searcher import STUDY_TRIAL, FixedConfigs, StudySearcher, open_study
 
@@ -134,7 +135,6 @@ def execute_trial(config: dict[str, Any], context: TrialContext,
             report({EPOCH: epoch.report.epoch, "train_loss": epoch.report.train_loss,
                     RUNG_METRICS[0]: epoch.clean_error, Column.STATUS: TrialStatus.RUNNING, **tags,
                     RUNG_METRICS[1]: probe_corruption_error(epoch.predict, context.sets.selection[0])})
-
 
     try:
         trial = TrialConfig.create(keys, dataset=settings.dataset, budget=settings.budget, seed=seed,
@@ -317,10 +317,12 @@ def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources 
                                   validation_fraction=settings.validation_fraction, validation_seed=settings.seed)
     settings = settings_for_run(run_dir, settings)
     data = trial_dataset(settings.dataset, data_dir)  # everything is checked before anything is written
+    journal = run_dir / JOURNAL_FILE
+    # the designs of earlier fronts are enqueued when the study is created; a continued run has them
+    seeded = seeded_designs(space, settings.objectives, () if journal.is_file() else settings.seed_from)
     connect_ray(resources)
     if not (run_dir / RUN_FILE).is_file():
         write_settings(run_dir, settings)
-    journal = run_dir / JOURNAL_FILE
     repaired = repair_journal(journal)
     if repaired:
         print(f"ppsearch: {repaired}", file=sys.stderr, flush=True)
@@ -331,7 +333,12 @@ def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources 
 
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     study = open_study(space, storage, settings.study_name, settings.objectives,
-                       make_sampler(settings.sampler, settings.seed))
+                       make_sampler(settings.sampler, settings.seed), seeded.enqueued)
+    if (seeded.enqueued or seeded.skipped) and not quiet:
+        print(f"seeded from {len(settings.seed_from)} earlier run(s): {len(seeded.enqueued)} front design(s) "
+              f"trained after the papers' configurations", flush=True)
+        for line in seeded.skipped:
+            print(f"  {line}", flush=True)
     on_ended = functools.partial(record_ended_trial, run_dir)
     trainable = tune.with_resources(tune.with_parameters(search_trial, context=context),
                                     {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial})

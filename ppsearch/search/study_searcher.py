@@ -7,7 +7,8 @@ then reports FINISHED; a driver that starts again first hands out the trials an 
 left running (they resume from their epoch checkpoints, or are read back if they had finished), so
 an interruption neither loses a configuration nor adds one.
 
-The papers' configurations are enqueued once, when the study is created, tagged with their origin.
+The papers' configurations, and the designs carried from earlier fronts (``seeding``), are enqueued
+once, when the study is created, tagged with their origin.
 Optuna is told the truth about trials that did not finish: stopped early -> PRUNED (never COMPLETE
 with low-budget values), failed -> FAIL.
 """
@@ -42,9 +43,10 @@ def finished_values(result: Mapping[str, Any], objectives: Sequence[str]) -> lis
 
 
 def open_study(space: Space, storage: optuna.storages.BaseStorage, study_name: str, objectives: Sequence[str],
-               sampler: optuna.samplers.BaseSampler) -> optuna.Study:
-    """The run's study; created with the objectives' names and the papers' configurations
-    enqueued when it does not exist yet."""
+               sampler: optuna.samplers.BaseSampler,
+               seeded: Sequence[tuple[str, dict[str, Any]]] = ()) -> optuna.Study:
+    """The run's study; created with the objectives' names, the papers' configurations and then
+    the ``seeded`` (origin, search point) pairs enqueued when it does not exist yet."""
     exists = study_name in optuna.get_all_study_names(storage)
     study = optuna.create_study(storage=storage, study_name=study_name, sampler=sampler,
                                 directions=["minimize"] * len(objectives), load_if_exists=True)
@@ -54,6 +56,8 @@ def open_study(space: Space, storage: optuna.storages.BaseStorage, study_name: s
             study.set_metric_names(list(objectives))
         for name, preset in space.paper_configs.items():
             study.enqueue_trial(space.search_point(preset), user_attrs={Column.ORIGIN: paper_origin(name)})
+        for origin, point in seeded:
+            study.enqueue_trial(point, user_attrs={Column.ORIGIN: origin})
     return study
 
 
@@ -68,7 +72,8 @@ class StudySearcher(Searcher):
                  on_ended: EndedWithoutRecord) -> None:
         super().__init__(metric=list(objectives), mode=["min"] * len(objectives))
         self.study, self.space, self.objectives = study, space, tuple(objectives)
-        self.budget = len(space.paper_configs) + trials  # trials the study holds when the search is done
+        # trials the study holds when the search is done: the enqueued ones (papers, seeded designs) and `trials`
+        self.budget = sum(t.user_attrs.get(Column.ORIGIN, SEARCHED) != SEARCHED for t in study.trials) + trials
         self.on_ended = on_ended
         # trials an interrupted driver left running: handed out first, into their own folders
         self.resumable = [t.number for t in study.get_trials(deepcopy=False, states=(_RUNNING,))]

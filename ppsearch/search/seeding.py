@@ -1,0 +1,92 @@
+"""`ppsearch run --seed-from RUN_DIR ...`: start a search from the designs on earlier runs' fronts.
+
+The inhibition designs (the design keys) on the validation front of each earlier run are carried
+into the new space; the architecture, augmentation and recipe are the new space's. A design becomes
+a trial of the new run, enqueued after the papers' configurations and tagged
+``front:<run name>:<trial>``: it is trained and measured like any other trial, enters the new front
+on its own values, and the sampler learns from those. Nothing measured in the earlier run is told
+to the new study: it was measured on another architecture, dataset or budget.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..config import DESIGN_KEYS, Design, typed_config
+from ..errors import UserError
+from ..reporting.pareto import validation_front
+from ..rundir import FINAL_STATUSES, SEARCHED, Column, front_origin, load_run, search_trials
+from .space import Space
+
+
+@dataclasses.dataclass(frozen=True)
+class SeededDesigns:
+    """What a new run takes from earlier fronts: (origin, search point) pairs to enqueue, and one
+    line for each front design it skips, saying why."""
+
+    enqueued: tuple[tuple[str, dict[str, Any]], ...]
+    skipped: tuple[str, ...]
+
+
+def check_seed_runs(run_dirs: Sequence[str | Path], objectives: Sequence[str]) -> None:
+    """Each of ``run_dirs`` is a finished search run with the same objectives, or a one-line error."""
+    for run_dir in run_dirs:
+        table, settings = load_run(run_dir)
+        unfinished = table[~table[Column.STATUS].isin(FINAL_STATUSES)]
+        searched = (search_trials(table)[Column.ORIGIN] == SEARCHED).sum()
+        if len(unfinished) or searched < settings.trials:
+            raise UserError(f"--seed-from {run_dir} is not a finished run ({len(unfinished)} trials still open, "
+                            f"{searched} of its {settings.trials} searched trials ended): finish it first "
+                            f"(rerun its command)")
+        if set(settings.objectives) != set(objectives):
+            raise UserError(f"--seed-from {run_dir} optimised {', '.join(settings.objectives)}, this run optimises "
+                            f"{', '.join(objectives)}: a front is only a front for its own objectives")
+
+
+def seeded_designs(space: Space, objectives: Sequence[str], run_dirs: Sequence[str | Path]) -> SeededDesigns:
+    """The designs on the validation fronts of ``run_dirs`` (finished runs, checked) that ``space``
+    can express, as search points of ``space``, in front order, each once; a design that is
+    already one of the space's paper configurations is left to that paper."""
+    check_seed_runs(run_dirs, objectives)
+    enqueued: list[tuple[str, dict[str, Any]]] = []
+    skipped: list[str] = []
+    seen: dict[tuple, str] = {}
+    for run_dir in run_dirs:
+        table, _ = load_run(run_dir)
+        for row in validation_front(table, tuple(objectives)).to_dict("records"):
+            origin = front_origin(Path(run_dir).resolve().name, row[Column.TRIAL_ID])
+            design = Design.from_dict({k: v for k, v in typed_config(row).items() if k in DESIGN_KEYS})
+            wanted = design.signature()
+            point, problem = _express(space, wanted)
+            key = tuple(sorted(wanted.items(), key=lambda kv: kv[0]))
+            paper = space.paper_name({**space.defaults, **point}) if problem is None else None
+            if problem is None and paper is not None:
+                problem = f"it is the paper configuration paper:{paper}, which the run trains anyway"
+            elif problem is None and key in seen:
+                problem = f"the same design as {seen[key]}"
+            if problem is None:
+                seen[key] = origin
+                enqueued.append((origin, point))
+            else:
+                skipped.append(f"{origin} ({_describe(wanted)}): skipped, {problem}")
+    return SeededDesigns(tuple(enqueued), tuple(skipped))
+
+
+def _express(space: Space, wanted: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The search point of ``space`` that trains the design ``wanted`` (a signature), or why
+    there is none: a value outside a dimension, or a key the space fixes to another value."""
+    point = space.search_point({**space.defaults, **wanted})
+    for dim in space.dimensions:
+        if dim.name in point and not dim.contains(point[dim.name]):
+            return point, f"{dim.name}={point[dim.name]!r} is outside the space's {dim.name} ({dim.describe()})"
+    trained = Design.from_dict({k: v for k, v in space.full({**space.defaults, **point}).items() if k in DESIGN_KEYS})
+    for key, value in wanted.items():
+        if trained.signature().get(key) != value:
+            return point, f"the space {space.name} fixes {key} to {trained.signature().get(key)!r}"
+    return point, None
+
+
+def _describe(signature: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in signature.items())
