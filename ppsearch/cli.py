@@ -155,8 +155,8 @@ def _test_split(args: argparse.Namespace):
     from .data.datasets import load_dataset
 
     channels = 3 if args.dataset == "fashion-mnist" else None
-    dataset = load_dataset(args.dataset, args.data_dir, channels=channels, subset=args.subset)
-    return dataset.test_images, dataset.test_labels
+    dataset = load_dataset(args.dataset, args.data_dir, channels=channels, subset=args.subset, test_only=True)
+    return dataset.test_images, dataset.test_labels, dataset.classes
 
 
 def _cmd_corrupt(args: argparse.Namespace) -> None:
@@ -165,7 +165,7 @@ def _cmd_corrupt(args: argparse.Namespace) -> None:
     out = check_output(args.out, "directory")
     if out.exists():
         raise UserError(f"output directory {out} already exists; choose a new --out")
-    images, labels = _test_split(args)
+    images, labels, _ = _test_split(args)
     out = write_sets(images, labels, out, args.dataset, device=_device(args.device),
                      frost_dir=args.frost_dir, seed=args.seed, progress=not args.quiet)
     print(f"wrote {images.shape[0]} images x 19 corruptions x 5 severities and 14 perturbations to {out}")
@@ -184,12 +184,13 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     model = load_model(args.checkpoint, args.arch, **design_from_args(args))
     spec = model.ppsearch_spec
     args.dataset = args.dataset or spec.dataset
-    images, labels = _test_split(args)
+    images, labels, classes = _test_split(args)
     predictor = Predictor(model, spec.mean, spec.std, _device(args.device), args.batch_size)
-    # --subset limits official files too, which hold the whole test set
+    # --subset limits official files too, which hold the whole test set (ImageNet-C: per cell)
     result = evaluate(predictor, images, labels, c_source=args.c_source, p_source=args.p_source,
                       protocol=args.protocol or default_protocol(args.dataset), frost_dir=args.frost_dir,
-                      seed=args.seed, progress=not args.quiet, c_images=args.subset, p_images=args.subset)
+                      seed=args.seed, progress=not args.quiet, c_images=args.subset, p_images=args.subset,
+                      classes=classes)
     print(result.render())
     out = result.save(out)
     print(f"tables written to {out}")
@@ -425,8 +426,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "densenet-bc-40-12, ...)")
     add_design_arguments(evaluate)
     _add_data_arguments(evaluate, dataset_required=False)
-    evaluate.add_argument("--c-source", default="generated", help="generated, none or official:DIR")
-    evaluate.add_argument("--p-source", default="generated", help="generated, none or official:DIR")
+    evaluate.add_argument("--c-source", default="generated", help="generated, none or official:DIR (CIFAR-C .npy "
+                                                                  "files, or an ImageNet-C <corruption>/<severity>/"
+                                                                  "<wnid>/ tree)")
+    evaluate.add_argument("--p-source", default="generated", help="generated, none or official:DIR (CIFAR-P .npy "
+                                                                  "files, or an ImageNet-P <perturbation>/<wnid>/"
+                                                                  "*.mp4 tree)")
     _add_protocol_argument(evaluate)
     evaluate.add_argument("--batch-size", type=_integer(1), default=None, help="default: 256 on CPU, 1024 on GPU")
     evaluate.add_argument("--out", default=None, help="where to write the tables (default: next to the checkpoint)")

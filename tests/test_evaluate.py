@@ -1,20 +1,24 @@
 """Generated sets on disk, official-layout loading, checkpoints and evaluation, end to end on
 real Fashion-MNIST test images."""
 import json
+import shutil
 import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from ppsearch import Design
+from ppsearch.cli import main
 from ppsearch.data.datasets import load_dataset
 from ppsearch.data.preprocess import normalisation
 from ppsearch.models.model_file import ModelSpec, load_model, save_model
-from ppsearch.robustness.corruptions import ALL_CORRUPTIONS, corrupt
+from ppsearch.robustness.corruptions import ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, corrupt
 from ppsearch.robustness.evaluate import Predictor, batched_logits, evaluate
 from ppsearch.robustness.generate import write_sets
+from ppsearch.robustness.metrics import get_protocol
 from ppsearch.robustness.perturbations import ALL_PERTURBATIONS
 
 N = 12
@@ -193,3 +197,121 @@ def test_random_corruptions_do_not_repeat_across_chunks(monkeypatch, test_split)
     first, second = generate.in_chunks(twice, lambda x, s: corrupt(x, "gaussian_noise", 3, s), 0, "cpu")
     assert torch.equal(first, corrupt(twice[:4], "gaussian_noise", 3, 0))  # the first chunk keeps the seed
     assert not torch.equal(first, second)
+
+
+@pytest.fixture(scope="module")
+def imagenet_tree(tmp_path_factory):
+    """An ImageNet ImageFolder (train/ and val/, two wnids, JPEGs of several sizes), a model file
+    for it, and an ImageNet-C tree whose every cell holds the validation images' own 224 px centre
+    crops (lossless), so that every cell's error must equal the clean error."""
+    from PIL import Image
+
+    from ppsearch.data.datasets import read_image_folder
+
+    root = tmp_path_factory.mktemp("imagenet")
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for wnid in ("n01440764", "n01443537"):
+            (root / split / wnid).mkdir(parents=True)
+            for k in range(2):
+                size = (int(rng.integers(150, 300)), int(rng.integers(150, 300)))
+                Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(
+                    root / split / wnid / f"{k}.JPEG", quality=90)
+    crops, labels, classes = read_image_folder(root / "val", 224)
+    tree = root / "imagenet-c"
+    for corruption in BENCHMARK_CORRUPTIONS:
+        for severity in range(1, 6):
+            for i, (crop, label) in enumerate(zip(crops.numpy(), labels.tolist())):
+                folder = tree / corruption / str(severity) / classes[label]
+                folder.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(crop).save(folder / f"{i}.png")
+    videos = root / "imagenet-p"
+    for perturbation in get_protocol("hendrycks").perturbations:
+        for i, (crop, label) in enumerate(zip(crops.numpy(), labels.tolist())):
+            write_video(videos / perturbation / classes[label] / f"{i}.mp4", [crop] * 3)  # a still: no flip
+    torch.manual_seed(0)
+    spec = ModelSpec("resnet8", Design().to_dict(), 3, 2, "imagenet", *normalisation("imagenet", 3))
+    model = save_model(root / "model.safetensors", spec.build(), spec)
+    return root, tree, videos, model
+
+
+def write_video(path, frames):
+    """An .mp4 of uint8 RGB ``frames``, lossless (libx264rgb at qp 0): decoding gives them back."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264rgb", rate=10, options={"qp": "0", "preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "rgb24"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def test_eval_reads_an_imagenet_c_tree(imagenet_tree, tmp_path):
+    root, tree, _, model = imagenet_tree
+    common = ["eval", "--checkpoint", str(model), "--dataset", "imagenet", "--data-dir", str(root),
+              "--c-source", f"official:{tree}", "--p-source", "none", "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "all")]) == 0
+    summary = json.loads((tmp_path / "all" / "summary.json").read_text())
+    errors = pd.read_csv(tmp_path / "all" / "corruption_errors.csv")
+    assert len(errors) == 75 and (errors["error"] == summary["clean_error"]).all()
+    assert summary["ce_normaliser"].startswith("ImageNet-C AlexNet") and summary["protocol"] == "hendrycks"
+    assert main([*common, "--subset", "2", "--out", str(tmp_path / "two")]) == 0
+    assert json.loads((tmp_path / "two" / "summary.json").read_text())["images"] == 2
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda tree: shutil.rmtree(tree / "fog" / "4"), "ImageNet-C folder {tree}/fog/4 not found (there: 1, 2, 3, 5)"),
+    (lambda tree: (tree / "snow" / "2" / "n99999999").mkdir(),
+     "ImageNet-C folder {tree}/snow/2/n99999999 is not a class of the test set"),
+    (lambda tree: (tree / "fog" / "1" / "n01440764" / "0.png").write_bytes(b"not an image"),
+     "cannot decode image {tree}/fog/1/n01440764/0.png"),
+])
+def test_eval_refuses_a_damaged_imagenet_c_tree_in_one_line(imagenet_tree, tmp_path, capsys, damage, message):
+    root, tree, _, model = imagenet_tree
+    copy = tmp_path / "imagenet-c"
+    shutil.copytree(tree, copy)
+    damage(copy)
+    out = tmp_path / "out"
+    assert main(["eval", "--checkpoint", str(model), "--dataset", "imagenet", "--data-dir", str(root),
+                 "--c-source", f"official:{copy}", "--p-source", "none", "--quiet", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message.format(tree=copy) in err and "\n" not in err
+    assert not out.exists()
+
+
+def test_eval_reads_imagenet_p_videos(imagenet_tree, tmp_path):
+    root, _, videos, model = imagenet_tree
+    assert main(["eval", "--checkpoint", str(model), "--dataset", "imagenet", "--data-dir", str(root),
+                 "--c-source", "none", "--p-source", f"official:{videos}", "--quiet", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["protocol"] == "hendrycks" and summary["fr_normaliser"].startswith("none: unnormalised")
+    assert sorted(summary["flip_probabilities"]) == sorted(get_protocol("hendrycks").perturbations)
+    assert set(summary["flip_probabilities"].values()) == {0.0} and summary["mfr"] == 0.0  # stills never flip
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:2000])
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda videos: shutil.rmtree(videos / "tilt"), "ImageNet-P folder {videos}/tilt not found (there: perturbations "),
+    (lambda videos: _truncate(videos / "rotate" / "n01443537" / "1.mp4"),
+     "ImageNet-P video {videos}/rotate/n01443537/1.mp4 cannot be read"),
+    (lambda videos: write_video(videos / "rotate" / "n01443537" / "1.mp4", [np.zeros((224, 224, 3), np.uint8)] * 2),
+     "ImageNet-P video {videos}/rotate/n01443537/1.mp4 is truncated: 2 frames where the other rotate videos have 3"),
+    (lambda videos: write_video(videos / "scale" / "n01440764" / "0.mp4", [np.zeros((96, 96, 3), np.uint8)] * 3),
+     "ImageNet-P video {videos}/scale/n01440764/0.mp4 has 96x96 frames; the test images are 224x224"),
+])
+def test_eval_refuses_damaged_imagenet_p_videos_in_one_line(imagenet_tree, tmp_path, capsys, damage, message):
+    root, _, videos, model = imagenet_tree
+    copy = tmp_path / "imagenet-p"
+    shutil.copytree(videos, copy)
+    damage(copy)
+    out = tmp_path / "out"
+    assert main(["eval", "--checkpoint", str(model), "--dataset", "imagenet", "--data-dir", str(root),
+                 "--c-source", "none", "--p-source", f"official:{copy}", "--quiet", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message.format(videos=copy) in err and "\n" not in err
+    assert not out.exists()

@@ -3,7 +3,14 @@ import pytest
 import torch
 from PIL import Image
 
-from ppsearch.robustness.official import OfficialDataError, load_cifar_c, load_cifar_p, load_imagenet_c
+from ppsearch.errors import UserError
+from ppsearch.robustness.official import (
+    OfficialDataError,
+    check_imagenet_c,
+    imagenet_c_chunks,
+    load_cifar_c,
+    load_cifar_p,
+)
 
 ROWS = 4  # images per severity in the fake files (the official ones have 10000)
 
@@ -92,21 +99,37 @@ def imagenet_c(tmp_path):
     return tmp_path
 
 
-def test_imagenet_c_reads_images_at_their_size(imagenet_c):
-    images, labels = load_imagenet_c(imagenet_c, "fog", 3, image_size=20)
-    assert images.shape == (4, 20, 20, 3) and images.dtype == torch.uint8
+def _cell(root, classes=("n01", "n02"), **kwargs):
+    chunks = list(imagenet_c_chunks(root, "fog", 3, classes, **kwargs))
+    return torch.cat([c[0] for c in chunks]), torch.cat([c[1] for c in chunks]), len(chunks)
+
+
+def test_imagenet_c_reads_images_at_their_size_in_chunks(imagenet_c):
+    images, labels, chunks = _cell(imagenet_c, image_size=20, chunk=3)
+    assert images.shape == (4, 20, 20, 3) and images.dtype == torch.uint8 and chunks == 2
     assert labels.tolist() == [0, 1, 0, 1]  # sorted wnids, class-balanced order
     # Already a centre crop: at its own size the image is only decoded, never resampled.
     expected = np.asarray(Image.open(imagenet_c / "fog" / "3" / "n02" / "0.JPEG").convert("RGB"))
     np.testing.assert_array_equal(images[1].numpy(), expected)
 
-    small, small_labels = load_imagenet_c(imagenet_c, "fog", 3, image_size=10, subset=3)
+    small, small_labels, _ = _cell(imagenet_c, image_size=10, subset=3)
     assert small.shape == (3, 10, 10, 3) and small_labels.tolist() == [0, 1, 0]
+    # labels index the classes the model was trained on, which may be more than the tree holds
+    assert _cell(imagenet_c, ("n00", "n01", "n02"), image_size=20)[1].tolist() == [1, 2, 1, 2]
 
 
 def test_imagenet_c_missing_or_broken(imagenet_c):
-    with pytest.raises(OfficialDataError, match=r"fog/2 not found; available corruptions: fog"):
-        load_imagenet_c(imagenet_c, "fog", 2)
+    with pytest.raises(OfficialDataError, match=r"fog/1 not found \(there: 3\)"):
+        check_imagenet_c(imagenet_c, ["fog"], ("n01", "n02"))
+    with pytest.raises(OfficialDataError, match=r"snow/1 not found \(there: corruptions fog\)"):
+        check_imagenet_c(imagenet_c, ["snow"], ("n01", "n02"))
+    for severity in (1, 2, 4, 5):
+        (imagenet_c / "fog" / str(severity) / "n01").mkdir(parents=True)
+    check_imagenet_c(imagenet_c, ["fog"], ("n01", "n02"))
+    (imagenet_c / "fog" / "3" / "n99").mkdir()
+    with pytest.raises(OfficialDataError, match=r"fog/3/n99 is not a class of the test set \(its 2 classes"):
+        check_imagenet_c(imagenet_c, ["fog"], ("n01", "n02"))
+    (imagenet_c / "fog" / "3" / "n99").rmdir()
     (imagenet_c / "fog" / "3" / "n01" / "9.JPEG").write_bytes(b"\xff\xd8 truncated")
-    with pytest.raises(OfficialDataError, match=r"9\.JPEG"):
-        load_imagenet_c(imagenet_c, "fog", 3, image_size=20)
+    with pytest.raises(UserError, match=r"cannot decode image .*n01/9\.JPEG"):
+        _cell(imagenet_c, image_size=20)

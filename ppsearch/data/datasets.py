@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torchvision
 from PIL import Image
+from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms.v2 import functional as TF
 
 from ..errors import UserError
@@ -83,8 +84,10 @@ def load_dataset(
     *,
     subset: int | None = None,
     image_size: int | None = None,
+    test_only: bool = False,
 ) -> Dataset:
-    """Load dataset ``name`` (one of :data:`DATASETS`) into memory.
+    """Load dataset ``name`` (one of :data:`DATASETS`) into memory (with ``test_only``, an empty
+    training split: ImageNet's training images are then not decoded).
 
     ``channels``: 1 or 3; ``None`` keeps the dataset's own (1 for fashion-mnist, 3 otherwise);
     fashion-mnist is replicated to 3 channels on request. ``subset`` keeps the first N images of
@@ -107,7 +110,7 @@ def load_dataset(
     if name == "imagenet":
         if download:
             raise UserError("imagenet cannot be downloaded; pass data_dir pointing at your ImageFolder copy")
-        return _load_imagenet(root, subset, image_size or 224)
+        return _load_imagenet(root, subset, image_size or 224, test_only)
     if name == "fashion-mnist":
         splits, classes = _load_fashion_mnist(root, download), tuple(torchvision.datasets.FashionMNIST.classes)
     else:
@@ -200,13 +203,14 @@ def _download(cls: type, name: str, root: Path) -> None:
 # ---------------------------------------------------------------- ImageNet / image folders
 
 
-def _load_imagenet(root: Path | None, subset: int | None, image_size: int) -> Dataset:
+def _load_imagenet(root: Path | None, subset: int | None, image_size: int, test_only: bool) -> Dataset:
     if root is None:
         raise DatasetNotFoundError(
             "imagenet needs --data-dir pointing at an ImageFolder root with train/ and val/")
     splits = {}
     for split, folder in (("train", "train"), ("test", "val")):
-        images, labels, classes = read_image_folder(root / folder, image_size, subset)
+        images, labels, classes = read_image_folder(root / folder, image_size, 0 if test_only and split == "train"
+                                                    else subset)
         if splits and classes != splits["train"][2]:
             raise UserError(f"{root}/train and {root}/val hold different class folders")
         splits[split] = images, labels, classes
@@ -219,17 +223,21 @@ def read_image_folder(
     subset: int | None = None,
     crop_pct: float = IMAGENET_CROP_PCT,
 ) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
-    """Decode an ImageFolder tree ``root/<class>/<image>`` into uint8 (N, S, S, 3) tensors.
+    """Decode an ImageFolder tree ``root/<class>/<image>`` into uint8 (N, S, S, 3) tensors:
+    :func:`image_folder_samples` decoded by :func:`decode_images`. Classes are the sorted folder
+    names."""
+    paths, labels, classes = image_folder_samples(root, subset)
+    return decode_images(paths, image_size, crop_pct), labels, classes
 
-    Classes are the sorted folder names. Images are taken round-robin over the classes (the
-    k-th image of every class before any (k+1)-th), so the first ``subset`` are class-balanced
-    and deterministic. Images are decoded with PIL and converted to RGB; the shorter side is
-    resized to ``floor(image_size / crop_pct)`` (PIL bilinear) and the centre cropped to
-    ``image_size``, as the standard ImageNet evaluation transform does. ImageNet-C, already
-    cropped, uses ``crop_pct=1``.
-    """
+
+def image_folder_samples(root: Path, subset: int | None = None, extensions: tuple[str, ...] = IMG_EXTENSIONS
+                         ) -> tuple[list[str], torch.Tensor, tuple[str, ...]]:
+    """The files (images, or ``extensions``) of an ImageFolder tree, their labels (indices into the
+    sorted class folder names) and the classes. Files are taken round-robin over the classes (the
+    k-th of every class before any (k+1)-th), so the first ``subset`` are class-balanced and
+    deterministic."""
     try:
-        folder = torchvision.datasets.ImageFolder(str(root))
+        folder = torchvision.datasets.DatasetFolder(str(root), loader=str, extensions=extensions)
     except FileNotFoundError as err:
         raise DatasetNotFoundError(f"no ImageFolder at {root}: {err}") from None
     paths = [p for p, _ in folder.samples]
@@ -237,21 +245,28 @@ def read_image_folder(
     # Samples are grouped by class; rank each within its class and order by (rank, class).
     first_of_class = np.searchsorted(labels, labels, side="left")
     order = np.lexsort((labels, np.arange(len(labels)) - first_of_class))[:subset]
+    return [paths[i] for i in order], torch.from_numpy(labels[order]), tuple(folder.classes)
 
+
+def decode_images(paths: list[str], image_size: int, crop_pct: float = IMAGENET_CROP_PCT) -> torch.Tensor:
+    """uint8 (N, S, S, 3) images of ``paths``, decoded with PIL and converted to RGB, the shorter
+    side resized to ``floor(image_size / crop_pct)`` (PIL bilinear) and the centre cropped to
+    ``image_size``, as the standard ImageNet evaluation transform does (ImageNet-C, already
+    cropped, uses ``crop_pct=1``). An image that cannot be decoded is a one-line error naming it."""
     resize_to = math.floor(image_size / crop_pct)
-    images = torch.empty((len(order), image_size, image_size, 3), dtype=torch.uint8)
+    images = torch.empty((len(paths), image_size, image_size, 3), dtype=torch.uint8)
 
-    def load(index: int) -> np.ndarray:
+    def load(path: str) -> np.ndarray:
         try:
-            with Image.open(paths[index]) as file:
+            with Image.open(path) as file:
                 image = file.convert("RGB")
         except OSError as err:
-            raise UserError(f"cannot decode image {paths[index]}: {err}") from None
+            raise UserError(f"cannot decode image {path}: {err}") from None
         image = TF.resize(image, [resize_to])
         return np.asarray(TF.center_crop(image, [image_size, image_size]))
 
     # PIL decodes and resizes without holding the GIL, so threads speed this up nearly linearly.
     with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
-        for i, image in enumerate(pool.map(load, order.tolist())):
+        for i, image in enumerate(pool.map(load, paths)):
             images.numpy()[i] = image
-    return images, torch.from_numpy(labels[order]), tuple(folder.classes)
+    return images

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +22,16 @@ from ..rundir import Column
 from . import metrics
 from .corruptions import BENCHMARK_CORRUPTIONS, SEVERITIES, corrupt
 from .generate import in_chunks
-from .official import check_cifar_set, load_cifar_c, load_cifar_p
+from .official import (
+    check_cifar_set,
+    check_imagenet_c,
+    check_imagenet_p,
+    imagenet_c_chunks,
+    imagenet_p_chunks,
+    is_image_tree,
+    load_cifar_c,
+    load_cifar_p,
+)
 from .perturbations import perturb
 
 
@@ -155,18 +164,33 @@ def evaluate(
     p_images: int | None = None,
     seed: int = 0,
     progress: bool = True,
+    classes: Sequence[str] | None = None,
 ) -> Evaluation:
     """Evaluate on the clean test ``images`` (uint8 NHWC) and their -C / -P versions, each on the
-    first ``clean_images`` / ``c_images`` / ``p_images`` of them (None: all), under ``protocol``
-    (which fixes the -P frame rule, the perturbations and the normalisers)."""
+    first ``clean_images`` / ``c_images`` / ``p_images`` of them (None: all; for an ImageNet-C tree,
+    the first ``c_images`` of each cell in class-balanced order), under ``protocol`` (which fixes
+    the -P frame rule, the perturbations and the normalisers). An ``official:DIR`` source is
+    either CIFAR-C/-P ``.npy`` files or an ImageNet-C tree ``<corruption>/<severity>/<wnid>/`` /
+    ImageNet-P tree ``<perturbation>/<wnid>/*.mp4``, whose class folders are matched to
+    ``classes`` (the test set's), streamed a chunk at a time."""
     c_kind, c_dir = parse_source(c_source)
     p_kind, p_dir = parse_source(p_source)
     chosen = metrics.get_protocol(protocol)
     perturbations = chosen.perturbations
     c_norm, p_norm = chosen.normalisers(max(images.shape[1:3]))
-    if c_kind == "official":  # a bad file fails now, not after the others were evaluated
+    c_tree = c_kind == "official" and is_image_tree(c_dir)
+    if c_tree:  # a bad file or folder fails now, not after the others were evaluated
+        if classes is None:
+            raise UserError(f"{c_dir} is an ImageNet-C tree: its class folders need the test set's class names")
+        check_imagenet_c(c_dir, corruptions, classes)
+    elif c_kind == "official":
         check_cifar_set(c_dir, corruptions, False, images.shape[1:3])
-    if p_kind == "official":
+    p_tree = p_kind == "official" and is_image_tree(p_dir)
+    if p_tree:
+        if classes is None:
+            raise UserError(f"{p_dir} is an ImageNet-P tree: its class folders need the test set's class names")
+        check_imagenet_p(p_dir, perturbations, classes)
+    elif p_kind == "official":
         check_cifar_set(p_dir, perturbations, True, images.shape[1:3])
     if images.shape[-1] == 1:  # the recipes are defined on RGB
         images = images.expand(-1, -1, -1, 3)
@@ -183,7 +207,13 @@ def evaluate(
             for name in corruptions:
                 for severity in SEVERITIES:
                     bar.set_postfix_str(f"{name} {severity}")
-                    if c_kind == "official":
+                    if c_tree:
+                        labelled = []
+                        for x, y in imagenet_c_chunks(c_dir, name, severity, classes, images.shape[1], c_images):
+                            labelled.append(y)
+                            yield (name, severity), x
+                        truth[name, severity] = torch.cat(labelled)
+                    elif c_kind == "official":
                         x, y = load_cifar_c(c_dir, name, severity)
                         truth[name, severity] = y[:c_images]
                         yield (name, severity), x[:c_images]
@@ -205,7 +235,10 @@ def evaluate(
         def perturbed() -> Iterator[tuple[str, torch.Tensor]]:
             for name in perturbations:
                 bar.set_postfix_str(name)
-                if p_kind == "official":
+                if p_tree:
+                    yield from ((name, part) for part, _ in imagenet_p_chunks(p_dir, name, classes, images.shape[1],
+                                                                              p_images))
+                elif p_kind == "official":
                     yield name, load_cifar_p(p_dir, name)[0][:p_images]
                 else:
                     yield from ((name, part) for part in in_chunks(

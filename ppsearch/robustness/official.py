@@ -15,13 +15,13 @@ Problems with the files raise :class:`OfficialDataError` with a one-line message
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..data.datasets import read_image_folder
+from ..data.datasets import decode_images, image_folder_samples
 from ..errors import UserError
 from .corruptions import SEVERITIES
 
@@ -75,29 +75,96 @@ def _open_cifar_p(root: Path, perturbation: str) -> np.ndarray:
                      lambda shape: len(shape) == 5 and shape[-1] == 3 and shape[1] >= 2)
 
 
-def load_imagenet_c(
-    root: str | Path,
-    corruption: str,
-    severity: int,
-    image_size: int = 224,
-    subset: int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images uint8 (N, S, S, 3) and labels int64 (N,) of one ImageNet-C corruption and severity.
+def is_image_tree(root: str | Path) -> bool:
+    """Whether an official folder has ImageNet-C's layout (``<corruption>/<severity>/<wnid>/``)
+    rather than CIFAR-C's ``.npy`` files."""
+    root = Path(root)
+    return not any(root.glob("*.npy")) and any(p.is_dir() for p in root.iterdir())
 
-    Classes are the sorted wnids. The official images are already centre crops, so they are only
-    resized to ``image_size`` (a no-op at 224). ``subset`` takes the first N images in
-    class-balanced order (see :func:`ppsearch.data.read_image_folder`).
-    """
-    _check_severity(severity)
-    folder = Path(root) / corruption / str(severity)
+
+def check_imagenet_c(root: str | Path, corruptions: Iterable[str], classes: Sequence[str]) -> None:
+    """Every corruption x severity folder an evaluation will read exists and holds only class
+    folders of ``classes`` (the wnids the model was trained on), checked before any is evaluated."""
+    for corruption in corruptions:
+        for severity in SEVERITIES:
+            _check_class_folder(Path(root), Path(corruption) / str(severity), classes, "ImageNet-C")
+
+
+def check_imagenet_p(root: str | Path, perturbations: Iterable[str], classes: Sequence[str]) -> None:
+    """Every perturbation folder an evaluation will read exists and holds only class folders of
+    ``classes``, checked before any video is decoded."""
+    for perturbation in perturbations:
+        _check_class_folder(Path(root), Path(perturbation), classes, "ImageNet-P")
+
+
+def _check_class_folder(root: Path, relative: Path, classes: Sequence[str], kind: str) -> None:
+    folder = root / relative
     if not folder.is_dir():
-        available = _names(p.name for p in Path(root).glob("*") if p.is_dir())
-        raise OfficialDataError(f"ImageNet-C folder {folder} not found; available corruptions: {available}")
+        if folder.parent != root and folder.parent.is_dir():  # a corruption without this severity
+            there = _names(p.name for p in folder.parent.glob("*") if p.is_dir())
+        else:
+            listed = "corruptions" if kind == "ImageNet-C" else "perturbations"
+            there = f"{listed} {_names(p.name for p in root.glob('*') if p.is_dir())}"
+        raise OfficialDataError(f"{kind} folder {folder} not found (there: {there})")
+    known = set(classes)
+    unknown = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in known)
+    if unknown:
+        raise OfficialDataError(f"{kind} folder {folder / unknown[0]} is not a class of the test set "
+                                f"(its {len(known)} classes are its folder names, e.g. {sorted(known)[0]})")
+
+
+def imagenet_c_chunks(root: str | Path, corruption: str, severity: int, classes: Sequence[str], image_size: int,
+                      subset: int | None = None, chunk: int = 1000) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Images uint8 (n, S, S, 3) and labels int64 (n,) of one ImageNet-C corruption and severity,
+    decoded ``chunk`` images at a time (a cell holds 50,000 images: 7.5 GB decoded at 224 px).
+    Labels index ``classes``; the official images are already centre crops, so they are only
+    resized to ``image_size`` (a no-op at 224). ``subset`` takes the first N in class-balanced
+    order (see :func:`ppsearch.data.datasets.image_folder_samples`)."""
+    _check_severity(severity)
+    paths, labels, found = image_folder_samples(Path(root) / corruption / str(severity), subset)
+    index = {name: i for i, name in enumerate(classes)}
+    labels = torch.tensor([index[found[i]] for i in labels.tolist()], dtype=torch.long)
+    for start in range(0, len(paths), chunk):
+        yield decode_images(paths[start:start + chunk], image_size, crop_pct=1.0), labels[start:start + chunk]
+
+
+def imagenet_p_chunks(root: str | Path, perturbation: str, classes: Sequence[str], image_size: int,
+                      subset: int | None = None, chunk: int = 64) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Frame sequences uint8 (n, T, S, S, 3) and labels int64 (n,) of one ImageNet-P perturbation
+    (``<root>/<perturbation>/<wnid>/*.mp4``), decoded ``chunk`` videos at a time with PyAV. Every
+    video must hold frames of ``image_size`` (ImageNet-P's are 224 px centre crops) and as many
+    frames as the perturbation's first video; a shorter one is named as truncated. ``subset``
+    takes the first N videos in class-balanced order."""
+    paths, labels, found = image_folder_samples(Path(root) / perturbation, subset, extensions=(".mp4",))
+    index = {name: i for i, name in enumerate(classes)}
+    labels = torch.tensor([index[found[i]] for i in labels.tolist()], dtype=torch.long)
+    length = None
+    for start in range(0, len(paths), chunk):
+        videos = [_read_video(path, image_size) for path in paths[start:start + chunk]]
+        for path, video in zip(paths[start:start + chunk], videos):
+            length = length or (paths[0], len(video))
+            if len(video) != length[1]:
+                short, count = (path, len(video)) if len(video) < length[1] else length
+                raise OfficialDataError(f"ImageNet-P video {short} is truncated: {count} frames where the other "
+                                        f"{perturbation} videos have {max(len(video), length[1])}")
+        yield torch.from_numpy(np.stack(videos)), labels[start:start + chunk]
+
+
+def _read_video(path: str, image_size: int) -> np.ndarray:
+    """(T, S, S, 3) uint8 RGB frames of one video file (PyAV, imported here: only ImageNet-P needs it)."""
+    import av
+
     try:
-        images, labels, _ = read_image_folder(folder, image_size, subset, crop_pct=1.0)
-    except ValueError as err:  # DatasetNotFoundError or an undecodable image
-        raise OfficialDataError(f"ImageNet-C {err}") from None
-    return images, labels
+        with av.open(path) as container:
+            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    except (av.error.FFmpegError, OSError, ValueError) as err:
+        raise OfficialDataError(f"ImageNet-P video {path} cannot be read: {str(err).splitlines()[0]}") from None
+    if len(frames) < 2:
+        raise OfficialDataError(f"ImageNet-P video {path} is truncated: {len(frames)} frame(s)")
+    if frames[0].shape[:2] != (image_size, image_size):
+        raise OfficialDataError(f"ImageNet-P video {path} has {frames[0].shape[1]}x{frames[0].shape[0]} frames; "
+                                f"the test images are {image_size}x{image_size}")
+    return np.stack(frames)
 
 
 def _check_severity(severity: int) -> None:
