@@ -5,7 +5,16 @@ import numpy as np
 import pytest
 import torch
 
-from ppsearch.robustness.perturbations import ALL_PERTURBATIONS, TEST_PERTURBATIONS, VALIDATION_PERTURBATIONS, perturb
+from ppsearch.robustness.perturbations import (
+    ALL_PERTURBATIONS,
+    CIFAR_P,
+    IMAGENET_P,
+    TEST_PERTURBATIONS,
+    VALIDATION_PERTURBATIONS,
+    flow_down,
+    perturb,
+    recipe_for,
+)
 
 DETERMINISTIC = ("brightness", "translate", "rotate", "tilt", "scale", "shear", "zoom_blur", "gaussian_blur")
 STOCHASTIC = ("gaussian_noise", "shot_noise", "speckle_noise", "snow", "spatter")
@@ -126,3 +135,37 @@ def test_cuda_matches_cpu(clean, name):
     cuda = perturb(torch.from_numpy(clean).cuda(), name)
     assert cuda.device.type == "cuda"
     assert ((cuda.cpu().int() - cpu.int()).abs() <= 1).float().mean() >= 0.999
+
+
+# ---------------------------------------------------------------- ImageNet-P's recipe above 32x32
+
+def test_images_above_32_pixels_get_imagenet_p_recipes():
+    assert recipe_for(32, 32) is CIFAR_P and recipe_for(64, 48) is IMAGENET_P
+    rng = np.random.default_rng(0)
+    small, large = (rng.integers(0, 256, (2, s, s, 3), dtype=np.uint8) for s in (32, 64))
+    lengths = {name: (perturb(small, name).shape[1], perturb(large, name).shape[1])
+               for name in ("translate", "motion_blur", "rotate", "gaussian_noise")}
+    assert lengths == {"translate": (16, 41), "motion_blur": (21, 31), "rotate": (31, 31), "gaussian_noise": (31, 31)}
+
+
+def test_imagenet_p_translation_shifts_one_pixel_per_frame_from_minus_20():
+    images = np.random.default_rng(1).integers(0, 256, (1, 64, 64, 3), dtype=np.uint8)
+    frames = perturb(images, "translate")
+    np.testing.assert_array_equal(frames[0, 20], images[0])  # shift 0
+    np.testing.assert_array_equal(frames[0, 23][:, 3:], images[0][:, :-3])  # shift +3: content moves right
+    np.testing.assert_array_equal(frames[0, 0][:, :-20], images[0][:, 20:])  # shift -20
+
+
+def test_imagenet_p_noise_and_brightness_levels():
+    grey = np.full((1, 64, 64, 3), 128, dtype=np.uint8)
+    noise = perturb(grey, "gaussian_noise", seed=3).astype(float)
+    assert noise[0, 1:].std() == pytest.approx(0.03 * 255, rel=0.05)  # ImageNet-P sigma 0.03 (CIFAR: 0.02)
+    brightest = perturb(grey, "brightness")[0, 30]
+    assert brightest.mean() == pytest.approx(128 + 0.30 * 255, abs=1)  # V + 15 steps of 0.02
+
+
+@pytest.mark.parametrize("kernel", [(0.2, 0.8), (0.05, 0.1, 0.15, 0.7)])
+def test_spatter_flows_down_as_numpys_same_convolution(kernel):
+    liquid = torch.rand(2, 1, 9, 5, dtype=torch.float64)
+    expected = np.apply_along_axis(lambda column: np.convolve(column, kernel, mode="same"), 2, liquid.numpy())
+    np.testing.assert_allclose(flow_down(liquid, kernel).numpy(), expected, rtol=1e-12)

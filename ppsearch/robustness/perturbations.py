@@ -1,4 +1,4 @@
-"""CIFAR-10-P perturbation sequences as batched torch code.
+"""CIFAR-10-P and ImageNet-P perturbation sequences as batched torch code.
 
 ``perturb(images, name, seed)`` turns every image of a uint8 (N, H, W, 3) batch into a sequence
 of T frames, uint8 (N, T, H, W, 3), following the recipes of the reference generator
@@ -22,13 +22,23 @@ of T frames, uint8 (N, T, H, W, 3), following the recipes of the reference gener
   no drop is left the reference divides 0 by 0 and writes a black frame (about 1% of first
   frames, 10% of last ones); here the frame stays clean, as in ppsearch's spatter corruption.
 
-Pixel offsets (shifts, blur radii) are the reference's pixel values whatever the image size; the
+Images larger than 32x32 follow ImageNet-P's generator (``make_imagenet_p.py``, difficulty 1)
+instead (:data:`IMAGENET_P`): noise sigma 0.03 and Poisson rate 300; motion blur radius 10, sigma 3 at
+-120..0 degrees in steps of 4 (31 frames); snow zoomed x3 and streaked with radius 14, sigma 4;
+brightness steps of 0.02; translation by -20..20 pixels (41 frames); tilt by -15..15 degrees;
+scale 0.40..1.15; gaussian blur sigma 0.25 + 0.035 i (truncate 6); spatter's liquid N(0.65, 0.27),
+sigma 3.7, threshold 0.69, flowing down with the kernel (0.05, 0.1, 0.15, 0.7). The reference warps
+the 256 px image before its 224 px centre crop, so its frames bring in what lies outside the crop;
+here the warps act on the image given and fill as the CIFAR recipe does (edge or zero).
+
+Pixel offsets (shifts, blur radii) are the recipe's pixel values whatever the image size; the
 reference's ``CenterCrop(32)`` after its affine warps changes nothing on 32x32 images and is left
 out. Frames are truncated to uint8 as the reference's ``np.uint8``, ``Tensor.byte`` and PIL do;
 only OpenCV (tilt) rounds.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable, Iterator
@@ -48,6 +58,36 @@ VALIDATION_PERTURBATIONS = ("speckle_noise", "gaussian_blur", "spatter", "shear"
 ALL_PERTURBATIONS = TEST_PERTURBATIONS + VALIDATION_PERTURBATIONS
 
 Frames = Iterator[torch.Tensor]  # float (N, 3, H, W) frames on the 0..255 scale, not yet truncated
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """One reference generator's parameters: ``make_cifar_p.py`` (CIFAR-10-P, images up to 32x32)
+    or ``make_imagenet_p.py`` (ImageNet-P, larger images). Angles and steps are in degrees, shifts
+    in pixels; ``frames`` counts include the clean frame where the reference writes one."""
+
+    name: str
+    gaussian_sigma: float
+    shot_rate: float
+    motion: tuple[int, float, float, float, float]  # frames, radius, sigma, first angle, angle step
+    snow: tuple[float, float, float]  # zoom of the snow layer, motion-blur radius and sigma
+    brightness_step: float  # V shift per frame in percent, frames at -15..15 steps
+    translate: tuple[int, int]  # first shift, frames (one pixel per frame)
+    tilt_step: float  # degrees per frame about both axes, frames at -15..15 steps
+    scale: tuple[float, float]  # percent per frame, first percent (31 frames)
+    gaussian_blur: tuple[float, float, float]  # first sigma, step, truncate
+    spatter: tuple[float, float, float, float, tuple[float, ...]]  # mean, std, sigma, threshold, flow kernel
+
+
+CIFAR_P = Recipe("CIFAR-10-P", 0.02, 700, (21, 6, 1.8, -180, 9), (2, 10, 2), 1.5, (-7, 16), 0.75, (2, 70),
+                 (0.3, 0.015, 7.0), (0.6, 0.265, 1.75, 0.7, (0.2, 0.8)))
+IMAGENET_P = Recipe("ImageNet-P", 0.03, 300, (31, 10, 3, -120, 4), (3, 14, 4), 2, (-20, 41), 1.0, (2.5, 40),
+                    (0.25, 0.035, 6.0), (0.65, 0.27, 3.7, 0.69, (0.05, 0.1, 0.15, 0.7)))
+
+
+def recipe_for(height: int, width: int) -> Recipe:
+    """CIFAR-10-P's recipe for images up to 32x32, ImageNet-P's above (as the -C tables)."""
+    return CIFAR_P if max(height, width) <= 32 else IMAGENET_P
 
 
 # ---------------------------------------------------------------- geometric warps
@@ -150,25 +190,27 @@ def _tilt_sources(h: int, w: int, degrees: float) -> tuple[torch.Tensor, ...]:
     return qx, qy, torch.ones(h, w, dtype=torch.bool)
 
 
-# per warp: frame geometries, border, and how the library turns interpolated values into uint8
+# per warp: frame geometries (given the recipe), border, and how the library turns interpolated
+# values into uint8
 _WARPS = {
     # nearest in the reference; whole-pixel shifts read exactly one pixel either way
-    "translate": (lambda h, w: [_pil_affine_sources(h, w, translate=(i - 7, 0)) for i in range(16)],
-                  "edge", "floor"),
-    "rotate": (lambda h, w: [_pil_affine_sources(h, w, angle=i - 15) for i in range(31)], "edge", "floor"),
-    "scale": (lambda h, w: [_pil_affine_sources(h, w, scale=(2 * i + 70) / 100) for i in range(31)],
+    "translate": (lambda r, h, w: [_pil_affine_sources(h, w, translate=(r.translate[0] + i, 0))
+                                   for i in range(r.translate[1])], "edge", "floor"),
+    "rotate": (lambda r, h, w: [_pil_affine_sources(h, w, angle=i - 15) for i in range(31)], "edge", "floor"),
+    "scale": (lambda r, h, w: [_pil_affine_sources(h, w, scale=(r.scale[0] * i + r.scale[1]) / 100)
+                               for i in range(31)],
               "edge", "floor"),
-    "shear": (lambda h, w: [_pil_affine_sources(h, w, shear=i - 15) for i in range(31)], "edge", "floor"),
-    "zoom_blur": (lambda h, w: [_pil_affine_sources(h, w, scale=1 + 0.004 * i) for i in range(1, 31)],
+    "shear": (lambda r, h, w: [_pil_affine_sources(h, w, shear=i - 15) for i in range(31)], "edge", "floor"),
+    "zoom_blur": (lambda r, h, w: [_pil_affine_sources(h, w, scale=1 + 0.004 * i) for i in range(1, 31)],
                   "edge", "floor"),
-    "tilt": (lambda h, w: [_tilt_sources(h, w, 0.75 * (i - 15)) for i in range(31)], "zero", "round"),
+    "tilt": (lambda r, h, w: [_tilt_sources(h, w, r.tilt_step * (i - 15)) for i in range(31)], "zero", "round"),
 }
 
 
 @functools.lru_cache(maxsize=32)
 def _warp(name: str, h: int, w: int) -> Warp:
     sources, border, _ = _WARPS[name]
-    xs, ys, valid = (torch.stack(parts) for parts in zip(*sources(h, w)))
+    xs, ys, valid = (torch.stack(parts) for parts in zip(*sources(recipe_for(h, w), h, w)))
     return Warp(xs, ys, valid, border)
 
 
@@ -188,11 +230,13 @@ def _noise_frames(x: torch.Tensor, noisy: Callable[[], torch.Tensor]) -> Frames:
 
 
 def gaussian_noise(x: torch.Tensor, generator: torch.Generator) -> Frames:
-    return _noise_frames(x, lambda: x + 0.02 * torch.randn(x.shape, generator=generator, device=x.device))
+    sigma = recipe_for(*x.shape[-2:]).gaussian_sigma
+    return _noise_frames(x, lambda: x + sigma * torch.randn(x.shape, generator=generator, device=x.device))
 
 
 def shot_noise(x: torch.Tensor, generator: torch.Generator) -> Frames:
-    return _noise_frames(x, lambda: torch.poisson(x * 700, generator=generator) / 700)
+    rate = recipe_for(*x.shape[-2:]).shot_rate
+    return _noise_frames(x, lambda: torch.poisson(x * rate, generator=generator) / rate)
 
 
 def speckle_noise(x: torch.Tensor, generator: torch.Generator) -> Frames:
@@ -204,8 +248,9 @@ def _angles(x: torch.Tensor, degrees: float) -> torch.Tensor:
 
 
 def motion_blur(x: torch.Tensor, generator: torch.Generator) -> Frames:
-    for i in range(21):
-        yield imagemagick_quantize(line_blur(x, 6, 1.8, _angles(x, (i - 20) * 9)))
+    frames, radius, sigma, first, step = recipe_for(*x.shape[-2:]).motion
+    for i in range(frames):
+        yield imagemagick_quantize(line_blur(x, radius, sigma, _angles(x, first + step * i)))
 
 
 def zoom_blur(x: torch.Tensor, generator: torch.Generator) -> Frames:
@@ -219,10 +264,11 @@ def zoom_blur(x: torch.Tensor, generator: torch.Generator) -> Frames:
 
 def snow(x: torch.Tensor, generator: torch.Generator) -> Frames:
     n, _, h, w = x.shape
-    layer = snow_layer(n, h, w, 0.05, 0.3, 2, 0.5, generator, x.device)
+    zoom, radius, sigma = recipe_for(h, w).snow
+    layer = snow_layer(n, h, w, 0.05, 0.3, zoom, 0.5, generator, x.device)
     base = snow_background(x, 0.85)
     for i in range(31):
-        streaks = imagemagick_quantize(line_blur(layer, 10, 2, _angles(x, 4 * i - 150))) / 255
+        streaks = imagemagick_quantize(line_blur(layer, radius, sigma, _angles(x, 4 * i - 150))) / 255
         yield (base + streaks + streaks.flip(-2, -1)).clamp_(0, 1) * 255
 
 
@@ -233,36 +279,48 @@ def brightness(x: torch.Tensor, generator: torch.Generator) -> Frames:
     # HSV -> RGB multiplies V by factors of H and S alone (V, V(1-S), V(1-fS), V(1-(1-f)S)):
     # taking them at V = 1 once gives every frame with the same floating-point products
     factors = hsv2rgb(torch.cat((hsv[:, :2], torch.ones_like(hsv[:, 2:])), 1))
+    step = recipe_for(*x.shape[-2:]).brightness_step
     for i in range(31):
-        value = (hsv[:, 2:] + (i - 15) * 1.5 / 100).clamp_(0, 1)
+        value = (hsv[:, 2:] + (i - 15) * step / 100).clamp_(0, 1)
         yield (value * factors * 255).floor_().float()
 
 
 @functools.lru_cache(maxsize=8)
-def _blur_matrices(size: int) -> torch.Tensor:
-    """(31, size, size) float64 ``skimage.filters.gaussian`` matrices (truncate 7, edge border)."""
-    return torch.stack([filter_matrix(size, gaussian_kernel1d(0.3 + 0.015 * i, 7.0), "replicate")
+def _blur_matrices(size: int, recipe: Recipe) -> torch.Tensor:
+    """(31, size, size) float64 ``skimage.filters.gaussian`` matrices (the recipe's sigmas and
+    truncation, edge border)."""
+    first, step, truncate = recipe.gaussian_blur
+    return torch.stack([filter_matrix(size, gaussian_kernel1d(first + step * i, truncate), "replicate")
                         for i in range(31)])
 
 
 def gaussian_blur(x: torch.Tensor, generator: torch.Generator) -> Frames:
     # float64 like skimage, so that the truncation to uint8 agrees bit for bit
     levels = (x * 255).round_().double() / 255
-    rows, cols = (_blur_matrices(size).to(x.device) for size in x.shape[-2:])
+    recipe = recipe_for(*x.shape[-2:])
+    rows, cols = (_blur_matrices(size, recipe).to(x.device) for size in x.shape[-2:])
     for vertical, horizontal in zip(rows, cols):
         yield (vertical @ levels @ horizontal.T * 255).floor_().float()
 
 
 def spatter(x: torch.Tensor, generator: torch.Generator) -> Frames:
     n, _, h, w = x.shape
-    liquid = torch.randn((n, 1, h, w), generator=generator, device=x.device) * 0.265 + 0.6
-    liquid = gaussian_filter(liquid, 1.75)
-    liquid = torch.where(liquid < 0.7, 0, liquid)
+    mean, std, sigma, threshold, flow = recipe_for(h, w).spatter
+    liquid = torch.randn((n, 1, h, w), generator=generator, device=x.device) * std + mean
+    liquid = gaussian_filter(liquid, sigma)
+    liquid = torch.where(liquid < threshold, 0, liquid)
     color = torch.tensor(WATER_RGB, device=x.device).view(1, 3, 1, 1)
     for _ in range(31):
         yield (x + water_layer(liquid, 0.6) * color).clamp_(0, 1) * 255
-        # the liquid flows one row down: np.convolve(column, [0.2, 0.8], mode='same')
-        liquid = torch.cat((0.2 * liquid[:, :, :1], 0.2 * liquid[:, :, 1:] + 0.8 * liquid[:, :, :-1]), 2)
+        liquid = flow_down(liquid, flow)
+
+
+def flow_down(liquid: torch.Tensor, kernel: tuple[float, ...]) -> torch.Tensor:
+    """``np.convolve(column, kernel, mode='same')`` down every column: row i receives
+    ``kernel[j] * liquid[i + (len(kernel) - 1) // 2 - j]`` (zero outside the image)."""
+    h, lead = liquid.shape[2], (len(kernel) - 1) // 2
+    padded = torch.nn.functional.pad(liquid, (0, 0, len(kernel) - 1 - lead, lead))
+    return sum(weight * padded[:, :, len(kernel) - 1 - j:len(kernel) - 1 - j + h] for j, weight in enumerate(kernel))
 
 
 PERTURBATIONS: dict[str, Callable[[torch.Tensor, torch.Generator], Frames]] = {
