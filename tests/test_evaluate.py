@@ -261,26 +261,6 @@ def test_eval_reads_an_imagenet_c_tree(imagenet_tree, tmp_path):
     assert json.loads((tmp_path / "two" / "summary.json").read_text())["images"] == 2
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda tree: shutil.rmtree(tree / "fog" / "4"), "ImageNet-C folder {tree}/fog/4 not found (there: 1, 2, 3, 5)"),
-    (lambda tree: (tree / "snow" / "2" / "n99999999").mkdir(),
-     "ImageNet-C folder {tree}/snow/2/n99999999 is not a class of the test set"),
-    (lambda tree: (tree / "fog" / "1" / "n01440764" / "0.png").write_bytes(b"not an image"),
-     "cannot decode image {tree}/fog/1/n01440764/0.png"),
-])
-def test_eval_refuses_a_damaged_imagenet_c_tree_in_one_line(imagenet_tree, tmp_path, capsys, damage, message):
-    root, tree, _, model = imagenet_tree
-    copy = tmp_path / "imagenet-c"
-    shutil.copytree(tree, copy)
-    damage(copy)
-    out = tmp_path / "out"
-    assert main(["eval", "--checkpoint", str(model), "--dataset", "imagenet", "--data-dir", str(root),
-                 "--c-source", f"official:{copy}", "--p-source", "none", "--quiet", "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert message.format(tree=copy) in err and "\n" not in err
-    assert not out.exists()
-
-
 def test_eval_reads_imagenet_p_videos(imagenet_tree, tmp_path):
     root, _, videos, model = imagenet_tree
     assert main(["eval", "--checkpoint", str(model), "--dataset", "imagenet", "--data-dir", str(root),
@@ -295,23 +275,30 @@ def _truncate(path):
     path.write_bytes(path.read_bytes()[:2000])
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda videos: shutil.rmtree(videos / "tilt"), "ImageNet-P folder {videos}/tilt not found (there: perturbations "),
-    (lambda videos: _truncate(videos / "rotate" / "n01443537" / "1.mp4"),
-     "ImageNet-P video {videos}/rotate/n01443537/1.mp4 cannot be read"),
-    (lambda videos: write_video(videos / "rotate" / "n01443537" / "1.mp4", [np.zeros((224, 224, 3), np.uint8)] * 2),
-     "ImageNet-P video {videos}/rotate/n01443537/1.mp4 is truncated: 2 frames where the other rotate videos have 3"),
-    (lambda videos: write_video(videos / "scale" / "n01440764" / "0.mp4", [np.zeros((96, 96, 3), np.uint8)] * 3),
-     "ImageNet-P video {videos}/scale/n01440764/0.mp4 has 96x96 frames; the test images are 224x224"),
+@pytest.mark.parametrize("source, damage, message", [
+    ("c", lambda tree: shutil.rmtree(tree / "fog" / "4"), "ImageNet-C folder {dir}/fog/4 not found (there: 1, 2, 3, 5)"),
+    ("c", lambda tree: (tree / "snow" / "2" / "n99999999").mkdir(),
+     "ImageNet-C folder {dir}/snow/2/n99999999 is not a class of the test set"),
+    ("c", lambda tree: (tree / "fog" / "1" / "n01440764" / "0.png").write_bytes(b"not an image"),
+     "cannot decode image {dir}/fog/1/n01440764/0.png"),
+    ("p", lambda videos: shutil.rmtree(videos / "tilt"), "ImageNet-P folder {dir}/tilt not found (there: perturbations "),
+    ("p", lambda videos: _truncate(videos / "rotate" / "n01443537" / "1.mp4"),
+     "ImageNet-P video {dir}/rotate/n01443537/1.mp4 cannot be read"),
+    ("p", lambda videos: write_video(videos / "rotate" / "n01443537" / "1.mp4", [np.zeros((224, 224, 3), np.uint8)] * 2),
+     "ImageNet-P video {dir}/rotate/n01443537/1.mp4 is truncated: 2 frames where the other rotate videos have 3"),
+    ("p", lambda videos: write_video(videos / "scale" / "n01440764" / "0.mp4", [np.zeros((96, 96, 3), np.uint8)] * 3),
+     "ImageNet-P video {dir}/scale/n01440764/0.mp4 has 96x96 frames; the test images are 224x224"),
 ])
-def test_eval_refuses_damaged_imagenet_p_videos_in_one_line(imagenet_tree, tmp_path, capsys, damage, message):
-    root, _, videos, model = imagenet_tree
-    copy = tmp_path / "imagenet-p"
-    shutil.copytree(videos, copy)
+def test_eval_refuses_damaged_imagenet_c_and_p_sets_in_one_line(imagenet_tree, tmp_path, capsys, source, damage,
+                                                                 message):
+    root, tree, videos, model = imagenet_tree
+    copy = tmp_path / "damaged"
+    shutil.copytree(tree if source == "c" else videos, copy)
     damage(copy)
+    sources = {"c": "none", "p": "none", source: f"official:{copy}"}
     out = tmp_path / "out"
-    assert main(["eval", "--checkpoint", str(model), "--dataset", "imagenet", "--data-dir", str(root),
-                 "--c-source", "none", "--p-source", f"official:{copy}", "--quiet", "--out", str(out)]) == 2
+    assert main(["eval", "--checkpoint", str(model), "--dataset", "imagenet", "--data-dir", str(root), "--c-source",
+                 sources["c"], "--p-source", sources["p"], "--quiet", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
-    assert message.format(videos=copy) in err and "\n" not in err
+    assert message.format(dir=copy) in err and "\n" not in err
     assert not out.exists()
