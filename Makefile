@@ -31,3 +31,4 @@ bench: $(INSTALLED) data
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_search.py
 	$(PY) benchmarks/bench_report.py
+	$(PY) benchmarks/bench_data.py

@@ -46,4 +46,6 @@ if "$PYTHON" -c "import ray, optuna, plotly" 2>/dev/null; then
 else
     echo "=== smoke search: skipped (Ray, Optuna or plotly is not installed here)"
 fi
+# 5. streamed ImageNet-size JPEGs beside an ImageFolder loop, one worker per core (CPU decoding)
+part "streaming data" 60 "$PYTHON" benchmarks/bench_data.py --images 2048 --repeats 2
 echo "=== done $(date +%T)"

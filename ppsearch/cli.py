@@ -151,11 +151,18 @@ def _device(name: str) -> str:
     return name
 
 
+def _access(args: argparse.Namespace):
+    from .data.streaming import DataAccess
+
+    return DataAccess(args.data_dir, args.stream, args.memory_budget, getattr(args, "bad_images", "fail"))
+
+
 def _test_split(args: argparse.Namespace):
     from .data.datasets import load_dataset
 
     channels = 3 if args.dataset == "fashion-mnist" else None
-    dataset = load_dataset(args.dataset, args.data_dir, channels=channels, subset=args.subset, test_only=True)
+    dataset = load_dataset(args.dataset, args.data_dir, channels=channels, subset=args.subset, test_only=True,
+                           image_size=args.image_size, access=_access(args))
     return dataset.test_images, dataset.test_labels, dataset.classes
 
 
@@ -213,7 +220,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
     overrides = space.budget(args.budget, parse_budget_overrides(args.budget_set))
     configs = [TrialConfig.create(space.config(args.config), dataset=dataset_name, budget=args.budget, seed=seed,
                                   budget_overrides=overrides, protocol=args.protocol,
-                                  validation_fraction=args.validation_fraction) for seed in range(args.seeds)]
+                                  validation_fraction=args.validation_fraction, image_size=args.image_size)
+               for seed in range(args.seeds)]
     device = _device(args.device)
     label = "-".join(t.removeprefix(PAPER_PREFIX).replace("=", "") for t in args.config) or "defaults"
     out = check_output(args.out or f"runs/train/{space.name}-{label}-{dataset_name}-{args.budget}", "directory")
@@ -225,10 +233,11 @@ def _cmd_train(args: argparse.Namespace) -> None:
                   f"{r.train_error:.4f}  test error {epoch.clean_error:.4f}  {r.images_per_second:.0f} images/s",
                   flush=True)
 
-    table = train_seeds(configs, out, data_dir=args.data_dir, device=device, compile=args.compile,
+    table = train_seeds(configs, out, access=_access(args), device=device, compile=args.compile,
                         progress=not args.quiet, on_epoch=progress)
     for row in table[table[Column.STATUS] != TrialStatus.COMPLETED].itertuples():
         print(f"seed {row.seed} failed: {row.failure_reason}")
+    _print_skipped(table)
     ce_columns = [c for c in table.columns if c.startswith(CE_PREFIX)]
     summary = seed_summary(table[table[Column.STATUS] == TrialStatus.COMPLETED], SUMMARY_METRICS + tuple(ce_columns))
     config = configs[0]
@@ -259,9 +268,10 @@ def _cmd_run(args: argparse.Namespace) -> None:
                            space.budget(args.budget, parse_budget_overrides(args.budget_set)), objectives,
                            args.sampler, args.scheduler, args.trials, args.seed,
                            args.protocol or default_protocol(dataset), args.validation_fraction,
-                           seed_from=tuple(str(Path(d).resolve()) for d in args.seed_from))
+                           seed_from=tuple(str(Path(d).resolve()) for d in args.seed_from),
+                           image_size=args.image_size)
     resources = Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.time_budget, args.address)
-    table = run_search(out, settings, resources, data_dir=args.data_dir, quiet=args.quiet,
+    table = run_search(out, settings, resources, access=_access(args), quiet=args.quiet,
                        confirm_seeds=args.confirm_seeds)
     selection = [validation_column(o) for o in objectives]
     best = validation_front(table, objectives)
@@ -273,8 +283,17 @@ def _cmd_run(args: argparse.Namespace) -> None:
     print(best[[c for c in shown if c in best]].to_string(index=False, float_format="%.4f"))
     for row in table[table[Column.STATUS] == TrialStatus.FAILED].itertuples():
         print(f"failed: {row.trial_id} ({row.origin}): {row.failure_reason}")
+    _print_skipped(table)
     print(f"results table: {out / RESULTS_STEM}.parquet and .csv; Optuna study "
           f"{read_settings(out).study_name} in {out / JOURNAL_FILE}")
+
+
+def _print_skipped(table) -> None:
+    """Undecodable training images skipped under --bad-images skip: said, never silent."""
+    skipped = table.get(Column.SKIPPED_IMAGES)
+    if skipped is not None and skipped.fillna(0).sum() > 0:
+        print(f"skipped {int(skipped.fillna(0).sum())} undecodable training image(s) in "
+              f"{int((skipped.fillna(0) > 0).sum())} trial(s) (--bad-images skip; column {Column.SKIPPED_IMAGES})")
 
 
 def _cmd_pick(args: argparse.Namespace) -> None:
@@ -384,12 +403,28 @@ def _add_data_arguments(parser: argparse.ArgumentParser, dataset_required: bool)
     parser.add_argument("--dataset", required=dataset_required, default=None,
                         help="fashion-mnist, cifar10, cifar100 or imagenet")
     parser.add_argument("--data-dir", default=None, help="where the dataset lives (default: its usual place)")
+    _add_image_arguments(parser, training=False)
     parser.add_argument("--subset", type=_integer(1), default=None, help="use the first N test images")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     parser.add_argument("--frost-dir", default=None,
                         help="directory with the reference frost textures (default: ppsearch's procedural frost)")
     parser.add_argument("--seed", type=_integer(0), default=0)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_image_arguments(parser: argparse.ArgumentParser, training: bool) -> None:
+    """How image-folder datasets (imagenet) are read: their size, in memory or streamed."""
+    parser.add_argument("--image-size", type=_integer(8), default=None, help="imagenet only (default 224)")
+    # both checked by ppsearch.data.streaming.DataAccess (importing it here would import torch)
+    parser.add_argument("--stream", default="auto",
+                        help="imagenet: auto, always or never stream the images from their files instead of decoding "
+                             "them into memory (auto: stream when the decoded images exceed --memory-budget)")
+    parser.add_argument("--memory-budget", type=_real(0, above=True), default=None, metavar="GIB",
+                        help="memory for decoded images, in GiB (default: half of this machine's memory)")
+    if training:
+        parser.add_argument("--bad-images", default="fail",
+                            help="fail or skip: a streamed training image that cannot be decoded fails the trial, "
+                                 "or is skipped and counted in the record (default: fail)")
 
 
 def _add_protocol_argument(parser: argparse.ArgumentParser) -> None:
@@ -443,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="paper:NAME and/or key=value overrides, applied in order over the space's defaults")
     train.add_argument("--dataset", default=None, help="default: the space's dataset")
     train.add_argument("--data-dir", default=None, help="where the dataset lives (default: its usual place)")
+    _add_image_arguments(train, training=True)
     train.add_argument("--budget", default="demo", help="smoke, demo, short or paper")
     train.add_argument("--budget-set", nargs="*", default=[], metavar="KEY=VALUE",
                        help="change the budget's epochs, train_images, eval_images, c_images or p_images "
@@ -463,6 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--space", default="resnet-cifar", help="embedded space name or a YAML file")
     run.add_argument("--dataset", default=None, help="default: the space's dataset")
     run.add_argument("--data-dir", default=None, help="where the dataset lives (default: its usual place)")
+    _add_image_arguments(run, training=True)
     run.add_argument("--budget", default="demo", help="smoke, demo, short or paper")
     run.add_argument("--budget-set", nargs="*", default=[], metavar="KEY=VALUE",
                      help="change the budget's epochs, train_images, eval_images, c_images or p_images")

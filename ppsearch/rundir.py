@@ -104,6 +104,7 @@ class Column(enum.StrEnum):
     TRAIN_SECONDS = "train_seconds"
     EVAL_SECONDS = "eval_seconds"
     IMAGES_PER_SECOND = "images_per_second"
+    SKIPPED_IMAGES = "skipped_images"  # undecodable training files skipped (streamed data, --bad-images skip)
     FIRST_LAYER_WEIGHT_SPARSITY = "first_layer_weight_sparsity"
     FIRST_LAYER_RESPONSE_SPARSITY = "first_layer_response_sparsity"
     TRIAL_DIR = "trial_dir"
@@ -165,6 +166,7 @@ class RunSettings:
     validation_fraction: float  # of the training split, held out to select on (stratified, drawn from seed)
     study_name: str = ""
     seed_from: tuple[str, ...] = ()  # earlier runs whose front designs this run trains first (--seed-from)
+    image_size: int | None = None  # imagenet's image size (--image-size); None: the dataset's own
 
     def differences(self, other: RunSettings) -> list[str]:
         """Settings that differ from ``other``'s, apart from the study name and the trial count

@@ -206,7 +206,8 @@ def imagenet_tree(tmp_path_factory):
     crops (lossless), so that every cell's error must equal the clean error."""
     from PIL import Image
 
-    from ppsearch.data.datasets import read_image_folder
+    from ppsearch.data.datasets import image_folder_samples
+    from ppsearch.data.streaming import decode_images
 
     root = tmp_path_factory.mktemp("imagenet")
     rng = np.random.default_rng(0)
@@ -217,7 +218,8 @@ def imagenet_tree(tmp_path_factory):
                 size = (int(rng.integers(150, 300)), int(rng.integers(150, 300)))
                 Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(
                     root / split / wnid / f"{k}.JPEG", quality=90)
-    crops, labels, classes = read_image_folder(root / "val", 224)
+    paths, labels, classes = image_folder_samples(root / "val")
+    crops = decode_images(paths, 224)
     tree = root / "imagenet-c"
     for corruption in BENCHMARK_CORRUPTIONS:
         for severity in range(1, 6):

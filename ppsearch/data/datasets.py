@@ -10,31 +10,28 @@ the corruptions and a ``.to(device)`` take it in one piece) and int64 labels.
 * ``cifar10``, ``cifar100``: torchvision's python-pickle layout under ``data_dir``.
 * ``imagenet``: an ImageFolder root with ``train/<wnid>/*`` and ``val/<wnid>/*``, resized
   (shorter side to ``image_size * 8 / 7``) and centre-cropped to ``image_size``. A 224x224 uint8
-  copy of the training set takes ~190 GB, so on ordinary machines pass ``subset``; the full set
-  is for GPU hosts with the memory for it.
+  copy of the training set takes ~190 GB: a split set whose decoded size is over the memory budget
+  is streamed from its files (:mod:`ppsearch.data.streaming`) unless told otherwise.
 """
 from __future__ import annotations
 
 import gzip
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torchvision
-from PIL import Image
 from torchvision.datasets.folder import IMG_EXTENSIONS
-from torchvision.transforms.v2 import functional as TF
 
 from ..errors import UserError
+from .streaming import DataAccess, ImageFiles, Images
 
 DATASETS = ("fashion-mnist", "cifar10", "cifar100", "imagenet")
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 CACHE_DIR = Path.home() / ".cache" / "ppsearch" / "datasets"
-IMAGENET_CROP_PCT = 0.875  # the standard 256 -> 224 evaluation crop
+IMAGENET_SIZE = 224  # imagenet's default image size; the other datasets are 32x32
 
 _FASHION_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -48,12 +45,13 @@ class DatasetNotFoundError(UserError):
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Train and test splits as uint8 (N, H, W, C) image tensors and int64 label tensors."""
+    """Train and test splits as uint8 (N, H, W, C) images (tensors, or :class:`ImageFiles` where
+    streamed) and int64 label tensors."""
 
     name: str
-    train_images: torch.Tensor
+    train_images: Images
     train_labels: torch.Tensor
-    test_images: torch.Tensor
+    test_images: Images
     test_labels: torch.Tensor
     classes: tuple[str, ...]
 
@@ -73,7 +71,11 @@ class Dataset:
 
     def __repr__(self) -> str:
         return (f"Dataset(name={self.name!r}, train={tuple(self.train_images.shape)}, "
-                f"test={tuple(self.test_images.shape)}, num_classes={self.num_classes})")
+                f"test={tuple(self.test_images.shape)}, num_classes={self.num_classes}, streamed={self.streamed})")
+
+    @property
+    def streamed(self) -> bool:
+        return isinstance(self.train_images, ImageFiles)
 
 
 def load_dataset(
@@ -85,15 +87,18 @@ def load_dataset(
     subset: int | None = None,
     image_size: int | None = None,
     test_only: bool = False,
+    access: DataAccess = DataAccess(),
 ) -> Dataset:
-    """Load dataset ``name`` (one of :data:`DATASETS`) into memory (with ``test_only``, an empty
-    training split: ImageNet's training images are then not decoded).
+    """Load dataset ``name`` (one of :data:`DATASETS`) (with ``test_only``, an empty training
+    split: ImageNet's training images are then not read).
 
     ``channels``: 1 or 3; ``None`` keeps the dataset's own (1 for fashion-mnist, 3 otherwise);
     fashion-mnist is replicated to 3 channels on request. ``subset`` keeps the first N images of
-    each split (for imagenet in a class-balanced order, and only those N are decoded).
-    ``image_size`` (default 224) applies to imagenet only; the other datasets are 32x32.
-    Raises :class:`DatasetNotFoundError` when the files are missing and ``download`` is off.
+    each split (for imagenet in a class-balanced order, and only those N are read).
+    ``image_size`` (default :data:`IMAGENET_SIZE`) applies to imagenet only; the other datasets are
+    32x32. ``access`` says whether imagenet is decoded into memory or streamed from its files (the
+    other datasets are arrays, always in memory). Raises :class:`DatasetNotFoundError` when the
+    files are missing and ``download`` is off.
     """
     if name not in DATASETS:
         raise UserError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
@@ -101,8 +106,10 @@ def load_dataset(
         raise UserError(f"channels must be 1 or 3, got {channels!r}")
     if subset is not None and subset < 1:
         raise UserError(f"subset must be a positive number of images, got {subset!r}")
-    if image_size is not None and name != "imagenet":
-        raise UserError(f"image_size applies to imagenet only; {name} images are 32x32")
+    if image_size not in (None, native_image_size(name)) and name != "imagenet":
+        raise UserError(f"image size applies to imagenet only; {name} images are 32x32")
+    if access.stream == "always" and name != "imagenet":
+        raise UserError(f"streaming applies to image-folder datasets (imagenet); {name} is read into memory")
     if channels == 1 and name != "fashion-mnist":
         raise UserError(f"{name} has 3 channels; channels=1 is available for fashion-mnist only")
     root = Path(data_dir).expanduser() if data_dir is not None else None
@@ -110,7 +117,7 @@ def load_dataset(
     if name == "imagenet":
         if download:
             raise UserError("imagenet cannot be downloaded; pass data_dir pointing at your ImageFolder copy")
-        return _load_imagenet(root, subset, image_size or 224, test_only)
+        return _load_imagenet(root, subset, image_size or IMAGENET_SIZE, test_only, access)
     if name == "fashion-mnist":
         splits, classes = _load_fashion_mnist(root, download), tuple(torchvision.datasets.FashionMNIST.classes)
     else:
@@ -120,6 +127,11 @@ def load_dataset(
     if channels == 3 and name == "fashion-mnist":
         splits = {k: (x.expand(-1, -1, -1, 3).contiguous(), y) for k, (x, y) in splits.items()}
     return Dataset(name, *splits["train"], *splits["test"], classes)
+
+
+def native_image_size(name: str) -> int:
+    """The image size a dataset is read at unless told otherwise."""
+    return IMAGENET_SIZE if name == "imagenet" else 32
 
 
 # ---------------------------------------------------------------- Fashion-MNIST
@@ -203,31 +215,24 @@ def _download(cls: type, name: str, root: Path) -> None:
 # ---------------------------------------------------------------- ImageNet / image folders
 
 
-def _load_imagenet(root: Path | None, subset: int | None, image_size: int, test_only: bool) -> Dataset:
+def _load_imagenet(root: Path | None, subset: int | None, image_size: int, test_only: bool,
+                   access: DataAccess) -> Dataset:
     if root is None:
         raise DatasetNotFoundError(
             "imagenet needs --data-dir pointing at an ImageFolder root with train/ and val/")
-    splits = {}
-    for split, folder in (("train", "train"), ("test", "val")):
-        images, labels, classes = read_image_folder(root / folder, image_size, 0 if test_only and split == "train"
-                                                    else subset)
-        if splits and classes != splits["train"][2]:
-            raise UserError(f"{root}/train and {root}/val hold different class folders")
-        splits[split] = images, labels, classes
-    return Dataset("imagenet", *splits["train"][:2], *splits["test"][:2], splits["train"][2])
-
-
-def read_image_folder(
-    root: Path,
-    image_size: int,
-    subset: int | None = None,
-    crop_pct: float = IMAGENET_CROP_PCT,
-) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
-    """Decode an ImageFolder tree ``root/<class>/<image>`` into uint8 (N, S, S, 3) tensors:
-    :func:`image_folder_samples` decoded by :func:`decode_images`. Classes are the sorted folder
-    names."""
-    paths, labels, classes = image_folder_samples(root, subset)
-    return decode_images(paths, image_size, crop_pct), labels, classes
+    samples = {split: image_folder_samples(root / folder, 0 if test_only and split == "train" else subset)
+               for split, folder in (("train", "train"), ("test", "val"))}
+    if samples["train"][2] != samples["test"][2]:
+        raise UserError(f"{root}/train and {root}/val hold different class folders")
+    files = {split: ImageFiles(paths, image_size, memory_budget=access.memory_budget, bad_images=access.bad_images)
+             for split, (paths, _, _) in samples.items()}
+    decoded_bytes = sum(f.nbytes for f in files.values())
+    if access.stream == "never" or (access.stream == "auto" and decoded_bytes <= access.memory_budget):
+        images = {split: f.to("cpu") for split, f in files.items()}
+    else:
+        images = files
+    return Dataset("imagenet", images["train"], samples["train"][1], images["test"], samples["test"][1],
+                   samples["train"][2])
 
 
 def image_folder_samples(root: Path, subset: int | None = None, extensions: tuple[str, ...] = IMG_EXTENSIONS
@@ -246,27 +251,3 @@ def image_folder_samples(root: Path, subset: int | None = None, extensions: tupl
     first_of_class = np.searchsorted(labels, labels, side="left")
     order = np.lexsort((labels, np.arange(len(labels)) - first_of_class))[:subset]
     return [paths[i] for i in order], torch.from_numpy(labels[order]), tuple(folder.classes)
-
-
-def decode_images(paths: list[str], image_size: int, crop_pct: float = IMAGENET_CROP_PCT) -> torch.Tensor:
-    """uint8 (N, S, S, 3) images of ``paths``, decoded with PIL and converted to RGB, the shorter
-    side resized to ``floor(image_size / crop_pct)`` (PIL bilinear) and the centre cropped to
-    ``image_size``, as the standard ImageNet evaluation transform does (ImageNet-C, already
-    cropped, uses ``crop_pct=1``). An image that cannot be decoded is a one-line error naming it."""
-    resize_to = math.floor(image_size / crop_pct)
-    images = torch.empty((len(paths), image_size, image_size, 3), dtype=torch.uint8)
-
-    def load(path: str) -> np.ndarray:
-        try:
-            with Image.open(path) as file:
-                image = file.convert("RGB")
-        except OSError as err:
-            raise UserError(f"cannot decode image {path}: {err}") from None
-        image = TF.resize(image, [resize_to])
-        return np.asarray(TF.center_crop(image, [image_size, image_size]))
-
-    # PIL decodes and resizes without holding the GIL, so threads speed this up nearly linearly.
-    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
-        for i, image in enumerate(pool.map(load, paths)):
-            images.numpy()[i] = image
-    return images

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.datasets import decode_images, image_folder_samples
+from ..data.datasets import image_folder_samples
+from ..data.streaming import decode_images
 from ..errors import UserError
 from .corruptions import SEVERITIES
 

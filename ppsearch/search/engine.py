@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from ..config import CONFIG_KEYS
+from ..data.streaming import DataAccess
 from ..errors import UserError
 from ..reporting.pareto import validation_front
 from ..robustness.corruptions import BENCHMARK_CORRUPTIONS
@@ -54,7 +55,15 @@ from ..rundir import (
     write_settings,
     write_table,
 )
-from ..training.trial import EvaluationSets, TrialConfig, TrialEpoch, evaluation_sets, run_trial, trial_dataset
+from ..training.trial import (
+    EvaluationSets,
+    TrialConfig,
+    TrialEpoch,
+    check_streaming,
+    evaluation_sets,
+    run_trial,
+    trial_dataset,
+)
 from .moasha import EPOCH, MOASHA, PROTECTED, RUNG_METRICS
 from .seeding import seeded_designs
 from .space import Space, load_space
@@ -85,7 +94,7 @@ class TrialContext:
     sets: EvaluationSets
     rungs: tuple[int, ...]
     threads: int
-    data_dir: str | None
+    access: DataAccess
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -137,10 +146,8 @@ def execute_trial(config: dict[str, Any], context: TrialContext,
                     RUNG_METRICS[1]: probe_corruption_error(epoch.predict, context.sets.selection[0])})
 
     try:
-        trial = TrialConfig.create(keys, dataset=settings.dataset, budget=settings.budget, seed=seed,
-                                   budget_overrides=settings.budget_overrides, protocol=settings.protocol,
-                                   validation_fraction=settings.validation_fraction, validation_seed=settings.seed)
-        record = run_trial(trial, trial_dir, context.sets, data_dir=context.data_dir, device=device, on_epoch=on_epoch)
+        trial = trial_config(settings, keys, seed)
+        record = run_trial(trial, trial_dir, context.sets, access=context.access, device=device, on_epoch=on_epoch)
         if any(record.get(k) != v for k, v in bookkeeping.items() if k != Column.NODE) or Column.NODE not in record:
             record = write_record(trial_dir, {**record, **bookkeeping})
     except Exception as error:  # noqa: BLE001 - a failing trial is a result: record it, the study goes on
@@ -150,6 +157,14 @@ def execute_trial(config: dict[str, Any], context: TrialContext,
     report({EPOCH: record.get(Column.EPOCHS_COMPLETED, 0), Column.STATUS: record[Column.STATUS], **tags,
             **{o: record[validation_column(o)] for o in settings.objectives if validation_column(o) in record}})
     return record
+
+
+def trial_config(settings: RunSettings, config: dict[str, Any], seed: int) -> TrialConfig:
+    """A trial of the run: ``config`` under the run's dataset, budget, protocol and validation split."""
+    return TrialConfig.create(config, dataset=settings.dataset, budget=settings.budget, seed=seed,
+                              budget_overrides=settings.budget_overrides, protocol=settings.protocol,
+                              validation_fraction=settings.validation_fraction, validation_seed=settings.seed,
+                              image_size=settings.image_size)
 
 
 def probe_corruption_error(predict: Predictor, c_dir: Path) -> float:
@@ -291,7 +306,7 @@ def connect_ray(resources: Resources) -> None:
 
 
 def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources = Resources(), *,
-               data_dir: str | None = None, quiet: bool = False, confirm_seeds: int = 1) -> pd.DataFrame:
+               access: DataAccess = DataAccess(), quiet: bool = False, confirm_seeds: int = 1) -> pd.DataFrame:
     """Run (or continue) the search in ``run_dir``, then train every configuration on its validation
     front and every paper configuration with ``confirm_seeds - 1`` further seeds; returns the
     results table."""
@@ -312,11 +327,10 @@ def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources 
         raise UserError(f"unknown scheduler {settings.scheduler!r}; allowed: {', '.join(SCHEDULERS)}")
     if isinstance(confirm_seeds, bool) or not isinstance(confirm_seeds, int) or confirm_seeds < 1:
         raise UserError(f"--confirm-seeds: must be an integer >= 1 (1: no confirmation), got {confirm_seeds!r}")
-    defaults = TrialConfig.create(space.defaults, dataset=settings.dataset, budget=settings.budget,
-                                  budget_overrides=settings.budget_overrides, protocol=settings.protocol,
-                                  validation_fraction=settings.validation_fraction, validation_seed=settings.seed)
+    defaults = trial_config(settings, space.defaults, settings.seed)
     settings = settings_for_run(run_dir, settings)
-    data = trial_dataset(settings.dataset, data_dir)  # everything is checked before anything is written
+    data = trial_dataset(settings.dataset, access, defaults.image_size)  # everything is checked before anything is written
+    check_streaming(defaults, data)
     journal = run_dir / JOURNAL_FILE
     # the designs of earlier fronts are enqueued when the study is created; a continued run has them
     seeded = seeded_designs(space, settings.objectives, () if journal.is_file() else settings.seed_from)
@@ -329,7 +343,7 @@ def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources 
     sets = evaluation_sets(run_dir / SETS_DIR, defaults, data, progress=not quiet)
     scheduler = MOASHA(defaults.epochs) if settings.scheduler == "moasha" else FIFOScheduler()
     rungs = tuple(scheduler.rungs) if settings.scheduler == "moasha" else ()
-    context = TrialContext(run_dir, space, settings, sets, rungs, max(1, int(resources.cpus_per_trial)), data_dir)
+    context = TrialContext(run_dir, space, settings, sets, rungs, max(1, int(resources.cpus_per_trial)), access)
 
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     study = open_study(space, storage, settings.study_name, settings.objectives,

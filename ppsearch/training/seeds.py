@@ -8,26 +8,28 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..data.streaming import DataAccess
 from ..rundir import RECORDS_STEM, SETS_DIR, write_table
-from .trial import TrialConfig, TrialEpoch, evaluation_sets, run_trial, trial_dataset
+from .trial import TrialConfig, TrialEpoch, check_streaming, evaluation_sets, run_trial, trial_dataset
 
 
-def train_seeds(configs: Sequence[TrialConfig], out: str | Path, *, data_dir: str | None = None,
+def train_seeds(configs: Sequence[TrialConfig], out: str | Path, *, access: DataAccess = DataAccess(),
                 device: str = "cpu", compile: bool = False, progress: bool = True,
                 on_epoch: Callable[[TrialConfig, TrialEpoch], None] | None = None) -> pd.DataFrame:
     """Train and measure each of ``configs`` (one configuration, one seed each) into
     ``out/seed-<n>``; returns the records, also written to ``out/records.parquet`` and ``.csv``."""
     out = Path(out)
     first = configs[0]
-    sets = evaluation_sets(out / SETS_DIR, first, trial_dataset(first.dataset, data_dir), device=device,
-                           progress=progress)
+    data = trial_dataset(first.dataset, access, first.image_size)
+    check_streaming(first, data)
+    sets = evaluation_sets(out / SETS_DIR, first, data, device=device, progress=progress)
     records = []
     for config in configs:
         def report(epoch: TrialEpoch, config: TrialConfig = config) -> None:
             if on_epoch is not None:
                 on_epoch(config, epoch)
 
-        records.append(run_trial(config, out / f"seed-{config.seed}", sets, data_dir=data_dir, device=device,
+        records.append(run_trial(config, out / f"seed-{config.seed}", sets, access=access, device=device,
                                  compile=compile, on_epoch=report))
         write_table(pd.DataFrame(records), out / RECORDS_STEM)
     return pd.DataFrame(records)

@@ -1,6 +1,7 @@
 """The fast trainer: the training set stays on the device as uint8, batches are gathered and
 augmented there as whole tensors, and the step is plain SGD (airbench-style: no DataLoader, no
-per-image Python).
+per-image Python). A training set too large for memory is streamed instead
+(:mod:`ppsearch.data.streaming`): the same order and batches, decoded by loader workers.
 
 Reproducibility: the model is initialised from ``seed`` by the caller; each epoch draws its data
 order and augmentation from a generator seeded by (seed, epoch), and the learning rate is a
@@ -23,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..data.preprocess import to_model_input
+from ..data.streaming import Images, epoch_batches
 from ..errors import UserError
 from ..models.model_file import ModelSpec
 from .augment import augment, augmix, random_crop_flip
@@ -46,6 +48,7 @@ class EpochReport:
     lr: float  # at the end of the epoch
     images_per_second: float  # this epoch's training throughput
     train_seconds: float  # total training time so far, over resumptions
+    skipped_images: int = 0  # undecodable files skipped this epoch (streamed data, --bad-images skip)
 
 
 @dataclasses.dataclass
@@ -64,7 +67,7 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 def fit(
     model: nn.Module,
-    images: torch.Tensor,
+    images: Images,
     labels: torch.Tensor,
     recipe: Recipe,
     *,
@@ -78,12 +81,14 @@ def fit(
     on_epoch: Callable[[EpochReport, nn.Module], None] | None = None,
     compile: bool = False,
 ) -> list[EpochReport]:
-    """Train ``model`` on uint8 (N, H, W, C) ``images`` for ``epochs`` epochs; resume from
+    """Train ``model`` on uint8 (N, H, W, C) ``images`` (in memory or streamed) for ``epochs`` epochs; resume from
     ``checkpointing.directory`` when it holds a checkpoint, and write one there after every epoch.
     ``on_epoch(report, model)`` runs after each epoch's checkpoint. Raises :class:`NonFiniteLoss`."""
     device = torch.device(device)
     model = model.to(device, memory_format=torch.channels_last).train()
-    images, labels = images.to(device), labels.to(device)
+    if isinstance(images, torch.Tensor):
+        images = images.to(device)
+    labels = labels.to(device)
     optimizer = recipe.optimizer(model)
     n = images.shape[0]
     batch = min(recipe.batch_size, n)
@@ -106,14 +111,17 @@ def fit(
         order = torch.randperm(n, generator=generator, device=device)
         loss_sum = torch.zeros((), device=device)
         wrong = torch.zeros((), device=device, dtype=torch.long)
+        skipped = 0
         started = time.perf_counter()
-        for i in range(steps_per_epoch):
+        batches = epoch_batches(images, labels, order, batch, steps_per_epoch, device)
+        for i, (x, y, skipped_now) in enumerate(batches):
+            skipped += skipped_now
+            if not len(y):  # every file of the batch was skipped
+                continue
             step = epoch * steps_per_epoch + i
             lr = recipe.learning_rate(step, total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            index = order[i * batch:(i + 1) * batch]
-            x, y = images[index], labels[index]
             with autocast:
                 loss, logits = _loss(net, x, y, augmentation, recipe, generator, mean, std)
             optimizer.zero_grad(set_to_none=True)
@@ -126,8 +134,9 @@ def fit(
         if not math.isfinite(mean_loss):
             raise NonFiniteLoss(f"non-finite training loss ({mean_loss}) in epoch {epoch + 1}")
         train_seconds += seconds
-        report = EpochReport(epoch + 1, epochs, steps_per_epoch * batch, mean_loss, wrong.item() / (steps_per_epoch * batch), lr,
-                             steps_per_epoch * batch / seconds, train_seconds)
+        trained = steps_per_epoch * batch - skipped
+        report = EpochReport(epoch + 1, epochs, trained, mean_loss, wrong.item() / max(trained, 1), lr,
+                             trained / seconds, train_seconds, skipped)
         history.append(report)
         if checkpointing is not None:
             save_training_checkpoint(checkpointing.directory, model, checkpointing.spec, optimizer,

@@ -28,9 +28,10 @@ from typing import Any
 import torch
 
 from ..config import DESIGN_KEYS, KEYS, MODEL_KEYS, Design, check_config
-from ..data.datasets import Dataset, load_dataset
+from ..data.datasets import Dataset, load_dataset, native_image_size
 from ..data.preprocess import normalisation
 from ..data.splits import check_validation_fraction, validation_split
+from ..data.streaming import DataAccess, Images, UnreadableImage, plan_loader
 from ..errors import UserError
 from ..files import read_json
 from ..models import architecture_problem
@@ -82,6 +83,7 @@ class TrialConfig:
     augmentation: str
     recipe: str
     dataset: str
+    image_size: int  # the images' height and width as trained and measured
     budget: str
     epochs: int
     train_images: int | None
@@ -96,11 +98,13 @@ class TrialConfig:
     @classmethod
     def create(cls, config: Mapping[str, Any], *, dataset: str, budget: str, seed: int = 0,
                budget_overrides: Mapping[str, int | None] | None = None, protocol: str | None = None,
-               validation_fraction: float | None = None, validation_seed: int = 0) -> TrialConfig:
+               validation_fraction: float | None = None, validation_seed: int = 0,
+               image_size: int | None = None) -> TrialConfig:
         """A trial of ``config`` (keys of :data:`ppsearch.config.KEYS`; ``recipe`` defaults to the
         budget's) under the named ``budget``, some of whose sizes ``budget_overrides`` may change,
         measured under ``protocol`` (default: the dataset's usual one), holding out
-        ``validation_fraction`` of the training split (drawn from ``validation_seed``) when given."""
+        ``validation_fraction`` of the training split (drawn from ``validation_seed``) when given,
+        on images of ``image_size`` (imagenet only; default: the dataset's own)."""
         config = check_trainable(config)
         protocol = get_protocol(protocol or default_protocol(dataset)).name
         if validation_fraction is not None:
@@ -108,8 +112,9 @@ class TrialConfig:
         b = get_budget(budget, budget_overrides)
         model = {key: config.get(key, KEYS[key].default) for key in MODEL_KEYS}
         design = Design.from_dict({k: v for k, v in config.items() if k in DESIGN_KEYS})
-        return cls(model["arch"], design, model["augmentation"], model["recipe"] or b.recipe, dataset, budget,
-                   b.epochs, b.train_images, b.eval_images, b.c_images, b.p_images, seed, protocol,
+        return cls(model["arch"], design, model["augmentation"], model["recipe"] or b.recipe, dataset,
+                   image_size or native_image_size(dataset), budget, b.epochs, b.train_images, b.eval_images,
+                   b.c_images, b.p_images, seed, protocol,
                    validation_fraction, validation_seed)
 
     def to_dict(self) -> dict[str, Any]:
@@ -138,7 +143,7 @@ class TrialConfig:
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-    images: torch.Tensor
+    images: Images
     labels: torch.Tensor
 
 
@@ -194,9 +199,16 @@ CONFIG_COLUMNS = tuple(TrialConfig.create({}, dataset="cifar10", budget="smoke")
 
 
 @functools.lru_cache(maxsize=2)
-def trial_dataset(name: str, data_dir: str | None = None) -> Dataset:
+def trial_dataset(name: str, access: DataAccess = DataAccess(), image_size: int | None = None) -> Dataset:
     """Datasets are loaded once per process and shared by its trials."""
-    return load_dataset(name, data_dir)
+    return load_dataset(name, access.data_dir, image_size=image_size, access=access)
+
+
+def check_streaming(config: TrialConfig, data: Dataset) -> None:
+    """Refuse, before anything is written, a memory budget too small to stream ``config``'s
+    training batches (nothing to check for data in memory)."""
+    train = config.splits(data)[0].images
+    plan_loader(train, min(get_recipe(config.recipe).batch_size, len(train)))
 
 
 def run_trial(
@@ -204,7 +216,7 @@ def run_trial(
     trial_dir: str | Path,
     sets: EvaluationSets,
     *,
-    data_dir: str | None = None,
+    access: DataAccess = DataAccess(),
     device: str = "cpu",
     compile: bool = False,
     on_epoch: Callable[[TrialEpoch], None] | None = None,
@@ -213,8 +225,8 @@ def run_trial(
 
     Resumes from the trial's checkpoint when there is one; returns the stored record without
     training when the trial already finished. ``on_epoch(epoch)`` receives a :class:`TrialEpoch` after
-    every epoch. A NaN/inf
-    loss or running out of device memory ends the trial with status ``failed`` and the reason.
+    every epoch. A NaN/inf loss, running out of device memory or an undecodable streamed image
+    (unless ``access`` skips those) ends the trial with status ``failed`` and the reason.
     """
     trial_dir = Path(trial_dir)
     record = read_record(trial_dir)
@@ -223,7 +235,7 @@ def run_trial(
             raise UserError(f"{trial_dir} holds a finished trial of another configuration")
         return record
     trial_dir.mkdir(parents=True, exist_ok=True)
-    data = trial_dataset(config.dataset, data_dir)
+    data = trial_dataset(config.dataset, access, config.image_size)
     in_chans, num_classes = data.train_images.shape[-1], len(data.classes)
     mean, std = normalisation(config.dataset, in_chans)
     spec = ModelSpec(config.arch, config.design.to_dict(), in_chans, num_classes, config.dataset, mean, std)
@@ -248,7 +260,7 @@ def run_trial(
                       augmentation=config.augmentation, mean=mean, std=std, seed=config.seed, device=device,
                       compile=compile, on_epoch=report_epoch,
                       checkpointing=Checkpointing(trial_dir / "checkpoint", spec, config.to_dict()))
-    except (NonFiniteLoss, torch.OutOfMemoryError) as error:
+    except (NonFiniteLoss, torch.OutOfMemoryError, UnreadableImage) as error:
         record.update({Column.STATUS: TrialStatus.FAILED,
                        Column.FAILURE_REASON: f"{type(error).__name__}: {str(error).splitlines()[0]}"})
 
@@ -274,6 +286,7 @@ def run_trial(
         save_model(trial_dir / "model.safetensors", model, spec)
     train_seconds = history[-1].train_seconds if history else 0.0
     record.update({Column.EPOCHS_COMPLETED: len(history), Column.TRAIN_SECONDS: train_seconds,
+                   Column.SKIPPED_IMAGES: sum(r.skipped_images for r in history),
                    Column.IMAGES_PER_SECOND: sum(r.images for r in history) / train_seconds if train_seconds else 0.0,
                    Column.TRIAL_DIR: str(trial_dir),
                    Column.FINISHED_AT: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")})
