@@ -19,6 +19,7 @@ from .. import __version__
 from ..errors import UserError
 from ..files import atomic_directory, read_json, write_json
 from .corruptions import ALL_CORRUPTIONS, SEVERITIES, corrupt
+from .corruptions.params import table_name
 from .corruptions.weather import frost_source
 from .perturbations import ALL_PERTURBATIONS, perturb, recipe_for
 
@@ -126,9 +127,8 @@ def _write_sets(images: torch.Tensor, labels: torch.Tensor, partial: Path, datas
         "seed": seed,
         "device": str(device),
         "recipe": "Hendrycks & Dietterich CIFAR-10-C / CIFAR-10-P recipes, reimplemented in batched torch "
-                  "(ImageNet-C and ImageNet-P parameters for images larger than 32x32)",
-        "parameters": ("CIFAR tables (32x32)" if max(images.shape[1:3]) <= 32 else "ImageNet-C tables") + ", "
-                      + recipe_for(*images.shape[1:3]).name + " recipe",
+                  "(Tiny-ImageNet-C parameters up to 64x64, ImageNet-C and ImageNet-P parameters above 32x32)",
+        "parameters": f"{table_name(*images.shape[1:3])} tables, {recipe_for(*images.shape[1:3]).name} recipe",
         "frost_textures": frost_source(frost_dir),
         "corruptions": list(ALL_CORRUPTIONS),
         "severities": list(SEVERITIES),

@@ -1,7 +1,7 @@
 """Blur corruptions (defocus, glass, motion, zoom, gaussian) as batched torch code.
 
 Each follows the recipe of the reference generator (hendrycks/robustness, ``make_cifar_c.py`` for
-images up to 32x32, ``make_imagenet_c.py`` for larger ones):
+images up to 32x32, ``make_tinyimagenet_c.py`` up to 64x64, ``make_imagenet_c.py`` above):
 
 - defocus_blur: disk kernel anti-aliased by a 3x3 (5x5 for radius > 8) Gaussian, OpenCV
   ``filter2D`` with its default REFLECT_101 border.
@@ -25,20 +25,26 @@ import torch
 
 from .params import params_for
 
-# (CIFAR-10-C table, ImageNet-C table) per corruption, indexed by severity - 1 (see params_for)
+# (CIFAR-10-C, Tiny-ImageNet-C, ImageNet-C) tables per corruption, indexed by severity - 1 (see params_for)
 # (disk radius, alias-filter sigma)
 DEFOCUS = (((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)),
+           ((0.5, 0.6), (1, 0.1), (1.5, 0.1), (2.5, 0.01), (3, 0.1)),
            ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)))
-GAUSSIAN_SIGMA = ((0.4, 0.6, 0.7, 0.8, 1.0), (1.0, 2.0, 3.0, 4.0, 6.0))
+GAUSSIAN_SIGMA = ((0.4, 0.6, 0.7, 0.8, 1.0), (0.5, 0.75, 1.0, 1.25, 1.5), (1.0, 2.0, 3.0, 4.0, 6.0))
 # (sigma, max pixel offset, iterations)
 GLASS = (((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)),
+         ((0.1, 1, 1), (0.5, 1, 1), (0.6, 1, 2), (0.7, 2, 1), (0.9, 2, 2)),
          ((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)))
 # ImageMagick (radius, sigma)
 MOTION = (((6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)),
+          ((10, 1), (10, 1.5), (10, 2), (10, 2.5), (12, 3)),
           ((10, 3), (15, 5), (15, 8), (15, 12), (20, 15)))
-# zoom factors, built with np.arange as the reference does (its float steps decide the crops)
+# zoom factors, built with np.arange as the reference does (its float steps decide the crops);
+# Tiny-ImageNet-C uses CIFAR-10-C's
+_SMALL_ZOOM = tuple(tuple(np.arange(1, stop, 0.01).tolist()) for stop in (1.06, 1.11, 1.16, 1.21, 1.26))
 ZOOM = (
-    tuple(tuple(np.arange(1, stop, 0.01).tolist()) for stop in (1.06, 1.11, 1.16, 1.21, 1.26)),
+    _SMALL_ZOOM,
+    _SMALL_ZOOM,
     tuple(tuple(np.arange(1, stop, step).tolist())
           for stop, step in ((1.11, 0.01), (1.16, 0.01), (1.21, 0.02), (1.26, 0.02), (1.31, 0.03))),
 )

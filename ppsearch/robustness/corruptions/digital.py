@@ -1,9 +1,10 @@
 """Digital corruptions: brightness, contrast, saturate, elastic transform, pixelate, JPEG.
 
-Parameters per severity 1..5 come from make_cifar_c.py for images up to 32x32 and from
-make_imagenet_c.py for larger ones (see ``params_for``). Elastic transform's parameters are
-fractions of the image size: CIFAR-C's times ``min(H, W)`` (32 in the reference), ImageNet-C's
-times ``244 / 224 * min(H, W)`` (the reference's 244 for its 224-pixel images).
+Parameters per severity 1..5 come from make_cifar_c.py for images up to 32x32,
+make_tinyimagenet_c.py up to 64x64 and make_imagenet_c.py above (see ``params_for``). Elastic
+transform's parameters are fractions of the image size: CIFAR-C's and Tiny-ImageNet-C's times
+``min(H, W)`` (32 and 64 in the reference), ImageNet-C's times ``244 / 224 * min(H, W)`` (the
+reference's 244 for its 224-pixel images).
 """
 from __future__ import annotations
 
@@ -17,17 +18,20 @@ from torchvision.io import decode_jpeg, encode_jpeg
 from .color import hsv2rgb, rgb2hsv
 from .params import params_for
 
-BRIGHTNESS_SHIFT = ((0.05, 0.1, 0.15, 0.2, 0.3), (0.1, 0.2, 0.3, 0.4, 0.5))
-CONTRAST_FACTOR = ((0.75, 0.5, 0.4, 0.3, 0.15), (0.4, 0.3, 0.2, 0.1, 0.05))
+# (CIFAR-10-C, Tiny-ImageNet-C, ImageNet-C) tables, indexed by severity - 1
+BRIGHTNESS_SHIFT = ((0.05, 0.1, 0.15, 0.2, 0.3), (0.1, 0.2, 0.3, 0.4, 0.5), (0.1, 0.2, 0.3, 0.4, 0.5))
+CONTRAST_FACTOR = ((0.75, 0.5, 0.4, 0.3, 0.15), (0.4, 0.3, 0.2, 0.1, 0.05), (0.4, 0.3, 0.2, 0.1, 0.05))
 SATURATE_SCALE_SHIFT = (
     ((0.3, 0.0), (0.1, 0.0), (1.5, 0.0), (2.0, 0.1), (2.5, 0.2)),
+    ((0.3, 0.0), (0.1, 0.0), (2.0, 0.0), (5.0, 0.1), (30.0, 0.2)),
     ((0.3, 0.0), (0.1, 0.0), (2.0, 0.0), (5.0, 0.1), (20.0, 0.2)),
 )
-PIXELATE_FACTOR = ((0.95, 0.9, 0.85, 0.75, 0.65), (0.6, 0.5, 0.4, 0.3, 0.25))
-JPEG_QUALITY = ((80, 65, 58, 50, 40), (25, 18, 15, 10, 7))
+PIXELATE_FACTOR = ((0.95, 0.9, 0.85, 0.75, 0.65), (0.9, 0.8, 0.7, 0.6, 0.5), (0.6, 0.5, 0.4, 0.3, 0.25))
+JPEG_QUALITY = ((80, 65, 58, 50, 40), (65, 58, 50, 40, 25), (25, 18, 15, 10, 7))
 # (alpha, sigma, affine) as fractions of the image size.
 ELASTIC_ALPHA_SIGMA_AFFINE = (
     ((0.0, 0.0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03)),
+    ((0.0, 0.0, 0.08), (0.05, 0.3, 0.06), (0.1, 0.08, 0.06), (0.1, 0.03, 0.03), (0.16, 0.03, 0.02)),
     ((2.0, 0.7, 0.1), (2.0, 0.08, 0.2), (0.05, 0.01, 0.02), (0.07, 0.01, 0.02), (0.12, 0.01, 0.02)),
 )
 
@@ -264,7 +268,7 @@ def elastic_transform(x: torch.Tensor, severity: int, generator: torch.Generator
     axis; both warps interpolate bilinearly with mirrored borders as the reference does.
     """
     n, _, h, w = x.shape
-    scale = min(h, w) * (1.0 if max(h, w) <= 32 else 244 / 224)
+    scale = min(h, w) * (1.0 if max(h, w) <= 64 else 244 / 224)
     alpha, sigma, affine = (scale * k for k in params_for(x, severity, ELASTIC_ALPHA_SIGMA_AFFINE))
     x = _random_affine(x, affine, generator)
     if alpha > 0:

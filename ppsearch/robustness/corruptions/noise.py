@@ -1,7 +1,8 @@
 """Noise corruptions: gaussian, shot, impulse and speckle noise.
 
-Parameters per severity 1..5 come from make_cifar_c.py for images up to 32x32 and from
-make_imagenet_c.py for larger ones; none of them depend on the image size otherwise.
+Parameters per severity 1..5 come from make_cifar_c.py for images up to 32x32,
+make_tinyimagenet_c.py up to 64x64 and make_imagenet_c.py above (``params_for``); none of them
+depend on the image size otherwise.
 """
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import torch
 
 from .params import params_for
 
-GAUSSIAN_SIGMA = ((0.04, 0.06, 0.08, 0.09, 0.10), (0.08, 0.12, 0.18, 0.26, 0.38))
-SHOT_RATE = ((500, 250, 100, 75, 50), (60, 25, 12, 5, 3))
-IMPULSE_AMOUNT = ((0.01, 0.02, 0.03, 0.05, 0.07), (0.03, 0.06, 0.09, 0.17, 0.27))
-SPECKLE_SIGMA = ((0.06, 0.10, 0.12, 0.16, 0.20), (0.15, 0.20, 0.35, 0.45, 0.60))
+GAUSSIAN_SIGMA = ((0.04, 0.06, 0.08, 0.09, 0.10), (0.04, 0.08, 0.12, 0.15, 0.18), (0.08, 0.12, 0.18, 0.26, 0.38))
+SHOT_RATE = ((500, 250, 100, 75, 50), (250, 100, 50, 30, 15), (60, 25, 12, 5, 3))
+IMPULSE_AMOUNT = ((0.01, 0.02, 0.03, 0.05, 0.07), (0.01, 0.02, 0.05, 0.08, 0.14), (0.03, 0.06, 0.09, 0.17, 0.27))
+SPECKLE_SIGMA = ((0.06, 0.10, 0.12, 0.16, 0.20), (0.15, 0.20, 0.25, 0.30, 0.35), (0.15, 0.20, 0.35, 0.45, 0.60))
 
 
 def _to_255(x: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """Weather corruptions (snow, frost, fog, spatter) as batched torch code.
 
 Recipes of the reference generator (hendrycks/robustness ``make_cifar_c.py`` for images up to
-32x32, ``make_imagenet_c.py`` for larger ones); every random draw comes from the generator.
+32x32, ``make_tinyimagenet_c.py`` up to 64x64, ``make_imagenet_c.py`` above); every random draw
+comes from the generator.
 
 - snow: a thresholded, zoomed normal layer streaked by ImageMagick's motion blur (angle
   U(-135, -45)), added with its 180-degree rotation to a greyed-up image.
@@ -9,7 +10,7 @@ Recipes of the reference generator (hendrycks/robustness ``make_cifar_c.py`` for
   photographs are not shipped: pass ``texture_dir`` (see ``FROST_TEXTURE_URL_HINT``); without it
   a procedural texture stands in (``procedural_frost``).
 - fog: a diamond-square plasma fractal per image added to the image, then rescaled; the
-  fractal's side is the next power of two >= the image side (32 and 256 in the reference).
+  fractal's side is the next power of two >= the image side (32, 64 and 256 in the reference).
 - spatter: water drops (severities 1-3: OpenCV Canny edges, distance transform, histogram
   equalisation, emboss, pale turquoise) or mud (4-5: blurred dark brown blobs).
 """
@@ -29,21 +30,27 @@ from ...rundir import PROCEDURAL_FROST
 from .blur import clipped_zoom, filter2d, gaussian_filter, imagemagick_quantize, line_blur, separable_filter
 from .params import params_for
 
-# (CIFAR-10-C table, ImageNet-C table), indexed by severity - 1 (see params_for)
+# (CIFAR-10-C, Tiny-ImageNet-C, ImageNet-C) tables, indexed by severity - 1 (see params_for)
 # (mean, std, zoom, threshold, blur radius, blur sigma, image blend)
 SNOW = (((0.1, 0.2, 1, 0.6, 8, 3, 0.95), (0.1, 0.2, 1, 0.5, 10, 4, 0.9), (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
          (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85), (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)),
+        ((0.1, 0.2, 1, 0.6, 8, 3, 0.8), (0.1, 0.2, 1, 0.5, 10, 4, 0.8), (0.15, 0.3, 1.75, 0.55, 10, 4, 0.7),
+         (0.25, 0.3, 2.25, 0.6, 12, 6, 0.65), (0.3, 0.3, 1.25, 0.65, 14, 12, 0.6)),
         ((0.1, 0.3, 3, 0.5, 10, 4, 0.8), (0.2, 0.3, 2, 0.5, 12, 4, 0.7), (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
          (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65), (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55)))
 # (image weight, frost weight, texture resize factor before cropping)
 FROST = (((1, 0.2, 0.2), (1, 0.3, 0.2), (0.9, 0.4, 0.2), (0.85, 0.4, 0.2), (0.75, 0.45, 0.2)),
+         ((1, 0.3, 0.3), (0.9, 0.4, 0.3), (0.8, 0.45, 0.3), (0.75, 0.5, 0.3), (0.7, 0.55, 0.3)),
          ((1, 0.4, 1), (0.8, 0.6, 1), (0.7, 0.7, 1), (0.65, 0.7, 1), (0.6, 0.75, 1)))
 # (fog strength, wibble decay)
 FOG = (((0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)),
+       ((0.4, 3), (0.7, 3), (1, 2.5), (1.5, 2), (2, 1.75)),
        ((1.5, 2), (2, 2), (2.5, 1.7), (2.5, 1.5), (3, 1.4)))
 # (mean, std, blur sigma, threshold, water: drop strength | mud: mask sigma, mud?)
 SPATTER = (((0.62, 0.1, 0.7, 0.7, 0.5, 0), (0.65, 0.1, 0.8, 0.7, 0.5, 0), (0.65, 0.3, 1, 0.69, 0.5, 0),
             (0.65, 0.1, 0.7, 0.69, 0.6, 1), (0.65, 0.1, 0.5, 0.68, 0.6, 1)),
+           ((0.62, 0.1, 0.7, 0.7, 0.6, 0), (0.65, 0.1, 0.8, 0.7, 0.6, 0), (0.65, 0.3, 1, 0.69, 0.6, 0),
+            (0.65, 0.1, 0.7, 0.68, 0.6, 1), (0.65, 0.1, 0.5, 0.67, 0.6, 1)),
            ((0.65, 0.3, 4, 0.69, 0.6, 0), (0.65, 0.3, 3, 0.68, 0.6, 0), (0.65, 0.3, 2, 0.68, 0.5, 0),
             (0.65, 0.3, 1, 0.65, 1.5, 1), (0.67, 0.4, 1, 0.65, 1.5, 1)))
 
