@@ -7,6 +7,9 @@ epoch of training batches at 224x224 through:
   (a seeded order, DataLoader workers decoding whole batches, the loader plan of the memory budget);
 * ``ImageFolder``: ``torchvision.datasets.ImageFolder`` with Resize(256) + CenterCrop(224) +
   PILToTensor per image and a shuffled ``DataLoader`` (default collation), the usual script;
+* ``Ray Data`` (when Ray is installed): ``ray.data.read_images`` of the same files, the same resize
+  and crop per image in ``map``, ``iter_torch_batches``, on a local Ray of as many CPUs as workers
+  (started before timing); files in a seeded shuffled order;
 
 with the same worker count and batch size, alternated, median of repeats, the load average printed
 with every figure (a figure taken under load is not a result).
@@ -16,6 +19,7 @@ with every figure (a figure taken under load is not a result).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import statistics
 import tempfile
@@ -67,6 +71,19 @@ def image_folder_epoch(root: Path, batch: int, workers: int, epoch: int) -> int:
     return sum(x.shape[0] for x, _ in loader)
 
 
+def _crop(row: dict) -> dict:
+    image = T.functional.resize(Image.fromarray(row["image"]), [256])
+    return {"image": np.asarray(T.functional.center_crop(image, [SIZE, SIZE]))}
+
+
+def ray_data_epoch(paths: list[str], batch: int, epoch: int) -> int:
+    import ray.data
+    from ray.data import FileShuffleConfig
+
+    dataset = ray.data.read_images(paths, mode="RGB", shuffle=FileShuffleConfig(seed=epoch)).map(_crop)
+    return sum(len(b["image"]) for b in dataset.iter_torch_batches(batch_size=batch, drop_last=True, device="cpu"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=1024)
@@ -84,6 +101,15 @@ def main() -> None:
         data = load_dataset("imagenet", root, access=DataAccess(stream="always"))
         runs = {"streaming (ppsearch)": lambda e: streaming_epoch(data, args.batch, args.workers, e),
                 "ImageFolder + DataLoader": lambda e: image_folder_epoch(root, args.batch, args.workers, e)}
+        try:
+            import ray
+            import ray.data  # configures Ray Data's logging, quietened below
+        except ImportError:
+            print("Ray Data: skipped (Ray is not installed here)")
+        else:
+            ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+            logging.getLogger("ray.data").setLevel(logging.ERROR)  # no per-epoch execution lines
+            runs["Ray Data"] = lambda e: ray_data_epoch(data.train_images.paths, args.batch, e)
         rates: dict[str, list[float]] = {name: [] for name in runs}
         for epoch in range(args.repeats + 1):  # the first round warms the page cache and is not counted
             for name, run in runs.items():
@@ -98,9 +124,10 @@ def main() -> None:
         medians = {name: statistics.median(values) for name, values in rates.items()}
         for name, value in medians.items():
             print(f"{name:26s} median {value:7.1f} images/s")
-        streaming, plain = medians.values()
-        print(f"streaming / ImageFolder: {streaming / plain:.2f}x (target >= 1); load average at the end "
-              f"{os.getloadavg()[0]:.2f}")
+        streaming = medians.pop("streaming (ppsearch)")
+        for name, value in medians.items():
+            print(f"streaming / {name}: {streaming / value:.2f}x (target >= 1)")
+        print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -22,8 +22,9 @@ from ppsearch.data.streaming import (
 )
 from ppsearch.errors import UserError
 from ppsearch.models.model_file import ModelSpec
+from ppsearch.search.engine import Resources, connect_ray
 from ppsearch.training.recipes import get_recipe
-from ppsearch.training.trainer import fit
+from ppsearch.training.trainer import Checkpointing, fit
 
 WNIDS = ("n01440764", "n01443537", "n01484850")
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
@@ -64,11 +65,22 @@ def test_auto_streams_what_is_over_the_memory_budget(tree):
     assert torch.equal(tiny.train_images[3:9].to("cpu"), in_memory.train_images[3:9])
 
 
-def _fit(images, labels, epochs=2):
+class Interrupt(Exception):
+    pass
+
+
+def _fit(images, labels, epochs=2, checkpoint=None, stop_after=None):
+    spec = ModelSpec("resnet18", {}, 3, len(WNIDS), "imagenet", MEAN, STD)
     torch.manual_seed(0)
-    model = ModelSpec("resnet18", {}, 3, len(WNIDS), "imagenet", MEAN, STD).build()
+    model = spec.build()
     recipe = dataclasses.replace(get_recipe("fast"), batch_size=8)
-    history = fit(model, images, labels, recipe, epochs=epochs, augmentation="standard", mean=MEAN, std=STD, seed=3)
+
+    def on_epoch(report, _):
+        if report.epoch == stop_after:
+            raise Interrupt
+
+    history = fit(model, images, labels, recipe, epochs=epochs, augmentation="standard", mean=MEAN, std=STD, seed=3,
+                  on_epoch=on_epoch, checkpointing=checkpoint and Checkpointing(checkpoint, spec, {"seed": 3}))
     return model, history
 
 
@@ -81,6 +93,17 @@ def test_streaming_trains_exactly_as_in_memory(tree):
     assert [r.train_loss for r in history_a] == [r.train_loss for r in history_b]
     assert [r.images for r in history_b] == [48, 48] and history_b[-1].skipped_images == 0
     for (name, a), b in zip(model_a.state_dict().items(), model_b.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_a_streamed_run_resumes_from_its_epoch_checkpoint_exactly(tree, tmp_path):
+    streamed = load_dataset("imagenet", tree, image_size=24, access=DataAccess(stream="always"))
+    straight, _ = _fit(streamed.train_images, streamed.train_labels)
+    with pytest.raises(Interrupt):
+        _fit(streamed.train_images, streamed.train_labels, checkpoint=tmp_path / "ckpt", stop_after=1)
+    resumed, history = _fit(streamed.train_images, streamed.train_labels, checkpoint=tmp_path / "ckpt")
+    assert len(history) == 2
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
 
 
@@ -131,6 +154,14 @@ def test_a_budget_too_small_for_two_batches_is_refused(tree):
     assert plan_loader(torch.zeros(4, 24, 24, 3, dtype=torch.uint8), 8) is None
 
 
+def test_a_search_shares_the_budget_between_the_processes_holding_data(local_ray):
+    """Each concurrent trial on a node and the driver hold their own copy of data in memory."""
+    assert DataAccess(memory_budget_gib=1, sharers=4).memory_budget == 2**30 // 4
+    assert connect_ray(Resources(cpus_per_trial=1)) == 2  # the test cluster has 2 CPUs
+    assert connect_ray(Resources(cpus_per_trial=0.5)) == 4
+    assert connect_ray(Resources(cpus_per_trial=0.5, max_concurrent=3)) == 3
+
+
 def ppsearch(*args):
     return subprocess.run([sys.executable, "-m", "ppsearch", *args], capture_output=True, text=True, timeout=300)
 
@@ -139,7 +170,7 @@ def ppsearch(*args):
     (["--stream", "sometimes"], "--stream must be one of auto, always, never, got 'sometimes'"),
     (["--bad-images", "ignore"], "--bad-images must be one of fail, skip, got 'ignore'"),
     (["--image-size", "24", "--stream", "always", "--memory-budget", "0.00001"],
-     "memory budget 1e-05 GiB is too small to stream batches of 48 images at 24x24"),
+     "memory budget 1e-05 GiB (per process) is too small to stream batches of 48 images at 24x24"),
     (["--dataset", "fashion-mnist", "--stream", "always"],
      "streaming applies to image-folder datasets (imagenet); fashion-mnist is read into memory"),
     (["--dataset", "fashion-mnist", "--image-size", "64"], "image size applies to imagenet only"),

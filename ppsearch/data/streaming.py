@@ -39,12 +39,15 @@ class DataAccess:
     """How this machine reads a dataset: where its files are, whether an image-folder dataset is
     decoded into memory or streamed (``auto``: streamed when its decoded size is over the memory
     budget), and what a training epoch does with an image it cannot decode (``fail`` the trial, or
-    ``skip`` it and count it in the trial's record). Facts of the machine, not of what is measured."""
+    ``skip`` it and count it in the trial's record). The budget is shared by ``sharers``
+    processes of one machine that each hold a copy (a search's concurrent trials and its
+    driver). Facts of the machine, not of what is measured."""
 
     data_dir: str | None = None
     stream: str = "auto"
     memory_budget_gib: float | None = None  # None: half of this machine's physical memory
     bad_images: str = "fail"
+    sharers: int = 1
 
     def __post_init__(self) -> None:
         if self.stream not in STREAM_MODES:
@@ -56,10 +59,12 @@ class DataAccess:
 
     @property
     def memory_budget(self) -> int:
-        """In bytes."""
+        """One process's share, in bytes."""
         if self.memory_budget_gib is not None:
-            return int(self.memory_budget_gib * 2**30)
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+            machine = int(self.memory_budget_gib * 2**30)
+        else:
+            machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+        return machine // self.sharers
 
 
 def decode_image(path: str, image_size: int, crop_pct: float = IMAGENET_CROP_PCT) -> np.ndarray:
@@ -146,7 +151,7 @@ def plan_loader(images: Images, batch: int, workers: int | None = None) -> Loade
     batch_bytes = batch * math.prod(images.shape[1:])
     fits = images.memory_budget // batch_bytes - 1  # batches in flight beside the one being trained on
     if fits < 1:
-        raise UserError(f"memory budget {images.memory_budget / 2**30:.3g} GiB is too small to stream batches of "
+        raise UserError(f"memory budget {images.memory_budget / 2**30:.3g} GiB (per process) is too small to stream batches of "
                         f"{batch} images at {images.image_size}x{images.image_size} (two need "
                         f"{2 * batch_bytes / 2**30:.3g} GiB); raise --memory-budget")
     workers = min(workers or torch.get_num_threads(), fits)

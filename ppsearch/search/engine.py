@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import signal
 import socket
@@ -269,9 +270,10 @@ def settings_for_run(run_dir: Path, settings: RunSettings) -> RunSettings:
     return dataclasses.replace(settings, study_name=f"ppsearch-{Path(settings.space).stem}-{uuid.uuid4().hex[:8]}")
 
 
-def connect_ray(resources: Resources) -> None:
+def connect_ray(resources: Resources) -> int:
     """Start a local Ray or join ``resources.address``, and check that some node can run a trial
-    with the resources asked for (else a trial would wait forever)."""
+    with the resources asked for (else a trial would wait forever); returns how many trials the
+    busiest node can run at once."""
     import ray
 
     if resources.address and resources.address != "auto":
@@ -304,6 +306,13 @@ def connect_ray(resources: Resources) -> None:
                         f"{resources.gpus_per_trial:g} GPUs (the largest has {largest.get('CPU', 0):g} CPUs and "
                         f"{largest.get('GPU', 0):g} GPUs); lower --cpus-per-trial/--gpus-per-trial or add nodes")
 
+    def fitting(node: dict[str, float]) -> float:
+        return min(node.get("CPU", 0) // resources.cpus_per_trial,
+                   node.get("GPU", 0) // resources.gpus_per_trial if resources.gpus_per_trial else math.inf)
+
+    most = int(max(map(fitting, nodes)))
+    return min(most, resources.max_concurrent) if resources.max_concurrent else most
+
 
 def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources = Resources(), *,
                access: DataAccess = DataAccess(), quiet: bool = False, confirm_seeds: int = 1) -> pd.DataFrame:
@@ -329,12 +338,13 @@ def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources 
         raise UserError(f"--confirm-seeds: must be an integer >= 1 (1: no confirmation), got {confirm_seeds!r}")
     defaults = trial_config(settings, space.defaults, settings.seed)
     settings = settings_for_run(run_dir, settings)
-    data = trial_dataset(settings.dataset, access, defaults.image_size)  # everything is checked before anything is written
-    check_streaming(defaults, data)
     journal = run_dir / JOURNAL_FILE
     # the designs of earlier fronts are enqueued when the study is created; a continued run has them
     seeded = seeded_designs(space, settings.objectives, () if journal.is_file() else settings.seed_from)
-    connect_ray(resources)
+    # every concurrent trial on a node, and the driver, holds its own copy of data in memory
+    access = dataclasses.replace(access, sharers=connect_ray(resources) + 1)
+    data = trial_dataset(settings.dataset, access, defaults.image_size)  # everything is checked before anything is written
+    check_streaming(defaults, data)
     if not (run_dir / RUN_FILE).is_file():
         write_settings(run_dir, settings)
     repaired = repair_journal(journal)
