@@ -7,7 +7,7 @@ from run_dirs import write_run
 from test_report import _row
 
 from ppsearch.cli import main
-from ppsearch.reporting.compare import design_ranks, load_runs, write_comparison
+from ppsearch.reporting.compare import design_ranks, load_runs, mixing_note, write_comparison
 from ppsearch.reporting.dashboard import comparison_views, create_app
 
 
@@ -109,3 +109,10 @@ def test_the_comparison_renders_in_a_browser_with_both_fronts(tmp_path):
     assert not is_blank(tmp_path / "cmp.png")
     shown = dom(page.resolve().as_uri())
     assert "demo-run: front" in shown and "short-run: front" in shown and "paper:resnet20-b1 (short-run)" in shown
+
+
+def test_runs_at_different_image_sizes_are_flagged(tmp_path):
+    rows = [_row("a1", "paper:resnet20", "none", 0.10, 1.00, 1.00)]
+    runs = load_runs([write_run(tmp_path / "native", rows), write_run(tmp_path / "at64", rows, image_size=64)])
+    assert mixing_note(runs).startswith("These runs differ in image_size (native: the dataset's own, at64: 64)")
+    assert mixing_note(runs[:1]) == ""

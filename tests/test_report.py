@@ -107,3 +107,9 @@ def test_the_report_names_the_protocol_and_marks_procedural_frost(tmp_path):
     assert "procedural frost, not the benchmark" in page
     markdown = (run / "report.md").read_text()
     assert "Evaluation protocol: hendrycks." in markdown and "ce/frost and every mCE here include it" in markdown
+
+
+def test_the_report_names_the_image_size_of_an_imagenet_run(tmp_path):
+    rows = [_row("a1", "paper:resnet20", "none", 0.10, 1.0, 1.0), _row("b1", "searched", "pp", 0.09, 0.9, 0.9)]
+    page = write_report(write_run(tmp_path / "run", rows, dataset="imagenet", image_size=64)).read_text()
+    assert "dataset <b>imagenet at 64x64</b>" in page

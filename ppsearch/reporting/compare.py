@@ -61,13 +61,13 @@ def shared_objectives(runs: Sequence[Run]) -> tuple[str, ...]:
 
 
 def mixing_note(runs: Sequence[Run]) -> str:
-    """A warning when the runs were measured on different datasets or under different protocols
-    (their values are then not on one scale), else ''."""
+    """A warning when the runs were measured on different datasets, image sizes or under different
+    protocols (their values are then not on one scale), else ''."""
     differing = []
-    for field in ("dataset", "protocol"):
-        values = {getattr(r.settings, field) for r in runs}
-        if len(values) > 1:
-            differing.append(f"{field} ({', '.join(f'{r.name}: {getattr(r.settings, field)}' for r in runs)})")
+    for field in ("dataset", "image_size", "protocol"):
+        values = [(r.name, getattr(r.settings, field) or "the dataset's own") for r in runs]
+        if len({value for _, value in values}) > 1:
+            differing.append(f"{field} ({', '.join(f'{name}: {value}' for name, value in values)})")
     if not differing:
         return ""
     return ("These runs differ in " + " and ".join(differing) + ": their values were not measured on the same "

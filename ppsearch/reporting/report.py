@@ -287,6 +287,8 @@ def _reproduction_table(table: pd.DataFrame) -> pd.DataFrame:
 def _summary_html(settings: RunSettings, table: pd.DataFrame, reference, objectives: Sequence[str],
                   volume: tuple[float, float, float], threshold: float) -> str:
     dataset, budget = settings.dataset, settings.budget
+    if settings.image_size:
+        dataset = f"{dataset} at {settings.image_size}x{settings.image_size}"
     overrides = settings.budget_overrides
     overrides = f" ({html.escape(', '.join(f'{k}={v}' for k, v in overrides.items()))})" if overrides else ""
     return (f"<p>space <b>{html.escape(Path(settings.space).stem)}</b>, dataset <b>{dataset}</b>, "
