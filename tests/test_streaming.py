@@ -1,8 +1,6 @@
 """The streaming data source: ImageNet-layout JPEG trees read from their files, with the same
 batches as in memory, a memory budget, and an explicit policy for unreadable files."""
 import dataclasses
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -10,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from ppsearch.cli import main
 from ppsearch.data.datasets import load_dataset
 from ppsearch.data.streaming import (
     PREFETCH_BATCHES,
@@ -154,16 +153,12 @@ def test_a_budget_too_small_for_two_batches_is_refused(tree):
     assert plan_loader(torch.zeros(4, 24, 24, 3, dtype=torch.uint8), 8) is None
 
 
-def test_a_search_shares_the_budget_between_the_processes_holding_data(local_ray):
-    """Each concurrent trial on a node and the driver hold their own copy of data in memory."""
+def test_a_search_shares_a_nodes_budget_between_its_concurrent_trials(local_ray):
+    """Each concurrent trial on a node holds its own copy of data in memory."""
     assert DataAccess(memory_budget_gib=1, sharers=4).memory_budget == 2**30 // 4
-    assert connect_ray(Resources(cpus_per_trial=1)) == 2  # the test cluster has 2 CPUs
-    assert connect_ray(Resources(cpus_per_trial=0.5)) == 4
-    assert connect_ray(Resources(cpus_per_trial=0.5, max_concurrent=3)) == 3
-
-
-def ppsearch(*args):
-    return subprocess.run([sys.executable, "-m", "ppsearch", *args], capture_output=True, text=True, timeout=300)
+    assert list(connect_ray(Resources(cpus_per_trial=1)).values()) == [2]  # the test cluster: one node, 2 CPUs
+    assert list(connect_ray(Resources(cpus_per_trial=0.5)).values()) == [4]
+    assert list(connect_ray(Resources(cpus_per_trial=0.5, max_concurrent=3)).values()) == [3]
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -175,24 +170,23 @@ def ppsearch(*args):
      "streaming applies to image-folder datasets (imagenet); fashion-mnist is read into memory"),
     (["--dataset", "fashion-mnist", "--image-size", "64"], "image size applies to imagenet only"),
 ])
-def test_streaming_bad_input_is_one_line_exit_2_before_anything_is_written(tree, tmp_path, args, message):
+def test_streaming_bad_input_is_one_line_exit_2_before_anything_is_written(tree, tmp_path, capsys, args, message):
     out = tmp_path / "out"
-    result = ppsearch("train", "--space", "resnet-imagenet", "--data-dir", str(tree), "--budget", "smoke",
-                      "--out", str(out), *args)
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.count("\n") == 1 and message in result.stderr
+    assert main(["train", "--space", "resnet-imagenet", "--data-dir", str(tree), "--budget", "smoke",
+                 "--out", str(out), *args]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and message in error
     assert not out.exists()
 
 
-def test_resnet_imagenet_smoke_search_streams_a_jpeg_tree(tmp_path, tree):
+def test_resnet_imagenet_smoke_search_streams_a_jpeg_tree(tmp_path, tree, local_ray, capsys):
     """The resnet-imagenet space end to end on a JPEG tree, streamed: every paper configuration and
     a searched trial complete, at the requested image size, with -C/-P sets made from it."""
     out = tmp_path / "run"
-    result = ppsearch("run", "--space", "resnet-imagenet", "--data-dir", str(tree), "--image-size", "32",
-                      "--stream", "always", "--budget", "smoke", "--budget-set", "train_images=32", "eval_images=6",
-                      "c_images=2", "p_images=1", "--trials", "1", "--validation-fraction", "0.25", "--out", str(out),
-                      "--quiet")
-    assert result.returncode == 0, result.stderr[-3000:]
+    code = main(["run", "--space", "resnet-imagenet", "--data-dir", str(tree), "--image-size", "32", "--stream", "always",
+                 "--budget", "smoke", "--budget-set", "train_images=32", "eval_images=6", "c_images=2", "p_images=1",
+                 "--trials", "1", "--validation-fraction", "0.25", "--out", str(out), "--quiet"])
+    assert code == 0, capsys.readouterr().err[-3000:]
     table = pd.read_parquet(out / "results.parquet")
     assert len(table) == 13 and set(table["status"]) == {"completed"}, table[["trial_id", "failure_reason"]]
     assert set(table["image_size"]) == {32} and set(table["dataset"]) == {"imagenet"}

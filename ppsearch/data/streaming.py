@@ -40,8 +40,8 @@ class DataAccess:
     decoded into memory or streamed (``auto``: streamed when its decoded size is over the memory
     budget), and what a training epoch does with an image it cannot decode (``fail`` the trial, or
     ``skip`` it and count it in the trial's record). The budget is shared by ``sharers``
-    processes of one machine that each hold a copy (a search's concurrent trials and its
-    driver). Facts of the machine, not of what is measured."""
+    processes of one machine that each hold a copy (a search's concurrent trials on a node).
+    Facts of the machine, not of what is measured."""
 
     data_dir: str | None = None
     stream: str = "auto"

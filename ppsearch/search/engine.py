@@ -96,6 +96,7 @@ class TrialContext:
     rungs: tuple[int, ...]
     threads: int
     access: DataAccess
+    trials_per_node: dict[str, int]  # Ray node id: trials it runs at once (they share its memory budget)
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -148,7 +149,9 @@ def execute_trial(config: dict[str, Any], context: TrialContext,
 
     try:
         trial = trial_config(settings, keys, seed)
-        record = run_trial(trial, trial_dir, context.sets, access=context.access, device=device, on_epoch=on_epoch)
+        sharers = context.trials_per_node.get(config.get(Column.NODE, ""), max(context.trials_per_node.values()))
+        record = run_trial(trial, trial_dir, context.sets, access=dataclasses.replace(context.access, sharers=sharers),
+                           device=device, on_epoch=on_epoch)
         if any(record.get(k) != v for k, v in bookkeeping.items() if k != Column.NODE) or Column.NODE not in record:
             record = write_record(trial_dir, {**record, **bookkeeping})
     except Exception as error:  # noqa: BLE001 - a failing trial is a result: record it, the study goes on
@@ -270,10 +273,10 @@ def settings_for_run(run_dir: Path, settings: RunSettings) -> RunSettings:
     return dataclasses.replace(settings, study_name=f"ppsearch-{Path(settings.space).stem}-{uuid.uuid4().hex[:8]}")
 
 
-def connect_ray(resources: Resources) -> int:
+def connect_ray(resources: Resources) -> dict[str, int]:
     """Start a local Ray or join ``resources.address``, and check that some node can run a trial
-    with the resources asked for (else a trial would wait forever); returns how many trials the
-    busiest node can run at once."""
+    with the resources asked for (else a trial would wait forever); returns how many trials each
+    node (by id) can run at once."""
     import ray
 
     if resources.address and resources.address != "auto":
@@ -298,7 +301,8 @@ def connect_ray(resources: Resources) -> int:
             raise UserError(f"--address {resources.address}: {str(error).splitlines()[0]}") from None
         finally:  # Ray's native handler aborts the process on SIGTERM; the caller's stops it cleanly
             signal.signal(signal.SIGTERM, sigterm)
-    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+    alive = {node["NodeID"]: node["Resources"] for node in ray.nodes() if node["Alive"]}
+    nodes = list(alive.values())
     if not any(node.get("CPU", 0) >= resources.cpus_per_trial and node.get("GPU", 0) >= resources.gpus_per_trial
                for node in nodes):
         largest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
@@ -310,8 +314,8 @@ def connect_ray(resources: Resources) -> int:
         return min(node.get("CPU", 0) // resources.cpus_per_trial,
                    node.get("GPU", 0) // resources.gpus_per_trial if resources.gpus_per_trial else math.inf)
 
-    most = int(max(map(fitting, nodes)))
-    return min(most, resources.max_concurrent) if resources.max_concurrent else most
+    cap = resources.max_concurrent or math.inf
+    return {node_id: int(min(fitting(node), cap)) for node_id, node in alive.items() if fitting(node) >= 1}
 
 
 def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources = Resources(), *,
@@ -341,19 +345,22 @@ def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources 
     journal = run_dir / JOURNAL_FILE
     # the designs of earlier fronts are enqueued when the study is created; a continued run has them
     seeded = seeded_designs(space, settings.objectives, () if journal.is_file() else settings.seed_from)
-    # every concurrent trial on a node, and the driver, holds its own copy of data in memory
-    access = dataclasses.replace(access, sharers=connect_ray(resources) + 1)
     data = trial_dataset(settings.dataset, access, defaults.image_size)  # everything is checked before anything is written
     check_streaming(defaults, data)
+    trials_per_node = connect_ray(resources)
     if not (run_dir / RUN_FILE).is_file():
         write_settings(run_dir, settings)
     repaired = repair_journal(journal)
     if repaired:
         print(f"ppsearch: {repaired}", file=sys.stderr, flush=True)
     sets = evaluation_sets(run_dir / SETS_DIR, defaults, data, progress=not quiet)
+    # the trials load their own copies, sharing each node's memory budget; the driver keeps none
+    del data
+    trial_dataset.cache_clear()
     scheduler = MOASHA(defaults.epochs) if settings.scheduler == "moasha" else FIFOScheduler()
     rungs = tuple(scheduler.rungs) if settings.scheduler == "moasha" else ()
-    context = TrialContext(run_dir, space, settings, sets, rungs, max(1, int(resources.cpus_per_trial)), access)
+    context = TrialContext(run_dir, space, settings, sets, rungs, max(1, int(resources.cpus_per_trial)), access,
+                           trials_per_node)
 
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     study = open_study(space, storage, settings.study_name, settings.objectives,
