@@ -174,7 +174,7 @@ def epoch_batches(images: Images, labels: torch.Tensor, order: torch.Tensor, bat
     index_batches = order[:steps * batch].view(steps, batch).tolist()
     loader = torch.utils.data.DataLoader(
         _Decoder(images), batch_sampler=index_batches, collate_fn=_as_decoded, num_workers=plan.workers,
-        prefetch_factor=plan.prefetch if plan.workers else None, pin_memory=device.type == "cuda")
+        prefetch_factor=plan.prefetch, pin_memory=device.type == "cuda")
     for index, (decoded, kept, failures) in zip(index_batches, loader, strict=True):
         if failures and images.bad_images == "fail":
             raise UnreadableImage(f"{failures[0]} (met while training; --bad-images skip skips and counts such files)")
@@ -206,4 +206,5 @@ class _Decoder(torch.utils.data.Dataset):
 
 
 def _as_decoded(batch: tuple) -> tuple:
+    """The loader's collation: :class:`_Decoder` hands over whole batches already."""
     return batch
