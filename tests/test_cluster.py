@@ -39,6 +39,20 @@ def _stop(node: subprocess.Popen) -> None:
         os.killpg(node.pid, signal.SIGKILL)
 
 
+def _wait_for_live_nodes(port: int, env: dict[str, str], count: int, nodes: list[subprocess.Popen]) -> None:
+    """Return once the cluster's GCS counts ``count`` live nodes (asked by a driver of its own)."""
+    probe = (f"import ray; ray.init(address='127.0.0.1:{port}', logging_level='ERROR'); "
+             "print(sum(node['Alive'] for node in ray.nodes()))")
+    deadline = time.monotonic() + 180
+    while True:
+        answer = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+        if answer.stdout.split()[-1:] == [str(count)]:
+            return
+        assert all(node.poll() is None for node in nodes), "a node of the cluster has stopped"
+        assert time.monotonic() < deadline, f"the cluster never had {count} live nodes: {answer.stderr[-2000:]}"
+        time.sleep(2)
+
+
 def test_a_search_on_a_two_node_cluster_with_token_authentication(tmp_path):
     port = _free_port()
     # the head generates nothing: every node and the driver are given the same token, as Ray
@@ -63,6 +77,7 @@ def test_a_search_on_a_two_node_cluster_with_token_authentication(tmp_path):
         wrong_token = subprocess.run(command, env={**env, "RAY_AUTH_TOKEN": "not-the-token"}, capture_output=True,
                                      text=True, timeout=300)
         assert wrong_token.returncode != 0 and not (run_dir / "run.json").exists()
+        _wait_for_live_nodes(port, env, 2, nodes)  # a search started sooner may place every trial on the head
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, result.stderr[-3000:]
         table = pd.read_parquet(run_dir / "results.parquet")

@@ -214,11 +214,19 @@ def test_confirmation_seeds_survive_kill_9_and_stay_out_of_the_study(tmp_path):
         assert (run_dir / "trials" / trial_id / "record.json").is_file()
 
 
+# Ctrl-C at a terminal reaches a foreground command whose SIGINT is at its default. A suite started
+# in the background of a non-interactive shell inherits SIGINT ignored, and Python keeps it ignored,
+# so the driver is started as from a terminal.
+_AS_FROM_A_TERMINAL = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                       "from ppsearch.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
 @pytest.mark.parametrize("sent, code, name", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT")])
 def test_an_interrupted_run_says_so_exits_non_zero_and_resumes_within_its_budget(tmp_path, sent, code, name):
     space = _space(tmp_path)
     run_dir = tmp_path / "run"
-    driver = _start_driver(_command(space, run_dir, 0), run_dir, records=1)
+    python, _, _, *args = _command(space, run_dir, 0)  # python -m ppsearch ARGS
+    driver = _start_driver([python, "-c", _AS_FROM_A_TERMINAL, *args], run_dir, records=1)
     driver.send_signal(sent)
     out, err = driver.communicate(timeout=120)
     assert driver.returncode == code, err[-2000:]
