@@ -149,7 +149,7 @@ def execute_trial(config: dict[str, Any], context: TrialContext,
 
     try:
         trial = trial_config(settings, keys, seed)
-        sharers = context.trials_per_node.get(config.get(Column.NODE, ""), max(context.trials_per_node.values()))
+        sharers = context.trials_per_node.get(bookkeeping[Column.NODE], max(context.trials_per_node.values()))
         record = run_trial(trial, trial_dir, context.sets, access=dataclasses.replace(context.access, sharers=sharers),
                            device=device, on_epoch=on_epoch)
         if any(record.get(k) != v for k, v in bookkeeping.items() if k != Column.NODE) or Column.NODE not in record:
@@ -302,20 +302,19 @@ def connect_ray(resources: Resources) -> dict[str, int]:
         finally:  # Ray's native handler aborts the process on SIGTERM; the caller's stops it cleanly
             signal.signal(signal.SIGTERM, sigterm)
     alive = {node["NodeID"]: node["Resources"] for node in ray.nodes() if node["Alive"]}
-    nodes = list(alive.values())
-    if not any(node.get("CPU", 0) >= resources.cpus_per_trial and node.get("GPU", 0) >= resources.gpus_per_trial
-               for node in nodes):
-        largest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
-        raise UserError(f"no node of the Ray cluster can run a trial with {resources.cpus_per_trial:g} CPUs and "
-                        f"{resources.gpus_per_trial:g} GPUs (the largest has {largest.get('CPU', 0):g} CPUs and "
-                        f"{largest.get('GPU', 0):g} GPUs); lower --cpus-per-trial/--gpus-per-trial or add nodes")
 
     def fitting(node: dict[str, float]) -> float:
         return min(node.get("CPU", 0) // resources.cpus_per_trial,
                    node.get("GPU", 0) // resources.gpus_per_trial if resources.gpus_per_trial else math.inf)
 
     cap = resources.max_concurrent or math.inf
-    return {node_id: int(min(fitting(node), cap)) for node_id, node in alive.items() if fitting(node) >= 1}
+    trials_per_node = {node_id: int(min(fitting(node), cap)) for node_id, node in alive.items() if fitting(node) >= 1}
+    if not trials_per_node:
+        largest = max(alive.values(), key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
+        raise UserError(f"no node of the Ray cluster can run a trial with {resources.cpus_per_trial:g} CPUs and "
+                        f"{resources.gpus_per_trial:g} GPUs (the largest has {largest.get('CPU', 0):g} CPUs and "
+                        f"{largest.get('GPU', 0):g} GPUs); lower --cpus-per-trial/--gpus-per-trial or add nodes")
+    return trials_per_node
 
 
 def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources = Resources(), *,
