@@ -308,7 +308,7 @@ def connect_ray(resources: Resources) -> dict[str, int]:
                    node.get("GPU", 0) // resources.gpus_per_trial if resources.gpus_per_trial else math.inf)
 
     cap = resources.max_concurrent or math.inf
-    trials_per_node = {node_id: int(min(fitting(node), cap)) for node_id, node in alive.items() if fitting(node) >= 1}
+    trials_per_node = {node_id: int(min(fits, cap)) for node_id, node in alive.items() if (fits := fitting(node)) >= 1}
     if not trials_per_node:
         largest = max(alive.values(), key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
         raise UserError(f"no node of the Ray cluster can run a trial with {resources.cpus_per_trial:g} CPUs and "
