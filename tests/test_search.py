@@ -217,8 +217,8 @@ def test_confirmation_seeds_survive_kill_9_and_stay_out_of_the_study(tmp_path):
 # Ctrl-C at a terminal reaches a foreground command whose SIGINT is at its default. A suite started
 # in the background of a non-interactive shell inherits SIGINT ignored, and Python keeps it ignored,
 # so the driver is started as from a terminal.
-_AS_FROM_A_TERMINAL = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-                       "from ppsearch.cli import main; sys.exit(main(sys.argv[1:]))")
+_AS_FROM_A_TERMINAL = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                       "runpy.run_module('ppsearch', run_name='__main__', alter_sys=True)")
 
 
 @pytest.mark.parametrize("sent, code, name", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT")])
