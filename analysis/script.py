@@ -14,8 +14,12 @@ def table_script(name: str, build: Callable[[list[str]], pd.DataFrame]) -> int:
     def run() -> None:
         if len(sys.argv) < 2:
             raise UserError(f"usage: python analysis/{name}.py RUN_DIR [RUN_DIR ...]")
-        out = build(sys.argv[1:])
-        print(out.to_markdown(index=False, floatfmt=".3f"))
-        out.to_csv(Path(sys.argv[1]) / f"{name}.csv", index=False)
+        emit_table(name, build(sys.argv[1:]), sys.argv[1])
 
     return run_command(run, name)
+
+
+def emit_table(name: str, out: pd.DataFrame, first_run_dir: str) -> None:
+    """Markdown on stdout, CSV as ``<name>.csv`` in ``first_run_dir``."""
+    print(out.to_markdown(index=False, floatfmt=".3f"))
+    out.to_csv(Path(first_run_dir) / f"{name}.csv", index=False)
