@@ -17,6 +17,7 @@ from .config import DESIGN_KEYS, KEYS, PAPER_PREFIX, Design
 from .errors import UserError
 from .files import check_output
 from .rundir import (
+    AUTO,
     CE_PREFIX,
     FINAL_STATUSES,
     JOURNAL_FILE,
@@ -75,11 +76,17 @@ def _validation_fraction(text: str) -> float:
     return value
 
 
-def _dominance_threshold(text: str) -> float:
-    value = _real(0.5, above=True)(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0.5, 1), got {text!r}")
+def _alpha(text: str) -> float:
+    value = _real(0, above=True)(text)
+    if value >= 0.5:
+        raise argparse.ArgumentTypeError(f"must be in (0, 0.5), got {text!r}")
     return value
+
+
+def _confirm_seeds(text: str) -> str:
+    if text != AUTO and not (text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1 or {AUTO}, got {text!r}")
+    return text if text == AUTO else str(int(text))
 
 
 def _weights(text: str) -> list[float]:
@@ -179,9 +186,10 @@ def _cmd_corrupt(args: argparse.Namespace) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
+    from .data.datasets import native_image_size
     from .models.model_file import load_model
     from .robustness.evaluate import Predictor, evaluate, parse_source
-    from .robustness.metrics import default_protocol, get_protocol
+    from .robustness.metrics import check_protocol, default_protocol, get_protocol
 
     parse_source(args.c_source), parse_source(args.p_source)  # fail on a typo before loading anything
     if args.protocol:
@@ -191,11 +199,13 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     model = load_model(args.checkpoint, args.arch, **design_from_args(args))
     spec = model.ppsearch_spec
     args.dataset = args.dataset or spec.dataset
+    protocol = check_protocol(args.protocol or default_protocol(args.dataset), args.dataset,
+                              args.image_size or native_image_size(args.dataset))
     images, labels, classes = _test_split(args)
     predictor = Predictor(model, spec.mean, spec.std, _device(args.device), args.batch_size)
     # --subset limits official files too, which hold the whole test set (ImageNet-C: per cell)
     result = evaluate(predictor, images, labels, c_source=args.c_source, p_source=args.p_source,
-                      protocol=args.protocol or default_protocol(args.dataset), frost_dir=args.frost_dir,
+                      protocol=protocol, dataset=args.dataset, frost_dir=args.frost_dir,
                       seed=args.seed, progress=not args.quiet, c_images=args.subset, p_images=args.subset,
                       classes=classes)
     print(result.render())
@@ -251,7 +261,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
-    from .reporting.pareto import validation_front
+    from .reporting.report import analyse, config_table, verdict_summary
+    from .reporting.uncertainty import ci_column
     from .robustness.metrics import default_protocol
     from .search.engine import Resources, run_search
     from .search.space import load_space
@@ -269,18 +280,19 @@ def _cmd_run(args: argparse.Namespace) -> None:
                            args.sampler, args.scheduler, args.trials, args.seed,
                            args.protocol or default_protocol(dataset), args.validation_fraction,
                            seed_from=tuple(str(Path(d).resolve()) for d in args.seed_from),
-                           image_size=args.image_size)
+                           image_size=args.image_size, confirm_seeds=args.confirm_seeds, max_seeds=args.max_seeds,
+                           verdict_alpha=args.verdict_alpha)
     resources = Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.time_budget, args.address)
-    table = run_search(out, settings, resources, access=_access(args), quiet=args.quiet,
-                       confirm_seeds=args.confirm_seeds)
-    selection = [validation_column(o) for o in objectives]
-    best = validation_front(table, objectives)
-    best = best.sort_values(selection) if len(best) else best
-    shown = [Column.TRIAL_ID, Column.ORIGIN, "placement", "variant", "scale", "alpha", "antialias", "augmentation",
-             *selection, *objectives]
+    table = run_search(out, settings, resources, access=_access(args), quiet=args.quiet)
+    analysis = analyse(table, read_settings(out))
+    front = config_table(analysis.summary, analysis.front_ids, analysis.objectives)
+    shown = [Column.CONFIG_ID, Column.ORIGIN, "placement", "variant", "scale", "alpha", "antialias", "augmentation",
+             *[validation_column(o) for o in objectives], "seeds", *[c for o in objectives for c in (o, ci_column(o))]]
     print(f"\n{len(table)} trials: {status_counts(table, FINAL_STATUSES)}; Pareto front on {', '.join(objectives)} "
-          f"measured on validation images ({len(best)} trials; test values beside them, unprefixed):")
-    print(best[[c for c in shown if c in best]].to_string(index=False, float_format="%.4f"))
+          f"selected on validation images ({len(front)} configurations; test estimates beside them, unprefixed, over "
+          f"the seeds that estimate each: a searched configuration's selected seed is left out):")
+    print(front[[c for c in shown if c in front]].to_string(index=False, float_format="%.4f"))
+    print(verdict_summary(analysis))
     for row in table[table[Column.STATUS] == TrialStatus.FAILED].itertuples():
         print(f"failed: {row.trial_id} ({row.origin}): {row.failure_reason}")
     _print_skipped(table)
@@ -300,8 +312,8 @@ def _cmd_pick(args: argparse.Namespace) -> None:
     import yaml
 
     from .config import typed_config
-    from .reporting.pick import overlapping, pick, plain_paper
-    from .reporting.uncertainty import configurations
+    from .reporting.pick import against_plain, pick, plain_paper
+    from .reporting.uncertainty import Verdict, ci_column, configurations, selected_column
 
     if len(args.run_dir) > 1:
         _pick_across(args)
@@ -313,15 +325,21 @@ def _cmd_pick(args: argparse.Namespace) -> None:
                max_clean_error_increase=args.max_clean_error_increase)
     print(f"# picked from {run_dir}: configuration {row[Column.CONFIG_ID]} ({row[Column.ORIGIN]}), chosen on "
           f"validation means: " + ", ".join(f"{o} {row[validation_column(o)]:.4f}" for o in objectives))
-    print(f"# test split, mean over {row['seeds']} seed(s) with 95% interval: "
-          + ", ".join(f"{o} {row[o]:.4f} +- {row[f'{o} ci95']:.4f}" for o in objectives))
-    plain = plain_paper(configurations(table, objectives))
-    if plain is not None and plain[Column.CONFIG_ID] != row[Column.CONFIG_ID]:
-        overlap = overlapping(row, plain, objectives)
-        if overlap:
-            print(f"# warning: on {', '.join(overlap)} its test interval overlaps the plain paper model's "
-                  f"({plain[Column.ORIGIN]}, {plain['seeds']} seed(s)): the difference is not shown "
-                  f"(more seeds: ppsearch run ... --confirm-seeds K)")
+    print(f"# test estimate over its {row['seeds']} confirmation seed(s), mean with 95% interval: "
+          + ", ".join(f"{o} {row[o]:.4f} +- {row[ci_column(o)]:.4f}" for o in objectives)
+          + "; its selected seed (biased by the selection, left out): "
+          + ", ".join(f"{o} {row[selected_column(o)]:.4f}" for o in objectives))
+    comparison = against_plain(table, row, objectives, settings.verdict_alpha)
+    if comparison is not None:
+        plain = plain_paper(configurations(table, objectives))
+        differences = ", ".join(f"{o} {d:+.4f} [{low:+.4f}, {high:+.4f}]" for o, d, (low, high)
+                                in zip(objectives, comparison.differences, comparison.intervals))
+        print(f"# against the plain paper model ({plain[Column.ORIGIN]}), Welch t-tests at alpha "
+              f"{settings.verdict_alpha:g}: {comparison.verdict} (seeds {comparison.seeds[0]}, {comparison.seeds[1]}); "
+              f"differences with 95% intervals: {differences}")
+        if comparison.verdict == Verdict.NOT_SHOWN:
+            print("# warning: no difference from the plain paper model is shown (more seeds: ppsearch run ... "
+                  "--confirm-seeds auto)")
     print(yaml.safe_dump(typed_config(row), sort_keys=False), end="")
 
 
@@ -378,7 +396,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
         print(f"comparison of {len(args.run_dir)} runs written to {out} (tables: {out.stem}-*.csv)")
         return
     out = write_report(args.run_dir[0], check_output(args.out or Path(args.run_dir[0]) / "report.html", "file"),
-                       dominance_threshold=args.dominance_threshold)
+                       alpha=args.verdict_alpha)
     print(f"report written to {out} (tables: {out.with_suffix('.md')} and {out.stem}-*.csv)")
 
 
@@ -514,9 +532,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--validation-fraction", type=_validation_fraction, default=0.1,
                      help="of the training split, held out (stratified by class) to select on; the test split is "
                           "only reported (default: 0.1)")
-    run.add_argument("--confirm-seeds", type=_integer(1), default=1, metavar="K",
+    run.add_argument("--confirm-seeds", type=_confirm_seeds, default="1", metavar="K|auto",
                      help="after the search, retrain every validation-front and paper configuration with K-1 "
-                          "further seeds (default 1: none)")
+                          "further seeds (default 1: none); auto: a seed per round to the configurations of "
+                          "undecided (front, paper) pairs until each is decided or has --max-seeds")
+    run.add_argument("--max-seeds", type=_integer(3), default=10,
+                     help="--confirm-seeds auto: the most seeds a configuration gets (default 10)")
+    run.add_argument("--verdict-alpha", type=_alpha, default=0.05,
+                     help="level of the verdicts: the chance of any false 'dominates' in a report (default 0.05)")
     run.add_argument("--seed-from", nargs="+", default=[], metavar="RUN_DIR",
                      help="finished runs whose validation-front designs are trained first (after the papers'), "
                           "on this space's architecture; their values are not told to this run's sampler")
@@ -553,9 +576,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="write a run's HTML report (offline) and its tables")
     report.add_argument("run_dir", nargs="+", help="a `ppsearch run` directory; several: one comparison report")
-    report.add_argument("--dominance-threshold", type=_dominance_threshold, default=0.95,
-                        help="say a front configuration dominates a paper one only at this probability or above "
-                             "(bootstrap over seeds; default 0.95)")
+    report.add_argument("--verdict-alpha", type=_alpha, default=None,
+                        help="level of the verdicts (default: the run's --alpha, 0.05)")
     report.add_argument("--out", default=None, help="HTML file (default: RUN_DIR/report.html, or comparison.html "
                                                     "beside the first of several runs)")
     report.set_defaults(run=_cmd_report)

@@ -7,6 +7,7 @@ A search run (``ppsearch run``) holds::
     <run>/optuna.journal    the Optuna study (JournalStorage: optuna-dashboard opens it)
     <run>/sets/             the -C/-P sets every trial is measured on, made once
     <run>/tune/             Ray Tune's experiment state
+    <run>/moasha.json       MO-ASHA's rung records, so that a continued run stops what an uninterrupted one would
     <run>/trials/<id>/      one trial: checkpoint, model, sparsity, record.json
     <run>/results.parquet   the results table, one row per trial (and results.csv)
 
@@ -33,6 +34,7 @@ RUN_FILE = "run.json"
 JOURNAL_FILE = "optuna.journal"
 SETS_DIR = "sets"
 TUNE_DIR = "tune"
+MOASHA_FILE = "moasha.json"
 TRIALS_DIR = "trials"
 RECORD_FILE = "record.json"
 RESULTS_STEM = "results"  # a search's table
@@ -47,6 +49,7 @@ class TrialStatus(enum.StrEnum):
     PENDING = "pending"
 
 
+AUTO = "auto"  # --confirm-seeds auto: racing confirmation
 FINAL_STATUSES = (TrialStatus.COMPLETED, TrialStatus.PRUNED, TrialStatus.FAILED)  # a trial's status once it ended
 SEARCHED = "searched"  # the origin of a configuration the sampler chose
 
@@ -89,6 +92,8 @@ class Column(enum.StrEnum):
     EPOCHS_COMPLETED = "epochs_completed"
     RUNG_CLEAN_ERROR = "rung_clean_error"  # validation clean error at the last MO-ASHA rung (a pruned trial's)
     RUNG_CORRUPTION_ERROR = "rung_corruption_error"  # the cheap corruption error measured at a rung
+    RUNG_CORRUPTION_INCREASE = "rung_corruption_increase"  # that error less the rung's clean error (relative mCE's probe)
+    RUNG_FLIP_RATE = "rung_flip_rate"  # the cheap mean flip rate of a few -P sequences measured at a rung
     CLEAN_ERROR = "clean_error"
     MCE = "mce"
     RELATIVE_MCE = "relative_mce"
@@ -99,6 +104,9 @@ class Column(enum.StrEnum):
     CORRUPTION_ERROR = "corruption_error"  # unnormalised mean error over corruptions and severities
     CE_NORMALISER = "ce_normaliser"
     FR_NORMALISER = "fr_normaliser"
+    T5D_NORMALISER = "t5d_normaliser"  # what mT5D is divided by (nothing published: it says so)
+    RCE_CLEAN_ERROR = "rce_clean_error"  # the clean error relative CE subtracts: on the -C images
+    RCE_IMAGES = "rce_images"  # those images: the first N test images, the -C errors' own
     PARAMS = "params"
     FLOPS = "flops"
     TRAIN_SECONDS = "train_seconds"
@@ -167,12 +175,29 @@ class RunSettings:
     study_name: str = ""
     seed_from: tuple[str, ...] = ()  # earlier runs whose front designs this run trains first (--seed-from)
     image_size: int | None = None  # imagenet's image size (--image-size); None: the dataset's own
+    confirm_seeds: str = "1"  # seeds per front and paper configuration ("1": none), or AUTO (racing)
+    max_seeds: int = 10  # AUTO: the most seeds a configuration gets
+    verdict_alpha: float = 0.05  # the level of the verdicts (and of racing's decisions)
 
     def differences(self, other: RunSettings) -> list[str]:
-        """Settings that differ from ``other``'s, apart from the study name and the trial count
-        (a continued run may ask for more trials)."""
+        """Settings that differ from ``other``'s, apart from the study name, the trial count and a
+        fixed number of confirmation seeds (a continued run may ask for more trials or seeds;
+        racing's decisions depend on its settings, which therefore stay)."""
         mine, theirs = (json.loads(json.dumps(dataclasses.asdict(x))) for x in (self, other))
-        return [k for k in mine if k not in ("study_name", "trials") and mine[k] != theirs[k]]
+        fixed_counts = mine["confirm_seeds"] != AUTO and theirs["confirm_seeds"] != AUTO
+        free = {"study_name", "trials"} | ({"confirm_seeds", "max_seeds"} if fixed_counts else set())
+        return [k for k in mine if k not in free and mine[k] != theirs[k]]
+
+    def verdict_looks(self) -> int:
+        """How often the verdicts' level is spent: once, or over racing's looks."""
+        return racing_looks(self.max_seeds) if self.confirm_seeds == AUTO else 1
+
+
+def racing_looks(max_seeds: int) -> int:
+    """How many rounds of a racing confirmation look at the data: a searched configuration has r
+    unbiased seeds after round r (its selected seed does not count) and a test needs two a side,
+    so rounds 2 .. max_seeds - 1 look."""
+    return max_seeds - 2
 
 
 def read_settings(run_dir: str | Path) -> RunSettings:

@@ -16,10 +16,10 @@ def _runs(tmp_path, second_dataset="fashion-mnist"):
     first; the searched pp trial of each run carries alpha 0.5."""
     first = [_row("a1", "paper:resnet20", "none", 0.10, 1.00, 1.00),
              _row("b1", "paper:resnet20-b1", "b1", 0.12, 0.70, 0.80),
-             _row("c1", "searched", "pp", 0.09, 0.95, 0.90)]
+             _row("c1", "searched", "pp", 0.09, 0.95, 0.90), _row("c1-seed1", "searched", "pp", 0.09, 0.95, 0.90, seed=1)]
     second = [_row("a1", "paper:resnet20", "none", 0.08, 0.90, 0.90),
               _row("b1", "paper:resnet20-b1", "b1", 0.09, 0.95, 0.95),  # dominated by c1 here
-              _row("c1", "searched", "pp", 0.07, 0.85, 0.85)]
+              _row("c1", "searched", "pp", 0.07, 0.85, 0.85), _row("c1-seed1", "searched", "pp", 0.07, 0.85, 0.85, seed=1)]
     for rows in (first, second):
         for row in rows:
             row["alpha"] = 0.5 if row["placement"] == "pp" else 1.0
@@ -97,7 +97,7 @@ def test_the_dashboard_compares_several_runs(tmp_path):
     app = create_app(runs)
     assert app.title == "ppsearch: demo-run, short-run" and "filter-placement" not in str(app.layout)
     status, figures, ranks = comparison_views(runs)
-    assert status.startswith("demo-run: 3 trials") and len(figures) == 2
+    assert status.startswith("demo-run: 4 trials") and len(figures) == 2
     assert {trace.legendgroup for trace in figures[0].data} == {"demo-run", "short-run"}
     assert "rank in short-run" in ranks
 

@@ -19,13 +19,15 @@ def _rows():
 
 def test_views_filter_by_dimension_and_follow_the_table(tmp_path):
     run = _run(tmp_path, _rows())
-    status, figures, front, _ = views(run, {})
+    status, figures, verdicts, front, _ = views(run, {})
     assert status.startswith("4 of 4 trials shown: 3 completed, 1 pruned") and "validation front of 1" in status
     assert len(figures) >= 5 and front["config_id"].tolist() == ["c1"]
-    status, _, front, _ = views(run, {"placement": ["none", "pp"]})
+    assert verdicts["front configuration"].tolist() == ["c1", "c1"]  # against each paper configuration
+    assert "0 of 2 comparisons decided" in status
+    status, _, _, front, _ = views(run, {"placement": ["none", "pp"]})
     assert status.startswith("2 of 4 trials shown") and sorted(front["config_id"]) == ["a1", "b1"]
     _run(tmp_path, _rows() + [_row("e1", "searched", "pp", 0.05, 0.5, 0.5)])  # a trial finishes meanwhile
-    status, _, front, _ = views(run, {})
+    status, _, _, front, _ = views(run, {})
     assert status.startswith("5 of 5") and front["config_id"].tolist() == ["e1"]
 
 

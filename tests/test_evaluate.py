@@ -18,7 +18,7 @@ from ppsearch.models.model_file import ModelSpec, load_model, save_model
 from ppsearch.robustness.corruptions import ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, corrupt
 from ppsearch.robustness.evaluate import Predictor, batched_logits, evaluate
 from ppsearch.robustness.generate import write_sets
-from ppsearch.robustness.metrics import get_protocol
+from ppsearch.robustness.metrics import ALEXNET_CIFAR10, get_protocol
 from ppsearch.robustness.perturbations import ALL_PERTURBATIONS
 
 N = 12
@@ -101,7 +101,7 @@ def test_the_hendrycks_protocol_fixes_its_frame_rule_perturbations_and_normalise
     model = load_model(checkpoint[0])
     spec = model.ppsearch_spec
     predictor = Predictor(model, spec.mean, spec.std)
-    result = evaluate(predictor, *test_split, progress=False, protocol="hendrycks",
+    result = evaluate(predictor, *test_split, progress=False, protocol="hendrycks", dataset="fashion-mnist",
                       c_source=f"official:{generated / 'Fashion-MNIST-C'}",
                       p_source=f"official:{generated / 'Fashion-MNIST-P'}")
     assert "spatter" in result.flip_probabilities and "snow" not in result.flip_probabilities
@@ -130,6 +130,60 @@ def test_clean_error_counts_wrong_predictions(checkpoint, test_split):
         expected = (model.eval()(x).argmax(1) != labels).double().mean().item()
     assert result.clean_error == pytest.approx(expected)
     assert result.ce is None and result.fr is None
+
+
+C_IMAGES = 4
+
+
+def test_relative_ce_subtracts_the_clean_error_of_the_corrupted_images(checkpoint, test_split):
+    """Corrupted errors on the first C images, clean error on all of them: relative CE subtracts the
+    clean error of those C images, not the reported one."""
+    model = load_model(checkpoint[0])
+    spec = model.ppsearch_spec
+    predictor = Predictor(model, spec.mean, spec.std)
+    images, _ = test_split
+    predicted = predictor(images)
+    labels = predicted.clone()
+    labels[C_IMAGES:] = (predicted[C_IMAGES:] + 1) % 10  # right on the first C images, wrong on the others
+    result = evaluate(predictor, images, labels, c_images=C_IMAGES, p_source="none", dataset="fashion-mnist",
+                      progress=False)
+    assert result.clean_error == pytest.approx((N - C_IMAGES) / N)
+    assert result.summary["rce_clean_error"] == 0.0 and result.summary["rce_images"] == C_IMAGES
+    # by hand: (mean error over severities - 0) / (AlexNet's mean error - AlexNet's clean error)
+    fog = result.corruption_errors.query("corruption == 'fog'")["error"].mean()
+    hand = fog / (ALEXNET_CIFAR10["fog"] - ALEXNET_CIFAR10["clean"])
+    assert result.ce.set_index("corruption").loc["fog", "relative_ce"] == pytest.approx(hand)
+    assert f"clean error 0.0000 of the first {C_IMAGES} images" in result.render()
+
+
+
+def test_tiny_imagenet_parameter_sets_are_unnormalised_and_say_so(imagenet_tree):
+    """64 px imagenet sets are made with Tiny-ImageNet-C's parameters: no published AlexNet."""
+    model = load_model(imagenet_tree[3])
+    spec = model.ppsearch_spec
+    images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8))
+    result = evaluate(Predictor(model, spec.mean, spec.std), images, torch.tensor([0, 1]), p_source="none",
+                      protocol="hendrycks", dataset="imagenet", progress=False)
+    assert result.summary["ce_normaliser"].endswith("no published AlexNet for Tiny-ImageNet-C-parameter sets at 64 px")
+    assert result.summary["mce"] == pytest.approx(result.summary["corruption_error"])  # CE = mean error
+
+
+def test_a_protocol_without_a_list_for_the_dataset_is_refused_before_anything_is_written(imagenet_tree, tmp_path,
+                                                                                          capsys):
+    from ppsearch.training.trial import TrialConfig
+
+    root, _, _, model = imagenet_tree
+    message = "protocol 'hendrycks' defines no perturbation list for imagenet at 32 px"
+    out = tmp_path / "eval"
+    # imagenet's default protocol is hendrycks
+    assert main(["eval", "--checkpoint", str(model), "--dataset", "imagenet", "--data-dir", str(root),
+                 "--image-size", "32", "--quiet", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and not out.exists()
+    with pytest.raises(ValueError, match=message):  # what `ppsearch run` and `ppsearch train` check first
+        TrialConfig.create({}, dataset="imagenet", budget="smoke", image_size=32)
+    assert TrialConfig.create({}, dataset="imagenet", budget="smoke", image_size=32,
+                              protocol="seed-paper").protocol == "seed-paper"
 
 
 def test_small_pieces_share_batches_and_keep_their_shapes(checkpoint, test_split, monkeypatch):
@@ -228,7 +282,7 @@ def imagenet_tree(tmp_path_factory):
                 folder.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(crop).save(folder / f"{i}.png")
     videos = root / "imagenet-p"
-    for perturbation in get_protocol("hendrycks").perturbations:
+    for perturbation in get_protocol("hendrycks").setup("imagenet", 224).perturbations:
         for i, (crop, label) in enumerate(zip(crops.numpy(), labels.tolist())):
             write_video(videos / perturbation / classes[label] / f"{i}.mp4", [crop] * 3)  # a still: no flip
     torch.manual_seed(0)
@@ -269,7 +323,8 @@ def test_eval_reads_imagenet_p_videos(imagenet_tree, tmp_path):
                  "--c-source", "none", "--p-source", f"official:{videos}", "--quiet", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["protocol"] == "hendrycks" and summary["fr_normaliser"].startswith("none: unnormalised")
-    assert sorted(summary["flip_probabilities"]) == sorted(get_protocol("hendrycks").perturbations)
+    assert sorted(summary["flip_probabilities"]) == sorted(get_protocol("hendrycks").setup("imagenet", 224).perturbations)
+    assert "snow" in summary["flip_probabilities"] and "spatter" not in summary["flip_probabilities"]
     assert set(summary["flip_probabilities"].values()) == {0.0} and summary["mfr"] == 0.0  # stills never flip
 
 

@@ -12,15 +12,18 @@ from ppsearch.robustness.metrics import (
     P_PERTURBATIONS,
     Normaliser,
     ce_table,
+    check_protocol,
     corruption_errors,
     flip_probability,
     fr_table,
+    get_protocol,
     mce,
     mfr,
     relative_mce,
     summary,
     top5_distance,
 )
+from ppsearch.robustness.perturbations import ALL_PERTURBATIONS
 
 
 def _errors(mean_errors, spread=0.0):
@@ -103,6 +106,8 @@ def test_normaliser_tables_cover_the_benchmarks():
     assert len(P_PERTURBATIONS) == 10 and "snow" in P_PERTURBATIONS
 
 
+SEED_CIFAR = get_protocol("seed-paper").setup("cifar10", 32)
+
 # Seed paper Table 4 (clean error and mean errors per corruption, in BENCHMARK order) and
 # Table 7 (flip probabilities, in P_PERTURBATIONS order) for six models, with their Table 1
 # summary (mCE, rCE, mFR), which is printed to 2 decimals.
@@ -135,7 +140,7 @@ def test_reproduces_the_seed_papers_table_1(model):
     ce = ce_table(_errors({c: e / 100 for c, e in zip(BENCHMARK_CORRUPTIONS, errors)}, spread=0.02),
                   clean / 100, normaliser)
     fr = fr_table(dict(zip(P_PERTURBATIONS, fps)), normaliser)
-    result = summary("seed-paper", ce, fr)
+    result = summary(SEED_CIFAR, ce, fr)
     # Inputs and outputs are rounded in the paper: agreement to its last printed digit.
     assert result["mce"] == pytest.approx(paper_mce, abs=0.006)
     assert result["relative_mce"] == pytest.approx(paper_rce, abs=0.006)
@@ -154,7 +159,7 @@ def test_from_result_normalises_the_baseline_to_one():
     np.testing.assert_allclose(ce["relative_ce"], 1.0)
     fr = fr_table(dict(zip(P_PERTURBATIONS, fps)), baseline)
     np.testing.assert_allclose(fr["fr"], 1.0)
-    assert summary("seed-paper", ce, fr) == {"protocol": "seed-paper", "mce": pytest.approx(1.0),
+    assert summary(SEED_CIFAR, ce, fr) == {"protocol": "seed-paper", "mce": pytest.approx(1.0),
                                              "relative_mce": pytest.approx(1.0), "ce_normaliser": baseline.source,
                                              "mfr": pytest.approx(1.0), "fr_normaliser": baseline.source}
 
@@ -243,3 +248,97 @@ def test_top5_distance_matches_the_literal_definition(name, protocol):
     logits = np.random.default_rng(3).integers(0, 4, (5, 7, 10)).astype(np.float32)
     against_first = protocol == "hendrycks" and "noise" in name
     assert top5_distance(logits, name, protocol) == pytest.approx(_literal_top5_distance(logits, against_first))
+
+
+# ---------------------------------------------------------------- protocols per benchmark
+
+# The 10 test perturbations of ImageNet-P (hendrycks/robustness README: spatter is a validation
+# sequence) and of hendrycks/robustness ImageNet-P/cifar-p-eval.py, which averages spatter.
+IMAGENET_P_TEST = ("gaussian_noise", "shot_noise", "motion_blur", "zoom_blur", "snow", "brightness", "translate",
+                   "rotate", "tilt", "scale")
+CIFAR_P_EVAL = ("gaussian_noise", "shot_noise", "motion_blur", "zoom_blur", "spatter", "brightness", "translate",
+                "rotate", "tilt", "scale")
+
+
+def test_hendrycks_lists_depend_on_the_benchmark():
+    imagenet = get_protocol("hendrycks").setup("imagenet", 224)
+    assert imagenet.perturbations == IMAGENET_P_TEST and imagenet.benchmark == "ImageNet-P"
+    assert "snow" in imagenet.perturbations and "spatter" not in imagenet.perturbations
+    for dataset in ("cifar10", "cifar100", "fashion-mnist"):
+        cifar = get_protocol("hendrycks").setup(dataset, 32)
+        assert cifar.perturbations == CIFAR_P_EVAL and cifar.benchmark == "CIFAR-10-P"
+    # 64 px imagenet sets follow ImageNet-P's recipes: its list
+    assert get_protocol("hendrycks").setup("imagenet", 64).perturbations == IMAGENET_P_TEST
+
+
+def test_hendrycks_normalises_by_the_imagenet_alexnet_only_at_imagenet_size():
+    assert get_protocol("hendrycks").setup("imagenet", 224).ce_normaliser.source == "ImageNet-C AlexNet"
+    tiny = get_protocol("hendrycks").setup("imagenet", 64)
+    assert tiny.ce_normaliser.source == ("none: unnormalised (CE = mean error, relative CE = mean error increase, "
+                                         "FR = FP): no published AlexNet for Tiny-ImageNet-C-parameter sets at 64 px")
+    assert get_protocol("hendrycks").setup("imagenet", 128).ce_normaliser.source.endswith(
+        "no published AlexNet for ImageNet-C-parameter sets at 128 px")
+    for size in (64, 224):
+        fr = get_protocol("hendrycks").setup("imagenet", size).fr_normaliser
+        assert fr.source.endswith("no published ImageNet-P AlexNet flip probabilities (hendrycks/robustness)")
+    # unnormalised: CE is the mean error, FR the flip probability
+    errors = _errors({c: 0.5 for c in BENCHMARK_CORRUPTIONS}, spread=0.1)
+    ce = ce_table(errors, 0.2, tiny.ce_normaliser)
+    np.testing.assert_allclose(ce["ce"], 0.5)
+    np.testing.assert_allclose(ce["relative_ce"], 0.3)
+    assert fr_table({"snow": 0.07}, tiny.fr_normaliser)["fr"].tolist() == [0.07]
+    cifar = get_protocol("hendrycks").setup("cifar10", 32)
+    assert cifar.ce_normaliser.source.endswith("the reference CIFAR evaluators publish no AlexNet baseline")
+
+
+# Seed paper Table 9 (ImageNet-P flip probabilities, in IMAGENET_P_TEST order) and the FR of its
+# Table 3, which divides each model's FPs by its baseline network's (ResNet-18 or ResNet-50).
+TABLE_9 = {
+    "ResNet-18": [.0979, .1154, .0700, .0504, .0901, .0380, .0689, .0869, .0517, .1560],
+    "ResNet-18-pp": [.1009, .1213, .0736, .0527, .0927, .0396, .0797, .0964, .0575, .1662],
+    "ResNet-18-b1": [.0968, .1156, .0736, .0518, .0958, .0389, .0837, .0983, .0594, .1710],
+    "ResNet-50": [.0748, .0879, .0603, .0437, .0832, .0324, .0486, .0702, .0413, .1149],
+    "ResNet-50-pp": [.0717, .0847, .0591, .0416, .0783, .0331, .0527, .0692, .0402, .1148],
+    "ResNet-50-b1": [.0715, .0841, .0605, .0421, .0795, .0335, .0538, .0703, .0404, .1171],
+}
+TABLE_3_FR = {"ResNet-18-pp": 1.069, "ResNet-18-b1": 1.075, "ResNet-50-pp": 0.986, "ResNet-50-b1": 0.998}
+
+
+def test_seed_paper_on_imagenet_is_raw_as_its_tables():
+    setup = get_protocol("seed-paper").setup("imagenet", 224)
+    assert setup.perturbations == IMAGENET_P_TEST  # Table 9: snow
+    assert not get_protocol("seed-paper").compares_with_first_frame("gaussian_noise")  # Eq. 4: consecutive frames
+    for normaliser in (setup.ce_normaliser, setup.fr_normaliser):
+        assert normaliser.source.startswith("none: unnormalised")
+        assert "seed paper's ImageNet tables" in normaliser.source
+    raw = fr_table(dict(zip(setup.perturbations, TABLE_9["ResNet-50"])), setup.fr_normaliser)
+    assert summary(setup, fr=raw)["mfr"] == pytest.approx(np.mean(TABLE_9["ResNet-50"]))
+    # Its Table 3 FR: a model's raw FPs divided by its baseline network's, from this study
+    for model, paper_fr in TABLE_3_FR.items():
+        baseline = Normaliser.from_result(model[:9], 0.0, flips=fr_table(dict(zip(setup.perturbations,
+                                                                               TABLE_9[model[:9]])), setup.fr_normaliser))
+        fr = fr_table(dict(zip(setup.perturbations, TABLE_9[model])), baseline)
+        assert summary(setup, fr=fr)["mfr"] == pytest.approx(paper_fr, abs=0.0006)
+    # CIFAR keeps the seed paper's CIFAR-10 AlexNet
+    assert get_protocol("seed-paper").setup("cifar10", 32).ce_normaliser.source.startswith("seed paper CIFAR-10 AlexNet")
+
+
+def test_a_protocol_without_a_list_for_the_dataset_is_refused():
+    # imagenet at 32 px is made with CIFAR-10-P's recipes, whose hendrycks list differs from ImageNet-P's
+    with pytest.raises(ValueError) as error:
+        check_protocol("hendrycks", "imagenet", 32)
+    assert str(error.value) == ("protocol 'hendrycks' defines no perturbation list for imagenet at 32 px: its "
+                                "ImageNet-P list has snow where its CIFAR-10-P list (the recipes of 32 px sets) has "
+                                "spatter; allowed: imagenet above 32 px, or protocol seed-paper")
+    assert "\n" not in str(error.value)
+    assert check_protocol("seed-paper", "imagenet", 32) == "seed-paper"  # one list for both benchmarks
+    assert check_protocol("hendrycks", "imagenet", 64) == "hendrycks"
+    with pytest.raises(ValueError, match="unknown protocol 'imagenet'; allowed: seed-paper, hendrycks"):
+        check_protocol("imagenet", "cifar10", 32)
+
+
+def test_mt5d_says_it_is_unnormalised():
+    setup = get_protocol("hendrycks").setup("imagenet", 224)
+    result = summary(setup, top5_distances=dict.fromkeys(ALL_PERTURBATIONS, 0.5))
+    assert result["mt5d"] == pytest.approx(0.5)
+    assert result["t5d_normaliser"] == "none: unnormalised (mean top-5 distance; no published baseline distances)"

@@ -61,13 +61,19 @@ def _fails(capsys, args: list[str], message: str) -> None:
     (["run", "--cpus-per-trial", "0"], "argument --cpus-per-trial: must be a finite number > 0"),
     (["eval", "--checkpoint", "m.safetensors", "--batch-size", "0"], "argument --batch-size: must be an integer >= 1"),
     (["train", "--seeds", "0"], "argument --seeds: must be an integer >= 1, got '0'"),
-    (["run", "--confirm-seeds", "0"], "argument --confirm-seeds: must be an integer >= 1, got '0'"),
-    (["run", "--confirm-seeds", "-2"], "argument --confirm-seeds: must be an integer >= 1, got '-2'"),
+    (["run", "--confirm-seeds", "0"], "argument --confirm-seeds: must be an integer >= 1 or auto, got '0'"),
+    (["run", "--confirm-seeds", "-2"], "argument --confirm-seeds: must be an integer >= 1 or auto, got '-2'"),
     (["run", "--validation-fraction", "0"], "argument --validation-fraction: must be a finite number > 0"),
     (["run", "--validation-fraction", "0.6"], "argument --validation-fraction: must be in (0, 0.5], got '0.6'"),
     (["train", "--validation-fraction", "nan"], "argument --validation-fraction: must be a finite number > 0"),
-    (["report", "x", "--dominance-threshold", "0.5"], "argument --dominance-threshold: must be a finite number > 0.5"),
-    (["report", "x", "--dominance-threshold", "1"], "argument --dominance-threshold: must be in (0.5, 1), got '1'"),
+    (["run", "--confirm-seeds", "many"], "argument --confirm-seeds: must be an integer >= 1 or auto, got 'many'"),
+    (["run", "--confirm-seeds", "auto", "--max-seeds", "2"], "argument --max-seeds: must be an integer >= 3, got '2'"),
+    (["run", "--confirm-seeds", "auto", "--max-seeds", "4.5"],
+     "argument --max-seeds: must be an integer >= 3, got '4.5'"),
+    (["run", "--verdict-alpha", "0.5"], "argument --verdict-alpha: must be in (0, 0.5), got '0.5'"),
+    (["run", "--verdict-alpha", "0"], "argument --verdict-alpha: must be a finite number > 0, got '0'"),
+    (["report", "x", "--verdict-alpha", "nan"], "argument --verdict-alpha: must be a finite number > 0, got 'nan'"),
+    (["report", "x", "--verdict-alpha", "0.7"], "argument --verdict-alpha: must be in (0, 0.5), got '0.7'"),
 ])
 def test_numbers_are_checked_where_they_enter(capsys, args, message):
     _fails(capsys, args, message)

@@ -40,19 +40,26 @@ def test_report_is_one_offline_html_file_with_its_tables(tmp_path, capsys):
     page = (run / "report.html").read_text()
     assert page.count("* plotly.js v") == 1  # plotly.js embedded, once
     assert "https://cdn" not in page.split("</head>")[0]  # nothing fetched from the network
-    for text in ("clean error vs mce", "clean error vs mfr", "3D", "hypervolume over the completed trials",
-                 "what the search tried",
-                 "CE per corruption on the front", "paper reproduction", "paper:resnet20-pp"):
+    for text in ("clean error vs mce", "clean error vs mfr", "mfr: test estimates", "each configuration's test estimate",
+                 "search progress: hypervolume of the completed search trials' validation values",
+                 "what the search tried", "CE per corruption on the front", "paper reproduction", "resnet20-pp"):
         assert text in page, text
+    # it leads with the answer: the verdicts come before every figure
+    assert page.index("Verdicts: the front against the papers") < page.index("js-plotly-plot") if "js-plotly-plot" \
+        in page else page.index("Verdicts") < page.index("<script")
     assert "selected on 0.1 of the training split held out as validation images" in page
     assert "not meaningful" in page  # a demo budget's differences
+    assert "Holm-corrected over every comparison of the report, alpha = 0.05" in page
     front = pd.read_csv(run / "report-front.csv")
     assert front["config_id"].tolist() == ["c1"]  # the pruned trial never enters the front
-    assert front["seeds"].tolist() == [3] and front["clean_error"].iloc[0] == pytest.approx(0.09)
-    dominated = pd.read_csv(run / "report-dominated_papers.csv").set_index("paper_config")
-    # every resample of c1's three seeds beats every resample of a1's; b1 has one seed: no verdict
-    assert dominated.loc["a1", "p_dominates"] == 1.0 and dominated.loc["a1", "verdict"] == "dominates"
-    assert dominated.loc["b1", "verdict"] == "fewer than 3 seeds: not assessed"
+    # c1's estimate: its confirmation seeds 1 and 2 (0.095, 0.085); its selected seed 0.09 shown apart
+    assert front["seeds"].tolist() == [2] and front["clean_error"].iloc[0] == pytest.approx(0.09)
+    assert front["clean_error selected seed"].iloc[0] == pytest.approx(0.09)
+    verdicts = pd.read_csv(run / "report-verdicts.csv").set_index("paper_config")
+    # a1 (3 seeds) against c1 (2 unbiased seeds): clean error 0.09 vs 0.11 is not shown at 2 seeds
+    assert verdicts.loc["a1", "verdict"] == "not shown" and verdicts.loc["a1", "seeds (front, paper)"] == "2, 3"
+    assert verdicts.loc["b1", "verdict"] == "not shown: fewer than 2 seeds a side"
+    assert "0 of 2 comparisons decided (alpha = 0.05, Holm over the 2)" in page
     reproduction = pd.read_csv(run / "report-paper_reproduction.csv").set_index("configuration")
     assert reproduction.loc["resnet20", "seeds"] == 3
     assert reproduction.loc["resnet20", "clean_error (ours)"] == pytest.approx(0.11)
@@ -103,7 +110,7 @@ def test_the_report_names_the_protocol_and_marks_procedural_frost(tmp_path):
             {**_row("b1", "searched", "pp", 0.09, 0.9, 0.9), "protocol": "hendrycks", "frost": "procedural (ppsearch)"}]
     run = write_run(tmp_path / "run", rows, protocol="hendrycks")
     page = write_report(run).read_text()
-    assert "Measured under the <b>hendrycks</b> evaluation protocol (not the paper's" in page
+    assert "protocol <b>hendrycks</b>" in page and "<b>Protocol:</b> hendrycks (not the paper's" in page
     assert "procedural frost, not the benchmark" in page
     markdown = (run / "report.md").read_text()
     assert "Evaluation protocol: hendrycks." in markdown and "ce/frost and every mCE here include it" in markdown

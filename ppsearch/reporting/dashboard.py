@@ -15,34 +15,37 @@ from ..errors import UserError
 from ..rundir import RESULTS_STEM, read_settings, status_counts
 from . import pareto
 from .compare import comparison_figures, design_ranks, load_runs, mixing_note, shared_objectives
-from .report import config_table, run_figures
+from .figures import run_figures
+from .report import analyse, config_table, display_verdicts, verdict_summary, volume_text
 
 FILTER_KEYS = ("arch", "placement", "variant", "antialias", "augmentation", "trainable_alpha")
 REFRESH_MS = 5000
 
 
-def views(run_dir: Path, filters: dict[str, list[str]]) -> tuple[str, list[go.Figure], pd.DataFrame, pd.DataFrame]:
-    """What the dashboard shows now: a status line, the figures and the front table of the trials
-    that pass ``filters`` (dimension -> allowed values; empty: all), and the unfiltered table."""
-    objectives = read_settings(run_dir).objectives
+def views(run_dir: Path, filters: dict[str, list[str]]) -> tuple[str, list[go.Figure], pd.DataFrame, pd.DataFrame,
+                                                               pd.DataFrame]:
+    """What the dashboard shows now for the trials that pass ``filters`` (dimension -> allowed
+    values; empty: all): a status line that leads with the verdicts, the figures, the verdict table,
+    the front table, and the unfiltered table."""
+    settings = read_settings(run_dir)
     path = run_dir / f"{RESULTS_STEM}.parquet"
     if not path.is_file():
-        return "waiting for the first trial to finish ...", [], pd.DataFrame(), pd.DataFrame()
+        return "waiting for the first trial to finish ...", [], pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
     everything = pd.read_parquet(path)
     table = everything
     for key, values in filters.items():
         if values and key in table:
             table = table[table[key].map(str).isin(values)]
     status = f"{len(table)} of {len(everything)} trials shown: {status_counts(table)}"
-    done = pareto.completed(table, objectives)
-    if done.empty:
-        return status + "; no completed trial yet", [], pd.DataFrame(), everything
-    front = pareto.validation_front(table, objectives)
-    reference = pareto.reference_point(table, objectives)
-    figures = run_figures(table, front, objectives, reference)
-    status += (f"; validation front of {len(front)}; values shown are test-split means over seeds; hypervolume "
-               f"{pareto.hypervolume(table, objectives, reference):.4f}")
-    return status, figures, config_table(table, front, objectives), everything
+    if pareto.completed(table, settings.objectives).empty:
+        return status + "; no completed trial yet", [], pd.DataFrame(), pd.DataFrame(), everything
+    analysis = analyse(table, settings)
+    figures = run_figures(table, analysis.summary, analysis.front_ids, analysis.objectives)
+    status += (f"; validation front of {len(analysis.front_ids)}; test estimates over the seeds that estimate each "
+               f"configuration (selected seeds apart); the front's test hypervolume {volume_text(analysis.volume)}. "
+               f"{verdict_summary(analysis)}")
+    return (status, figures, display_verdicts(analysis),
+            config_table(analysis.summary, analysis.front_ids, analysis.objectives), everything)
 
 
 def comparison_views(run_dirs: Sequence[Path]) -> tuple[str, list[go.Figure], pd.DataFrame]:
@@ -75,24 +78,32 @@ def create_app(run_dirs: Sequence[str | Path]) -> Dash:
                                style={"minWidth": "180px", "display": "inline-block", "marginRight": "8px"})
                   for key in filters], style={"margin": "1em 0"}),
         dcc.Interval(id="tick", interval=REFRESH_MS),
+        html.H2("verdicts: the front against the papers") if single else None,
+        html.Div(id="verdicts"),
         html.Div(id="figures"),
         html.H2("front" if single else "designs across runs (rank on validation values, 1 = on the front)"),
         html.Div(id="front"),
     ])
 
-    @app.callback(Output("status", "children"), Output("figures", "children"), Output("front", "children"),
+    @app.callback(Output("status", "children"), Output("verdicts", "children"), Output("figures", "children"),
+                  Output("front", "children"),
                   *[Output(f"filter-{key}", "options") for key in filters],
                   Input("tick", "n_intervals"), *[Input(f"filter-{key}", "value") for key in filters])
     def refresh(_, *values):
+        verdicts = pd.DataFrame()
         if single:
-            status, figures, front, everything = views(run_dirs[0], dict(zip(filters, values)))
+            status, figures, verdicts, front, everything = views(run_dirs[0], dict(zip(filters, values)))
             options = [sorted(everything[key].dropna().map(str).unique()) if key in everything else []
                        for key in filters]
         else:
             (status, figures, front), options = comparison_views(run_dirs), []
-        rows = [html.Tr([html.Th(c) for c in front.columns])] + [
-            html.Tr([html.Td(f"{v:.4f}" if isinstance(v, float) else str(v)) for v in row])
-            for row in front.itertuples(index=False)]
-        return (status, [dcc.Graph(figure=f) for f in figures], html.Table(rows), *options)
+        return (status, _table(verdicts), [dcc.Graph(figure=f) for f in figures], _table(front), *options)
 
     return app
+
+
+def _table(frame: pd.DataFrame) -> html.Table:
+    rows = [html.Tr([html.Th(c) for c in frame.columns])] + [
+        html.Tr([html.Td(f"{v:.4f}" if isinstance(v, float) else str(v)) for v in row])
+        for row in frame.itertuples(index=False)]
+    return html.Table(rows)

@@ -1,5 +1,6 @@
 """`ppsearch pick`: one configuration from a run's validation front, chosen on validation means,
-reported with its test values and their intervals."""
+reported with its test estimate (confirmation seeds only: the selected seed is biased by the
+selection) and its comparison with the plain paper model."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -10,7 +11,7 @@ import pandas as pd
 from ..errors import UserError
 from ..rundir import Column, is_paper, validation_column
 from .pareto import validation_front
-from .uncertainty import configurations
+from .uncertainty import Comparison, compare, configurations, seed_values
 
 
 def pick(table: pd.DataFrame, objectives: Sequence[str], *, weights: Sequence[float] | None = None,
@@ -59,12 +60,13 @@ def plain_paper(summary: pd.DataFrame) -> pd.Series | None:
     return plain.iloc[0] if len(plain) else None
 
 
-def overlapping(row: pd.Series, other: pd.Series, objectives: Sequence[str]) -> list[str]:
-    """The objectives on which the 95% intervals of ``row`` and ``other`` overlap (or one of them
-    has a single seed, hence no interval)."""
-    out = []
-    for o in objectives:
-        half = row[f"{o} ci95"] + other[f"{o} ci95"]
-        if not np.isfinite(half) or abs(row[o] - other[o]) <= half:
-            out.append(o)
-    return out
+def against_plain(table: pd.DataFrame, row: pd.Series, objectives: Sequence[str], alpha: float) -> Comparison | None:
+    """``row``'s configuration against the plain paper configuration on the test values that
+    estimate each (``uncertainty.compare``, this one comparison at ``alpha``); None without a plain
+    paper configuration, or when ``row`` is it."""
+    plain = plain_paper(configurations(table, objectives))
+    if plain is None or plain[Column.CONFIG_ID] == row[Column.CONFIG_ID]:
+        return None
+    values = seed_values(table, objectives)
+    empty = np.empty((0, len(objectives)))
+    return compare(values.get(row[Column.CONFIG_ID], empty), values.get(plain[Column.CONFIG_ID], empty), alpha)

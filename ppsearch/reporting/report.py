@@ -1,35 +1,34 @@
 """`ppsearch report`: one self-contained HTML file (plotly.js embedded once, works offline) about a
 run, plus its tables as markdown and CSV.
 
-The selection is the validation front (the search trials that no other dominates on the values
-measured on held-out validation images); everything shown about it is measured on the test split.
-Sections: Pareto plots (clean error vs mCE, clean error vs mFR, and all three in 3D) of every
-configuration's mean over its seeds with 95% intervals, coloured by placement, marked by origin;
-hypervolume over the trials; parallel coordinates of dimensions against objectives; CE per
-corruption and FP per perturbation for the front; dimension importance (Optuna's default evaluator
-on the run's study); the front as a table (mean +- interval, seeds, the validation values it was
-selected on); for each paper configuration and each front configuration, the probability that the
-latter dominates (``reporting.uncertainty``); the papers' reported numbers beside ours; every
-configuration over its seeds.
+It leads with the answer: the verdicts of the validation front's searched configurations against
+the papers' (``uncertainty.dominance_table``: the method and level named, differences with their
+intervals, seeds spent, undecided pairs), then the configuration ``pick`` would choose, then the
+figures (``figures``: a forest plot per objective, the fronts, the search), the tables, and how the
+numbers were made. One set of numbers everywhere: a configuration's test estimate is the mean over
+the seeds that estimate it (a searched configuration's selected seed shown apart, never averaged),
+as in ``pick`` and the dashboard.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import html
+import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from ..config import CONFIG_KEYS
+from ..errors import UserError
 from ..files import write_text
 from ..rundir import (
-    CE_PREFIX,
+    AUTO,
     FINAL_STATUSES,
-    FP_PREFIX,
     JOURNAL_FILE,
     PROCEDURAL_FROST,
     Column,
@@ -37,20 +36,22 @@ from ..rundir import (
     TrialStatus,
     is_paper,
     load_run,
-    origin_kind,
     paper_name,
-    search_trials,
     status_counts,
     torn_journal_tail,
-    validation_column,
 )
 from . import pareto
+from .figures import INACTIVE, label, run_figures, shown_design
+from .pick import pick
 from .uncertainty import (
-    DEFAULT_DOMINANCE_THRESHOLD,
-    METHOD,
+    MIN_SEEDS_FOR_HYPERVOLUME,
+    Verdict,
+    ci_column,
     configurations,
     dominance_table,
     hypervolume_interval,
+    method_text,
+    selected_column,
 )
 
 # What the seed paper reported on CIFAR-10 (Table 1: E, mCE, rCE, mFR normalised by its AlexNet;
@@ -74,41 +75,79 @@ PAPER_REPORTED = {
 PAPER_SETTING = "CIFAR-10, full training set, 200 epochs (DenseNet 350), all 10,000 test images"
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None,
-                 dominance_threshold: float = DEFAULT_DOMINANCE_THRESHOLD) -> Path:
+@dataclasses.dataclass(frozen=True)
+class RunAnalysis:
+    """The numbers a report, ``pick`` and the dashboard show about one run, computed once."""
+
+    settings: RunSettings
+    objectives: tuple[str, ...]
+    summary: pd.DataFrame  # uncertainty.configurations
+    front_ids: list[str]  # the validation front's configurations (search trial ids)
+    verdicts: pd.DataFrame  # uncertainty.dominance_table
+    alpha: float
+    looks: int
+    reference: np.ndarray
+    volume: tuple[float, float, float]  # the front's test hypervolume and its 95% interval
+    picked: pd.Series | None
+
+
+def analyse(table: pd.DataFrame, settings: RunSettings, alpha: float | None = None) -> RunAnalysis:
+    objectives = tuple(o for o in settings.objectives if o in table)
+    front_ids = list(pareto.validation_front(table, objectives)[Column.TRIAL_ID])
+    alpha = settings.verdict_alpha if alpha is None else alpha
+    looks = settings.verdict_looks()
+    reference = pareto.reference_point(table, objectives)
+    try:
+        picked = pick(table, objectives)
+    except UserError:  # no completed trial on validation images: nothing to pick
+        picked = None
+    return RunAnalysis(settings, objectives, configurations(table, objectives), front_ids,
+                       dominance_table(table, objectives, front_ids, alpha, looks), alpha, looks, reference,
+                       hypervolume_interval(table, objectives, front_ids, reference), picked)
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None, alpha: float | None = None) -> Path:
+    """Write ``report.html`` (and ``report.md``, ``report-*.csv``) for the run in ``run_dir``;
+    verdicts at ``alpha`` (default: the run's ``verdict_alpha``)."""
     run_dir = Path(run_dir)
     table, settings = load_run(run_dir)
-    objectives = tuple(o for o in settings.objectives if o in table)
-    front = pareto.validation_front(table, objectives)
-    reference = pareto.reference_point(table, objectives)
+    analysis = analyse(table, settings, alpha)
     importance = _importance_figure(run_dir, settings)
-    figures = run_figures(table, front, objectives, reference) + ([importance] if importance is not None else [])
-    volume = hypervolume_interval(table, objectives, list(front[Column.TRIAL_ID]), reference)
+    figures = run_figures(table, analysis.summary, analysis.front_ids, analysis.objectives) \
+        + ([importance] if importance is not None else [])
     tables = {
-        "front": config_table(table, front, objectives),
-        "dominated_papers": dominance_table(table, objectives, list(front[Column.TRIAL_ID]), dominance_threshold),
+        "verdicts": analysis.verdicts,
+        "front": config_table(analysis.summary, analysis.front_ids, analysis.objectives),
         "paper_reproduction": _reproduction_table(table),
-        "configurations": configurations(table, objectives),
+        "configurations": analysis.summary,
     }
     out = Path(out or run_dir / "report.html")
     out.parent.mkdir(parents=True, exist_ok=True)
     for name, frame in tables.items():
         frame.to_csv(out.with_name(f"{out.stem}-{name}.csv"), index=False)
-    write_text(out.with_suffix(".md"), _markdown(run_dir, table, tables, reference, objectives, volume))
-    body = [f"<h1>ppsearch report: {html.escape(run_dir.name)}</h1>",
-            _summary_html(settings, table, reference, objectives, volume, dominance_threshold)]
+    write_text(out.with_suffix(".md"), _markdown(run_dir, table, tables, analysis))
+    body = [STYLE, f"<h1>ppsearch report: {html.escape(run_dir.name)}</h1>",
+            f"<p class='context'>{_context(settings, table, analysis)}</p>",
+            "<h2>Verdicts: the front against the papers</h2>", f"<p>{html.escape(verdict_summary(analysis))}</p>",
+            _verdicts_html(display_verdicts(analysis)),
+            "<h2>Picked configuration</h2>", f"<p>{html.escape(picked_text(analysis))}</p>"]
     for i, figure in enumerate(figures):
-        body.append(figure.to_html(full_html=False, include_plotlyjs=(i == 0), default_height=520))
-    for name, frame in tables.items():
-        body.append(f"<h2>{name.replace('_', ' ')}</h2>" + html_table(frame))
+        body.append(figure.to_html(full_html=False, include_plotlyjs=(i == 0), default_height=520,
+                                   config={"responsive": True}))
+    for name in ("front", "paper_reproduction", "configurations"):
+        body.append(f"<h2>{name.replace('_', ' ')}</h2>" + html_table(_readable(tables[name])))
+    body.append(f"<h2>How these numbers were made</h2><p>{_method_html(settings, table, analysis)}</p>")
     write_text(out, html_page("ppsearch report", body))
     return out
+
+
+STYLE = "<style>.context{color:#333}table.verdicts td,table.verdicts th{text-align:left}</style>"
 
 
 def html_page(title: str, body: Sequence[str]) -> str:
     """A self-contained page of ``body`` fragments in the reports' style."""
     return ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title><style>"
-            "body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;"
+            "body{font-family:sans-serif;margin:2em;max-width:1400px;min-width:1000px}table{border-collapse:collapse;"
             "font-size:13px}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}</style>"
             "</head><body>" + "\n".join(body) + "</body></html>")
 
@@ -118,122 +157,164 @@ def html_table(frame: pd.DataFrame) -> str:
     return rendered if len(frame) else "<p>none</p>"
 
 
-def run_figures(table: pd.DataFrame, front: pd.DataFrame, objectives: Sequence[str], reference) -> list[go.Figure]:
-    """The views of a run that the report and the dashboard share (importance needs the study and
-    is the report's alone)."""
-    return [figure for figure in (
-        *_front_figures(table, front, objectives),
-        _search_figure(table),
-        _history_figure(table, objectives, reference),
-        _parallel_figure(table, objectives),
-        _heatmap(front, CE_PREFIX, "CE per corruption on the front"),
-        _heatmap(front, FP_PREFIX, "flip probability per perturbation on the front"),
-    ) if figure is not None]
+def _verdicts_html(shown: pd.DataFrame) -> str:
+    """The tested comparisons as a table; those that could not be tested (too few seeds) folded
+    away, since a page of "not shown" rows hides the answer."""
+    untested = shown["verdict"].astype(str).str.contains("fewer than") if len(shown) else pd.Series(dtype=bool)
+    parts = [html_table(shown[~untested]).replace("<table", "<table class='verdicts'", 1)] if (~untested).any() else []
+    if untested.any():
+        parts.append(f"<details><summary>{int(untested.sum())} comparison(s) not tested: fewer than two seeds a side"
+                     f"</summary>{html_table(shown[untested])}</details>")
+    return "".join(parts) or "<p>none</p>"
 
 
-def _label(table: pd.DataFrame) -> pd.Series:
-    return table[Column.ORIGIN].where(table[Column.ORIGIN].map(is_paper).astype(bool), table[Column.TRIAL_ID])
+def verdict_summary(analysis: RunAnalysis) -> str:
+    """The answer in a sentence or two: how many comparisons were decided, which, at what level."""
+    verdicts = analysis.verdicts
+    if verdicts.empty:
+        return ("No comparison: the validation front holds no searched configuration with a completed seed, or the "
+                "run has no completed paper configuration.")
+    decided = verdicts[verdicts["verdict"].isin([Verdict.DOMINATES, Verdict.DOMINATED])]
+    level = f"alpha = {analysis.alpha:g}" + (f" spent over {analysis.looks} looks" if analysis.looks > 1 else "")
+    lines = [f"{len(decided)} of {len(verdicts)} comparisons decided ({level}, Holm over the {len(verdicts)}):"]
+    lines += [f"{row.front_config} {row.verdict} {paper_name(row.paper)};" for row in decided.itertuples()]
+    if decided.empty:
+        lines[-1] = lines[-1].rstrip(":") + ": no front configuration is shown to dominate or be dominated by a paper one."
+    too_few = verdicts["verdict"].str.contains("fewer than")
+    if too_few.any():
+        lines.append(f"{int(too_few.sum())} need more seeds (two a side at least: --confirm-seeds 3 or auto).")
+    if analysis.settings.confirm_seeds == AUTO:
+        lines.append(f"Adaptive confirmation (--max-seeds {analysis.settings.max_seeds}): "
+                     f"{len(verdicts) - len(decided)} pair(s) still undecided.")
+    return " ".join(lines)
 
 
-def _front_figures(table: pd.DataFrame, front: pd.DataFrame, objectives: Sequence[str]) -> list[go.Figure]:
-    """Every configuration's mean over its seeds (test split) with 95% intervals on both axes,
-    coloured by placement, marked by origin; the validation front's configurations labelled."""
-    summary = configurations(table, objectives)
+def display_verdicts(analysis: RunAnalysis) -> pd.DataFrame:
+    """The verdict table as a reader wants it: decided comparisons first, then by adjusted p."""
+    verdicts = analysis.verdicts
+    if verdicts.empty:
+        return verdicts
+    order = verdicts["verdict"].map({Verdict.DOMINATES: 0, Verdict.DOMINATED: 1}).fillna(2)
+    shown = verdicts.assign(order=order).sort_values(["order", "p (Holm)"], na_position="last")
+    out = pd.DataFrame({"front configuration": shown["front_config"],
+                        "paper configuration": shown["paper"].map(paper_name),
+                        "verdict": shown["verdict"], "seeds (front, paper)": shown["seeds (front, paper)"]})
+    for o in analysis.objectives:
+        out[f"{o}: front - paper [95% interval]"] = [
+            "" if math.isnan(d) else f"{d:+.4f} {i}" for d, i in zip(shown[f"{o} difference"], shown[f"{o} 95% interval"])]
+    out["p (Holm)"] = shown["p (Holm)"].map(lambda p: "" if math.isnan(p) else f"{p:.3g}")
+    return out
+
+
+def picked_text(analysis: RunAnalysis) -> str:
+    row = analysis.picked
+    if row is None:
+        return "Nothing to pick: no completed trial has every objective on validation images."
+    design = ", ".join(f"{k} {v}" for k, v in shown_design(row).items() if v != INACTIVE)
+    estimate = ", ".join(f"{o} {row[o]:.4f} ± {row[ci_column(o)]:.4f}" if not math.isnan(row[ci_column(o)])
+                         else f"{o} {row[o]:.4f} (no interval)" for o in analysis.objectives) \
+        if row["seeds"] else "no confirmation seed yet"
+    selected = ", ".join(f"{o} {row[selected_column(o)]:.4f}" for o in analysis.objectives
+                         if not math.isnan(row[selected_column(o)]))
+    return (f"{label(row)} ({row[Column.ORIGIN]}; {design}): the knee of the validation front (ppsearch pick). "
+            f"Test estimate over {row['seeds']} seed(s): {estimate}."
+            + (f" Its selected seed (not in the estimate): {selected}." if selected else ""))
+
+
+def config_table(summary: pd.DataFrame, front_ids: Sequence[str], objectives: Sequence[str]) -> pd.DataFrame:
+    """The validation front's configurations: test estimates with 95% intervals and seed counts,
+    beside the validation values they were selected on."""
     if summary.empty:
-        return []
-    selected = set(front[Column.TRIAL_ID])
-    summary = summary.assign(
-        kind=lambda t: t[Column.ORIGIN].map(origin_kind),
-        selected=lambda t: t[Column.CONFIG_ID].isin(selected).map({True: "on the validation front", False: ""}),
-        label=lambda t: t[Column.ORIGIN].where(t[Column.ORIGIN].map(is_paper).astype(bool), t[Column.CONFIG_ID]),
-        placement=lambda t: t["placement"].astype(str) if "placement" in t else "?")
-    hover = [c for c in ("seeds", "selected", "variant", "scale", "alpha", "antialias", "augmentation") if c in summary]
-    figures = []
-    for y in [o for o in objectives if o != Column.CLEAN_ERROR] if Column.CLEAN_ERROR in objectives else []:
-        figure = px.scatter(summary, x=Column.CLEAN_ERROR, y=y, color="placement", symbol="kind", hover_name="label",
-                            hover_data=hover, error_x=f"{Column.CLEAN_ERROR} ci95", error_y=f"{y} ci95",
-                            text=summary["label"].where((summary["kind"] == "paper") | (summary["selected"] != ""), ""),
-                            title=f"clean error vs {y}: mean over seeds, 95% intervals (test split)")
-        figure.update_traces(textposition="top center", textfont_size=9)
-        # the axes frame the means; an interval wider than that (two seeds give wide ones) runs off
-        figure.update_xaxes(range=_padded_range(summary[Column.CLEAN_ERROR]))
-        figure.update_yaxes(range=_padded_range(summary[y]))
-        pair = pareto.nondominated(summary, [Column.CLEAN_ERROR, y]).sort_values(Column.CLEAN_ERROR)
-        figure.add_trace(go.Scatter(x=pair[Column.CLEAN_ERROR], y=pair[y], mode="lines", line_shape="hv",
-                                    name=f"front of the means on clean error and {y}",
-                                    line=dict(dash="dot", color="grey")))
-        figures.append(figure)
-    if len(objectives) >= 3:
-        x, y, z = objectives[:3]
-        figures.append(px.scatter_3d(summary, x=x, y=y, z=z, color="placement", symbol="kind", hover_name="label",
-                                     hover_data=hover, title=f"{x}, {y}, {z}: means over seeds (test split)"))
-    return figures
+        return summary
+    return summary[summary[Column.CONFIG_ID].isin(front_ids)].sort_values(list(objectives)).reset_index(drop=True)
 
 
-def _padded_range(values: pd.Series, margin: float = 0.15) -> list[float]:
-    low, high = float(values.min()), float(values.max())
-    pad = margin * (high - low) if high > low else 0.05 * max(abs(high), 1e-3)
-    return [low - pad, high + pad]
+def _readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table of configurations with the design keys that make no difference shown as such."""
+    if frame.empty or Column.ORIGIN not in frame:
+        return frame
+    designs = pd.DataFrame([shown_design(row) for _, row in frame.iterrows()], index=frame.index)
+    return frame.assign(**{k: designs[k] for k in designs})
 
 
-def _search_figure(table: pd.DataFrame) -> go.Figure | None:
-    """What the search tried: every search trial at the last point it was measured on validation
-    images (a completed one at the end of its budget, a pruned one, faded, at the rung it reached)."""
-    search = search_trials(table)
-    completed = search[Column.STATUS] == TrialStatus.COMPLETED
-    pruned = search[Column.STATUS] == TrialStatus.PRUNED
-    selection = validation_column(Column.CLEAN_ERROR)
-    if selection not in search or Column.BUDGET_REACHED not in search:
-        return None
-    rung = search[Column.RUNG_CLEAN_ERROR] if Column.RUNG_CLEAN_ERROR in search else pd.Series(float("nan"), search.index)
-    shown = search[completed | pruned].assign(
-        **{selection: search[selection].where(completed, rung)},
-        kind=lambda t: t[Column.ORIGIN].map(origin_kind),
-        placement=lambda t: t["placement"].astype(str) if "placement" in t else "?",
-    ).dropna(subset=[selection])
-    if shown.empty:
-        return None
-    figure = px.scatter(shown, x=Column.BUDGET_REACHED, y=selection, color="placement", symbol="kind",
-                        hover_name=Column.TRIAL_ID, hover_data=[Column.STATUS, Column.ORIGIN],
-                        title="what the search tried: validation clean error at the epoch each trial reached "
-                              "(pruned trials faded, at their rung)")
-    # hover_data puts each point's status first in its customdata: pruned points are drawn faded
-    figure.for_each_trace(lambda trace: trace.update(
-        marker_opacity=[0.3 if point[0] == TrialStatus.PRUNED else 0.95 for point in trace.customdata],
-        marker_size=11))
-    return figure
+def _reproduction_table(table: pd.DataFrame) -> pd.DataFrame:
+    done = table[(table[Column.STATUS] == TrialStatus.COMPLETED) & table[Column.ORIGIN].map(is_paper).astype(bool)]
+    metrics = [m for m in (Column.CLEAN_ERROR, Column.MCE, Column.RELATIVE_MCE, Column.MFR) if m in done]
+    rows = []
+    for origin, group in done.groupby(Column.ORIGIN, sort=False):
+        name = paper_name(origin)
+        reported = PAPER_REPORTED.get(name, {})
+        row = {"configuration": name, "seeds": len(group)}
+        for m in metrics:
+            row[f"{m} (ours)"] = group[m].mean()
+            row[f"{m} (paper)"] = reported.get(m)
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
-def _history_figure(table: pd.DataFrame, objectives: Sequence[str], reference) -> go.Figure | None:
-    if Column.FINISHED_AT not in table:
-        return None
-    history = pareto.hypervolume_history(table, objectives, reference)
-    return px.line(history, x="trial", y="hypervolume", markers=True, hover_data=[Column.TRIAL_ID],
-                   title="hypervolume over the completed trials")
+def _dataset_text(settings: RunSettings) -> str:
+    if settings.image_size:
+        return f"{settings.dataset} at {settings.image_size}x{settings.image_size}"
+    return settings.dataset
 
 
-def _parallel_figure(table: pd.DataFrame, objectives: Sequence[str]) -> go.Figure:
-    done = pareto.completed(table, objectives)
-    dimensions = []
-    for key in CONFIG_KEYS:
-        if key in done and done[key].map(str).nunique() > 1:
-            values = done[key].map(str)
-            codes = {v: i for i, v in enumerate(sorted(values.unique()))}
-            dimensions.append(dict(label=key, values=values.map(codes), tickvals=list(codes.values()),
-                                   ticktext=list(codes)))
-    dimensions += [dict(label=o, values=done[o]) for o in objectives]
-    return go.Figure(go.Parcoords(line=dict(color=done[objectives[0]], colorscale="Viridis", showscale=True),
-                                  dimensions=dimensions)).update_layout(
-        title="dimensions against objectives (colour: " + objectives[0] + ")")
+def _context(settings: RunSettings, table: pd.DataFrame, analysis: RunAnalysis) -> str:
+    overrides = settings.budget_overrides
+    overrides = f" ({', '.join(f'{k}={v}' for k, v in overrides.items())})" if overrides else ""
+    return (f"space <b>{html.escape(Path(settings.space).stem)}</b>, dataset <b>{_dataset_text(settings)}</b>, "
+            f"budget <b>{settings.budget}</b>{html.escape(overrides)}, protocol <b>{settings.protocol}</b>; "
+            f"{len(table)} trials ({status_counts(table, FINAL_STATUSES)}); objectives "
+            f"{', '.join(analysis.objectives)} (all minimised, measured on the test split; the front is selected on "
+            f"validation images).{html.escape(_budget_note(settings))}")
 
 
-def _heatmap(front: pd.DataFrame, prefix: str, title: str) -> go.Figure | None:
-    columns = [c for c in front if c.startswith(prefix)]
-    if not columns or front.empty:
-        return None
-    values = front[columns].astype(float)
-    return px.imshow(values.to_numpy(), x=[c[len(prefix):] for c in columns], y=list(_label(front)),
-                     color_continuous_scale="RdYlGn_r", aspect="auto", text_auto=".2f", title=title)
+def _method_html(settings: RunSettings, table: pd.DataFrame, analysis: RunAnalysis) -> str:
+    dataset = _dataset_text(settings)
+    return (f"<b>Selection and reporting:</b> the front is selected on {settings.validation_fraction:g} of the "
+            f"training split held out as validation images; every value shown is measured on the test split. "
+            f"<b>Verdicts:</b> {html.escape(method_text(analysis.alpha, analysis.looks))}. "
+            f"<b>Hypervolume</b> of the front's test estimates: {volume_text(analysis.volume)} at reference point "
+            f"{[round(float(r), 4) for r in analysis.reference]} (1.1 x the worst paper configuration); the search "
+            f"progress curve is the hypervolume of the search trials' validation values, another quantity. "
+            f"<b>Protocol:</b> {settings.protocol}{_protocol_note(settings)}. {html.escape(frost_note(table))}"
+            f"The paper reported {PAPER_SETTING}; this run used {dataset} at budget {settings.budget}, so compare "
+            f"the ordering of configurations, not the values. Written "
+            f"{datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}.")
+
+
+def volume_text(volume: tuple[float, float, float]) -> str:
+    point, low, high = volume
+    if pd.isna(point):
+        return "not estimated (a front configuration has no confirmation seed yet)"
+    interval = (f"95% interval {low:.4f} to {high:.4f}" if not pd.isna(low)
+                else f"no interval: not enough seeds (each front configuration needs {MIN_SEEDS_FOR_HYPERVOLUME} "
+                     f"confirmation seeds)")
+    return f"{point:.4f} ({interval})"
+
+
+def _budget_note(settings: RunSettings) -> str:
+    if settings.budget in ("smoke", "demo"):
+        return (f" At the {settings.budget} budget this run shows the tool, not the science: its differences are "
+                f"not meaningful.")
+    return ""
+
+
+def _protocol_note(settings: RunSettings) -> str:
+    if settings.protocol == "seed-paper":
+        return " (the paper's: its numbers and ours compare)"
+    return " (not the paper's: its reported numbers below were measured under the seed-paper protocol)"
+
+
+def frost_note(table: pd.DataFrame) -> str:
+    """What a table's frost is, when it is not the benchmark's: ppsearch's procedural frost makes
+    frost CE, and every mCE that includes it, a different quantity."""
+    if Column.FROST not in table:
+        return ""
+    procedural = table[Column.FROST].dropna().astype(str).str.startswith(PROCEDURAL_FROST)
+    if not procedural.any():
+        return ""
+    return ("Frost: ppsearch's procedural frost, not the benchmark's textures (pass --frost-dir for those): "
+            "ce/frost and every mCE here include it. ")
 
 
 def _importance_figure(run_dir: Path, settings: RunSettings) -> go.Figure | None:
@@ -259,95 +340,19 @@ def _importance_figure(run_dir: Path, settings: RunSettings) -> go.Figure | None
                   title="dimension importance (Optuna's default evaluator, per objective)")
 
 
-def config_table(table: pd.DataFrame, front: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
-    """The validation front's configurations: test means with 95% intervals and seed counts, beside
-    the validation values they were selected on."""
-    summary = configurations(table, objectives)
-    if summary.empty:
-        return summary
-    return summary[summary[Column.CONFIG_ID].isin(front[Column.TRIAL_ID])].sort_values(list(objectives)) \
-        .reset_index(drop=True)
 
-
-def _reproduction_table(table: pd.DataFrame) -> pd.DataFrame:
-    done = table[(table[Column.STATUS] == TrialStatus.COMPLETED) & table[Column.ORIGIN].map(is_paper).astype(bool)]
-    metrics = [m for m in (Column.CLEAN_ERROR, Column.MCE, Column.RELATIVE_MCE, Column.MFR) if m in done]
-    rows = []
-    for origin, group in done.groupby(Column.ORIGIN, sort=False):
-        name = paper_name(origin)
-        reported = PAPER_REPORTED.get(name, {})
-        row = {"configuration": name, "seeds": len(group)}
-        for m in metrics:
-            row[f"{m} (ours)"] = group[m].mean()
-            row[f"{m} (paper)"] = reported.get(m)
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _summary_html(settings: RunSettings, table: pd.DataFrame, reference, objectives: Sequence[str],
-                  volume: tuple[float, float, float], threshold: float) -> str:
-    dataset, budget = settings.dataset, settings.budget
-    if settings.image_size:
-        dataset = f"{dataset} at {settings.image_size}x{settings.image_size}"
-    overrides = settings.budget_overrides
-    overrides = f" ({html.escape(', '.join(f'{k}={v}' for k, v in overrides.items()))})" if overrides else ""
-    return (f"<p>space <b>{html.escape(Path(settings.space).stem)}</b>, dataset <b>{dataset}</b>, "
-            f"budget <b>{budget}</b>{overrides}, sampler "
-            f"{settings.sampler}, scheduler {settings.scheduler}; {len(table)} trials: "
-            f"{status_counts(table, FINAL_STATUSES)}. Measured under the <b>{settings.protocol}</b> evaluation "
-            f"protocol{_protocol_note(settings)}. {html.escape(frost_note(table))}"
-            f"Objectives {', '.join(objectives)} (all minimised); "
-            f"hypervolume of the front's means {_volume_text(volume)} at reference point "
-            f"{[round(float(r), 4) for r in reference]} (1.1 x the worst paper configuration). "
-            f"<b>Selection and reporting:</b> the front is selected on {settings.validation_fraction:g} of the "
-            f"training split held out as validation images; every value shown is measured on the test split. "
-            f"<b>Uncertainty:</b> {html.escape(METHOD)}; \"dominates\" means a probability of at least "
-            f"{threshold:g}. Where intervals overlap, a difference between configurations is not shown by this "
-            f"run{_budget_note(settings)}. The paper "
-            f"reported {PAPER_SETTING}; this run used {dataset} at budget {budget}, so compare the "
-            f"ordering of configurations, not the values. Written "
-            f"{datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}.</p>")
-
-
-def _volume_text(volume: tuple[float, float, float]) -> str:
-    point, low, high = volume
-    return f"{point:.4f}" + ("" if pd.isna(low) else f" (95% interval {low:.4f} to {high:.4f})")
-
-
-def _budget_note(settings: RunSettings) -> str:
-    if settings.budget in ("smoke", "demo"):
-        return (f" (at the {settings.budget} budget, differences whose intervals overlap are not meaningful: it "
-                f"shows the tool, not the science)")
-    return ""
-
-
-def _protocol_note(settings: RunSettings) -> str:
-    if settings.protocol == "seed-paper":
-        return " (the paper's: its numbers and ours compare)"
-    return " (not the paper's: its reported numbers below were measured under the seed-paper protocol)"
-
-
-def frost_note(table: pd.DataFrame) -> str:
-    """What a table's frost is, when it is not the benchmark's: ppsearch's procedural frost makes
-    frost CE, and every mCE that includes it, a different quantity."""
-    if Column.FROST not in table:
-        return ""
-    procedural = table[Column.FROST].dropna().astype(str).str.startswith(PROCEDURAL_FROST)
-    if not procedural.any():
-        return ""
-    return ("Frost: ppsearch's procedural frost, not the benchmark's textures (pass --frost-dir for those): "
-            "ce/frost and every mCE here include it. ")
-
-
-def _markdown(run_dir: Path, table: pd.DataFrame, tables: dict[str, pd.DataFrame], reference,
-              objectives: Sequence[str], volume: tuple[float, float, float]) -> str:
+def _markdown(run_dir: Path, table: pd.DataFrame, tables: dict[str, pd.DataFrame], analysis: RunAnalysis) -> str:
     protocols = ", ".join(sorted(table[Column.PROTOCOL].dropna().unique())) if Column.PROTOCOL in table else "?"
     parts = [f"# ppsearch report: {run_dir.name}", "", f"Evaluation protocol: {protocols}. {frost_note(table)}", "",
-             f"{len(table)} trials; objectives {', '.join(objectives)}; the front is selected on validation "
-             f"images, every value is measured on the test split; hypervolume of the front's means "
-             f"{_volume_text(volume)} at reference {[round(float(r), 4) for r in reference]}.", "",
-             f"Uncertainty: {METHOD}.", ""]
-    for name, frame in tables.items():
+             f"{len(table)} trials; objectives {', '.join(analysis.objectives)}; the front is selected on validation "
+             f"images, every value is measured on the test split; hypervolume of the front's test estimates "
+             f"{volume_text(analysis.volume)} at reference {[round(float(r), 4) for r in analysis.reference]}.", "",
+             "## verdicts", "", verdict_summary(analysis), "",
+             display_verdicts(analysis).to_markdown(index=False) if len(analysis.verdicts) else "none", "",
+             f"Method: {method_text(analysis.alpha, analysis.looks)}.", "",
+             "## picked configuration", "", picked_text(analysis), ""]
+    for name in ("front", "paper_reproduction", "configurations"):
+        frame = _readable(tables[name])
         rendered = frame.to_markdown(index=False, floatfmt=".4f") if len(frame) else "none"
         parts += [f"## {name.replace('_', ' ')}", "", rendered, ""]
     return "\n".join(parts)

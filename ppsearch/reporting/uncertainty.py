@@ -1,34 +1,74 @@
-"""What seeds say about a front: each configuration's mean and 95% interval over its seeds, the
-probability that one configuration dominates another, and the hypervolume's interval.
+"""What seeds say about a front: each configuration's mean and interval over its seeds, calibrated
+verdicts on whether one configuration dominates another, and the front's hypervolume interval.
 
-Method (stated in every report): a configuration's seeds are resampled with replacement
-(``RESAMPLES`` times, a fixed generator, each configuration independently), and a quantity is
-computed on the resampled means; the probability that A dominates B is the share of resamples in
-which A's means are no worse than B's on every objective and better on one. A bootstrap of one or
-two seeds has (almost) no spread and overstates certainty, so a comparison is called a dominance
-only where both configurations have ``MIN_SEEDS_FOR_VERDICT`` seeds.
+Unbiased estimates. A searched configuration entered the validation front through the model of
+its search seed, so that model's test values are optimistically biased (winner's curse): a
+searched configuration on the front is estimated from its confirmation seeds only, and its selected
+seed is shown beside them, marked, never averaged in. A paper configuration, or a searched one the
+front left out, was not selected: all of its seeds count.
+
+Verdicts (``compare``). Per objective, a one-sided Welch t-test of "A's mean is lower" and one of
+"B's mean is lower". "A dominates B" is an intersection-union test: every objective's test must
+reject, so its p-value is the largest of the objectives' (valid at any number of objectives
+without splitting the level over them). The two directions are tested at half the level each, so
+that a false verdict of either kind happens at most at the stated level. A report makes many
+comparisons (every front configuration against every paper configuration): Holm's step-down
+correction over that family keeps the chance of any false verdict in it at the level. Beside
+each verdict: each objective's difference of means with its 95% Welch interval (not adjusted).
+
+Hypervolume interval. The hypervolume of the front's means is a smooth function of those means
+away from ties, so its standard error follows from the delta method (gradient by central
+differences, each configuration's seed covariance); the interval is Student's t with the smallest
+configuration's seeds less one as degrees of freedom. It is given only where every front
+configuration has ``MIN_SEEDS_FOR_HYPERVOLUME`` unbiased seeds; the suite checks its coverage by
+simulation.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from ..config import CONFIG_KEYS
 from ..rundir import Column, TrialStatus, is_paper, validation_column
-from .pareto import points_hypervolume
+from .pareto import points_hypervolume, validation_front
 from .statistics import mean_ci
 
-RESAMPLES = 10_000
-HYPERVOLUME_RESAMPLES = 1_000
-DEFAULT_DOMINANCE_THRESHOLD = 0.95
-MIN_SEEDS_FOR_VERDICT = 3
-METHOD = (f"bootstrap over seeds: each configuration's seeds resampled with replacement {RESAMPLES:,} times "
-          f"(independently per configuration, fixed generator); P(A dominates B) is the share of resamples in "
-          f"which A's means are no worse on every objective and better on one; intervals are Student's t 95% "
-          f"over seeds; \"dominates\" needs at least {MIN_SEEDS_FOR_VERDICT} seeds on both sides (a bootstrap of fewer "
-          f"overstates certainty)")
+DEFAULT_ALPHA = 0.05
+MIN_SEEDS_FOR_TEST = 2  # a variance needs two seeds a side
+MIN_SEEDS_FOR_HYPERVOLUME = 3
+
+
+class Verdict(StrEnum):
+    DOMINATES = "dominates"
+    DOMINATED = "dominated"
+    NOT_SHOWN = "not shown"
+
+
+def method_text(alpha: float, looks: int = 1) -> str:
+    """The verdicts' method and level, as every report states it."""
+    level = f"alpha = {alpha:g}" if looks == 1 else (
+        f"alpha = {alpha:g} spent over {looks} looks of adaptive confirmation (each look at {alpha / looks:.4g})")
+    return (f"\"A dominates B\": a one-sided Welch t-test on every objective rejects \"A is not better\" "
+            f"(intersection-union test; each direction at half the level), Holm-corrected over every comparison "
+            f"of the report, {level}: the chance of any false verdict in the report is at most {alpha:g}. A "
+            f"searched configuration is estimated from its confirmation seeds only (its selected seed is biased "
+            f"by the selection and shown apart); a paper configuration from all its seeds. Intervals are "
+            f"Student's t 95% over seeds; differences carry 95% Welch intervals (not adjusted)")
+
+
+def ci_column(objective: str) -> str:
+    return f"{objective} ci95"
+
+
+def selected_column(objective: str) -> str:
+    """A searched configuration's test value on its selected (search) seed: shown, never averaged."""
+    return f"{objective} selected seed"
 
 
 def configuration_id(table: pd.DataFrame) -> pd.Series:
@@ -38,80 +78,192 @@ def configuration_id(table: pd.DataFrame) -> pd.Series:
     return table[Column.TRIAL_ID]
 
 
+def selected_rows(table: pd.DataFrame, objectives: Sequence[str]) -> pd.Series:
+    """The rows whose model the search selected: the search trial of each searched configuration on
+    the validation front (a paper configuration, a confirmation seed, or a configuration the
+    front left out was not selected)."""
+    front = set(validation_front(table, objectives)[Column.TRIAL_ID])
+    return (table[Column.TRIAL_ID].isin(front) & (table[Column.TRIAL_ID] == configuration_id(table))
+            & ~table[Column.ORIGIN].map(is_paper).astype(bool))
+
+
+def _completed(table: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
+    return table[table[Column.STATUS] == TrialStatus.COMPLETED].dropna(subset=list(objectives))
+
+
 def seed_values(table: pd.DataFrame, objectives: Sequence[str]) -> dict[str, np.ndarray]:
-    """Configuration id -> (seeds, objectives) array of its completed rows' values."""
-    done = table[table[Column.STATUS] == TrialStatus.COMPLETED].dropna(subset=list(objectives))
+    """Configuration id -> (seeds, objectives) array of the values that estimate it: its completed
+    rows less a searched configuration's selected seed."""
+    done = _completed(table, objectives)
+    done = done[~selected_rows(done, objectives)]
     ids = configuration_id(done)
     return {config: group[list(objectives)].to_numpy(dtype=float) for config, group in done.groupby(ids, sort=True)}
 
 
 def configurations(table: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
-    """One row per configuration with a completed seed: its id, origin, design keys, seed count,
-    each objective's mean and 95% interval half-width over seeds (test split), and its mean on the
-    validation split (what selection uses)."""
-    done = table[table[Column.STATUS] == TrialStatus.COMPLETED].dropna(subset=list(objectives))
+    """One row per configuration with a completed seed: its id, origin, design keys, the number of
+    seeds that estimate it, each objective's mean and 95% interval half-width over those seeds
+    (test split; NaN where a searched configuration has no confirmation seed yet), a searched
+    configuration's selected-seed values apart, and its validation mean (what selection used)."""
+    done = _completed(table, objectives)
+    selected = selected_rows(done, objectives)
     rows = []
     for config, group in done.groupby(configuration_id(done), sort=True):
-        search_row = group[group[Column.TRIAL_ID] == config]
-        first = (search_row if len(search_row) else group).iloc[0]
-        row = {Column.CONFIG_ID: config, Column.ORIGIN: first[Column.ORIGIN], "seeds": len(group)}
+        chosen = group[selected.loc[group.index]]
+        estimating = group[~selected.loc[group.index]]
+        first = (chosen if len(chosen) else group).iloc[0]
+        row = {Column.CONFIG_ID: config, Column.ORIGIN: first[Column.ORIGIN], "seeds": len(estimating)}
         row.update({k: first[k] for k in CONFIG_KEYS if k in group})
         for o in objectives:
-            row[o], row[f"{o} ci95"] = mean_ci(group[o])
+            row[o], row[ci_column(o)] = mean_ci(estimating[o])
+            row[selected_column(o)] = chosen[o].iloc[0] if len(chosen) else math.nan
             if validation_column(o) in group:
-                row[validation_column(o)] = group[validation_column(o)].mean()
+                row[validation_column(o)] = (chosen if len(chosen) else group)[validation_column(o)].mean()
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _resampled_means(values: np.ndarray, generator: np.random.Generator, resamples: int) -> np.ndarray:
-    picks = generator.integers(0, len(values), size=(resamples, len(values)))
-    return values[picks].mean(axis=1)
+@dataclass(frozen=True)
+class Comparison:
+    """A against B on every objective (all minimised)."""
+
+    verdict: Verdict
+    p_value: float  # of the verdict drawn (the smaller direction's, doubled): compare it with alpha
+    p_dominates: float  # intersection-union p-value of "A is better on every objective"
+    p_dominated: float  # the same for B
+    p_values: tuple[float, ...]  # per objective, one-sided: "A's mean is lower"
+    differences: tuple[float, ...]  # mean A - mean B per objective (negative: A better)
+    intervals: tuple[tuple[float, float], ...]  # 95% Welch interval of each difference
+    seeds: tuple[int, int]
 
 
-def dominance_probability(a: np.ndarray, b: np.ndarray, resamples: int = RESAMPLES, seed: int = 0) -> float:
-    """P(configuration A dominates B) from their (seeds, objectives) values, all minimised."""
-    generator = np.random.default_rng(seed)
-    mean_a, mean_b = _resampled_means(a, generator, resamples), _resampled_means(b, generator, resamples)
-    return float(((mean_a <= mean_b).all(axis=1) & (mean_a < mean_b).any(axis=1)).mean())
+def _welch(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column: difference of means (a - b), its standard error and Welch's degrees of freedom."""
+    va, vb = a.var(axis=0, ddof=1) / len(a), b.var(axis=0, ddof=1) / len(b)
+    se = np.sqrt(va + vb)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    return a.mean(axis=0) - b.mean(axis=0), se, df
+
+
+def compare(a: np.ndarray, b: np.ndarray, alpha: float = DEFAULT_ALPHA) -> Comparison:
+    """Does configuration A dominate B (or B dominate A), from their (seeds, objectives) values?
+
+    The verdict is drawn at ``alpha`` for this comparison alone; a family of comparisons is
+    corrected by :func:`holm` (as :func:`dominance_table` does). With fewer than two seeds on a
+    side, or no spread on an objective, nothing is shown.
+    """
+    a, b = np.atleast_2d(np.asarray(a, dtype=float)), np.atleast_2d(np.asarray(b, dtype=float))
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"A and B must have the same objectives (columns), got {a.shape[1]} and {b.shape[1]}")
+    if not 0 < alpha < 0.5:
+        raise ValueError(f"alpha must be in (0, 0.5), got {alpha!r}")
+    seeds = (len(a), len(b))
+    if min(seeds) < MIN_SEEDS_FOR_TEST:
+        nan = (math.nan,) * a.shape[1]
+        means = tuple(a.mean(axis=0) - b.mean(axis=0)) if min(seeds) else nan
+        return Comparison(Verdict.NOT_SHOWN, math.nan, math.nan, math.nan, nan, means,
+                          ((math.nan, math.nan),) * a.shape[1], seeds)
+    difference, se, df = _welch(a, b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = difference / se
+    # no spread at all: no test (a zero standard error would call any difference certain)
+    p_lower = np.where(se > 0, stats.t.cdf(t, df), math.nan)
+    p_higher = np.where(se > 0, stats.t.sf(t, df), math.nan)
+    half = np.where(se > 0, stats.t.ppf(0.975, df) * se, math.nan)
+    p_dominates, p_dominated = float(np.max(p_lower)), float(np.max(p_higher))
+    p_value = min(1.0, 2 * min(p_dominates, p_dominated))
+    verdict = Verdict.NOT_SHOWN
+    if p_value <= alpha:
+        verdict = Verdict.DOMINATES if p_dominates < p_dominated else Verdict.DOMINATED
+    return Comparison(verdict, p_value, p_dominates, p_dominated, tuple(p_lower.tolist()), tuple(difference.tolist()),
+                      tuple(zip((difference - half).tolist(), (difference + half).tolist())), seeds)
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values (reject where <= alpha); NaN stays NaN and is not counted."""
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full(len(p), np.nan)
+    tested = np.flatnonzero(~np.isnan(p))
+    order = tested[np.argsort(p[tested], kind="stable")]
+    m = len(order)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def decide(comparisons: Sequence[Comparison], alpha: float, looks: int = 1) -> list[Verdict]:
+    """The verdicts of a family of comparisons: Holm over the family at ``alpha / looks`` (adaptive
+    confirmation looks at the data up to ``looks`` times and spends the level evenly over them)."""
+    adjusted = holm([c.p_value for c in comparisons])
+    return [c.verdict if q <= alpha / looks else Verdict.NOT_SHOWN for c, q in zip(comparisons, adjusted)]
+
+
+DOMINANCE_COLUMNS = ["paper", "paper_config", "front_config", "seeds (front, paper)", "verdict", "p", "p (Holm)"]
 
 
 def dominance_table(table: pd.DataFrame, objectives: Sequence[str], front_ids: Sequence[str],
-                    threshold: float = DEFAULT_DOMINANCE_THRESHOLD) -> pd.DataFrame:
-    """For each paper configuration and each searched front configuration: the probability that
-    the latter dominates the former on the test values, and the verdict at ``threshold``."""
+                    alpha: float = DEFAULT_ALPHA, looks: int = 1) -> pd.DataFrame:
+    """Every searched front configuration against every paper configuration on the test values
+    (searched ones without their selected seed): the verdict after Holm's correction over the
+    table's comparisons, the p-values, and per objective the difference of means with its 95%
+    interval."""
     values = seed_values(table, objectives)
     summary = configurations(table, objectives).set_index(Column.CONFIG_ID)
-    papers = [c for c in summary.index if is_paper(summary.loc[c, Column.ORIGIN])]
-    challengers = [c for c in front_ids if c in values and c not in papers]
+    papers = [c for c in summary.index if is_paper(summary.loc[c, Column.ORIGIN]) and c in values]
+    challengers = [c for c in front_ids if c in summary.index and not is_paper(summary.loc[c, Column.ORIGIN])]
+    empty = np.empty((0, len(objectives)))
+    pairs = [(paper, challenger) for paper in papers for challenger in challengers]
+    comparisons = [compare(values.get(challenger, empty), values[paper], alpha) for paper, challenger in pairs]
+    verdicts = decide(comparisons, alpha, looks)
+    adjusted = holm([c.p_value for c in comparisons])
     rows = []
-    for paper in papers:
-        for challenger in challengers:
-            p = dominance_probability(values[challenger], values[paper])
-            seeds = (len(values[challenger]), len(values[paper]))
-            if min(seeds) < MIN_SEEDS_FOR_VERDICT:
-                verdict = f"fewer than {MIN_SEEDS_FOR_VERDICT} seeds: not assessed"
-            else:
-                verdict = "dominates" if p >= threshold else "not shown"
-            rows.append({"paper": summary.loc[paper, Column.ORIGIN], "paper_config": paper, "front_config": challenger,
-                         "seeds (front, paper)": f"{seeds[0]}, {seeds[1]}", "p_dominates": p, "verdict": verdict})
-    return pd.DataFrame(rows, columns=["paper", "paper_config", "front_config", "seeds (front, paper)", "p_dominates",
-                                       "verdict"])
+    for (paper, challenger), comparison, verdict, q in zip(pairs, comparisons, verdicts, adjusted):
+        row = {"paper": summary.loc[paper, Column.ORIGIN], "paper_config": paper, "front_config": challenger,
+               "seeds (front, paper)": f"{comparison.seeds[0]}, {comparison.seeds[1]}",
+               "verdict": verdict if min(comparison.seeds) >= MIN_SEEDS_FOR_TEST
+               else f"{Verdict.NOT_SHOWN}: fewer than {MIN_SEEDS_FOR_TEST} seeds a side",
+               "p": comparison.p_value, "p (Holm)": q}
+        for o, difference, (low, high) in zip(objectives, comparison.differences, comparison.intervals):
+            row[f"{o} difference"] = difference
+            row[f"{o} 95% interval"] = "" if math.isnan(low) else f"[{low:+.4f}, {high:+.4f}]"
+        rows.append(row)
+    extra = [f"{o} {part}" for o in objectives for part in ("difference", "95% interval")]
+    return pd.DataFrame(rows, columns=DOMINANCE_COLUMNS + extra)
 
 
 def hypervolume_interval(table: pd.DataFrame, objectives: Sequence[str], config_ids: Sequence[str],
-                         reference: np.ndarray, resamples: int = HYPERVOLUME_RESAMPLES, seed: int = 0
-                         ) -> tuple[float, float, float]:
-    """Hypervolume of the mean points of ``config_ids`` and its 95% bootstrap interval (seeds
-    resampled per configuration); the interval is (nan, nan) when no configuration has two seeds."""
-    values = [v for c, v in seed_values(table, objectives).items() if c in set(config_ids)]
-    if not values:
-        return 0.0, np.nan, np.nan
-    point = points_hypervolume(np.array([v.mean(axis=0) for v in values]), reference)
-    if max(len(v) for v in values) < 2:
-        return point, np.nan, np.nan
-    generator = np.random.default_rng(seed)
-    means = np.stack([_resampled_means(v, generator, resamples) for v in values], axis=1)  # (resamples, configs, m)
-    volumes = [points_hypervolume(points, reference) for points in means]
-    low, high = np.percentile(volumes, [2.5, 97.5])
-    return point, float(low), float(high)
+                         reference: np.ndarray) -> tuple[float, float, float]:
+    """Hypervolume of the mean points of ``config_ids`` (unbiased estimates) and its 95% interval
+    (delta method, see the module's docstring); the interval is (nan, nan) unless every one of them
+    has ``MIN_SEEDS_FOR_HYPERVOLUME`` unbiased seeds."""
+    by_config = seed_values(table, objectives)
+    values = [by_config.get(c, np.empty((0, len(objectives)))) for c in dict.fromkeys(config_ids)]
+    return hypervolume_of_means(values, np.asarray(reference, dtype=float))
+
+
+def hypervolume_of_means(values: Sequence[np.ndarray], reference: np.ndarray) -> tuple[float, float, float]:
+    """Hypervolume of the means of ``values`` (one (seeds, objectives) array per configuration) and
+    its 95% delta-method interval (nan, nan where a configuration has too few seeds; all nan where
+    one has none: leaving it out would understate the front)."""
+    if not values or min(len(v) for v in values) == 0:
+        return math.nan, math.nan, math.nan
+    means = np.array([v.mean(axis=0) for v in values])
+    point = points_hypervolume(means, reference)
+    smallest = min(len(v) for v in values)
+    if smallest < MIN_SEEDS_FOR_HYPERVOLUME:
+        return point, math.nan, math.nan
+    step = 1e-6 * np.maximum(np.abs(reference), 1e-3)
+    variance = 0.0
+    for i, v in enumerate(values):
+        gradient = np.empty(means.shape[1])
+        for j in range(means.shape[1]):
+            up, down = means.copy(), means.copy()
+            up[i, j] += step[j]
+            down[i, j] -= step[j]
+            gradient[j] = (points_hypervolume(up, reference) - points_hypervolume(down, reference)) / (2 * step[j])
+        variance += gradient @ np.cov(v, rowvar=False, ddof=1).reshape(means.shape[1], -1) @ gradient / len(v)
+    half = stats.t.ppf(0.975, smallest - 1) * math.sqrt(variance)
+    return point, point - half, point + half

@@ -105,7 +105,7 @@ def batched_logits(predictor: Predictor, pieces: Iterable[tuple[Hashable, torch.
 @dataclasses.dataclass
 class Evaluation:
     images: int
-    clean_error: float
+    clean_error: float  # on the first ``images`` test images; relative CE's is in the summary (Column.RCE_*)
     corruption_errors: pd.DataFrame  # corruption, severity, error
     flip_probabilities: dict[str, float]
     top5_distances: dict[str, float]  # empty with fewer than 5 classes
@@ -134,6 +134,8 @@ class Evaluation:
             lines += [f"mCE              {self.summary[Column.MCE]:.4f}   relative mCE "
                       f"{self.summary[Column.RELATIVE_MCE]:.4f}",
                       f"  normalised by  {self.summary[Column.CE_NORMALISER]}",
+                      f"  relative CE subtracts the clean error {self.summary[Column.RCE_CLEAN_ERROR]:.4f} of the "
+                      f"first {self.summary[Column.RCE_IMAGES]} images, the -C errors' own",
                       f"mean corruption error (unnormalised, RobustBench's convention) "
                       f"{self.summary[Column.CORRUPTION_ERROR]:.4f}",
                       self.ce.drop(columns="normaliser").to_string(index=False, float_format="%.4f")]
@@ -141,7 +143,8 @@ class Evaluation:
             lines += [f"mFR              {self.summary[Column.MFR]:.4f}",
                       f"  normalised by  {self.summary[Column.FR_NORMALISER]}"]
             if Column.MT5D in self.summary:
-                lines.append(f"mT5D             {self.summary[Column.MT5D]:.4f}")
+                lines.append(f"mT5D             {self.summary[Column.MT5D]:.4f}   normalised by "
+                             f"{self.summary[Column.T5D_NORMALISER]}")
             table = self.fr.drop(columns="normaliser")
             if self.top5_distances:
                 table = table.assign(t5d=table["perturbation"].map(self.top5_distances))
@@ -157,7 +160,8 @@ def evaluate(
     c_source: str = "generated",
     p_source: str = "generated",
     corruptions: tuple[str, ...] = BENCHMARK_CORRUPTIONS,
-    protocol: str = "seed-paper",
+    protocol: str = metrics.SEED_PAPER,
+    dataset: str | None = None,
     frost_dir: str | Path | None = None,
     clean_images: int | None = None,
     c_images: int | None = None,
@@ -168,16 +172,18 @@ def evaluate(
 ) -> Evaluation:
     """Evaluate on the clean test ``images`` (uint8 NHWC) and their -C / -P versions, each on the
     first ``clean_images`` / ``c_images`` / ``p_images`` of them (None: all; for an ImageNet-C tree,
-    the first ``c_images`` of each cell in class-balanced order), under ``protocol`` (which fixes
-    the -P frame rule, the perturbations and the normalisers). An ``official:DIR`` source is
+    the first ``c_images`` of each cell in class-balanced order, the test images' order), under
+    ``protocol`` for ``dataset`` (which fix the -P frame rule, the perturbations and the normalisers;
+    dataset None: judged by the image size, see :meth:`metrics.Protocol.setup`). Relative CE
+    subtracts the clean error of the first ``c_images`` images, the ones the corrupted errors are
+    measured on, whatever ``clean_images`` is. An ``official:DIR`` source is
     either CIFAR-C/-P ``.npy`` files or an ImageNet-C tree ``<corruption>/<severity>/<wnid>/`` /
     ImageNet-P tree ``<perturbation>/<wnid>/*.mp4``, whose class folders are matched to
     ``classes`` (the test set's), streamed a chunk at a time."""
     c_kind, c_dir = parse_source(c_source)
     p_kind, p_dir = parse_source(p_source)
-    chosen = metrics.get_protocol(protocol)
-    perturbations = chosen.perturbations
-    c_norm, p_norm = chosen.normalisers(max(images.shape[1:3]))
+    setup = metrics.get_protocol(protocol).setup(dataset, max(images.shape[1:3]))
+    perturbations = setup.perturbations
     c_tree = c_kind == "official" and is_image_tree(c_dir)
     if c_tree:  # a bad file or folder fails now, not after the others were evaluated
         if classes is None:
@@ -196,7 +202,11 @@ def evaluate(
         images = images.expand(-1, -1, -1, 3)
     steps = (len(corruptions) * len(SEVERITIES) if c_kind != "none" else 0) + (len(perturbations) if p_kind != "none" else 0)
     bar = tqdm(total=steps + 1, desc="eval", unit="set", disable=not progress, leave=False)
-    clean_error = (predictor(images[:clean_images]) != labels[:clean_images]).double().mean().item()
+    # one pass over the clean images both clean errors need: the reported one and relative CE's
+    limits = (clean_images,) if c_kind == "none" else (clean_images, c_images)
+    measured = None if None in limits else max(limits)
+    wrong = (predictor(images[:measured]) != labels[:measured]).double()
+    clean_error = wrong[:clean_images].mean().item()
     bar.update()
 
     errors, ce = pd.DataFrame(columns=["corruption", "severity", "error"]), None
@@ -228,7 +238,8 @@ def evaluate(
         logits = batched_logits(predictor, corrupted())
         values = {key: (logits[key].argmax(-1) != truth[key]).double().mean().item() for key in logits}
         errors = metrics.corruption_errors(values)
-        ce = metrics.ce_table(errors, clean_error, c_norm)
+        rce_clean = wrong[:c_images]
+        ce = metrics.ce_table(errors, rce_clean.mean().item(), setup.ce_normaliser)
 
     flips, top5, fr = {}, {}, None
     if p_kind != "none":
@@ -249,11 +260,12 @@ def evaluate(
             flips[name] = metrics.flip_probability(sequences.argmax(-1), name, protocol)
             if sequences.shape[-1] >= TOP5:
                 top5[name] = metrics.top5_distance(sequences, name, protocol)
-        fr = metrics.fr_table(flips, p_norm)
+        fr = metrics.fr_table(flips, setup.fr_normaliser)
     bar.close()
-    summary = metrics.summary(protocol, ce, fr, top5)
+    summary = metrics.summary(setup, ce, fr, top5)
     if ce is not None:
-        summary[Column.CORRUPTION_ERROR] = float(errors["error"].mean())
+        summary.update({Column.CORRUPTION_ERROR: float(errors["error"].mean()),
+                        Column.RCE_CLEAN_ERROR: rce_clean.mean().item(), Column.RCE_IMAGES: len(rce_clean)})
     return Evaluation(len(labels[:clean_images]), clean_error, errors, flips, top5, ce, fr, summary,
                       {"-C": c_source, "-P": p_source})
 

@@ -10,22 +10,36 @@ E_cs the error on corruption c at severity s and "base" a baseline model's error
 * T5D_p (top-5 distance): how far the top-5 ranking moves between compared frames; mT5D its mean.
 
 Which frames are compared, which perturbations mFR averages and which baseline divides are fixed
-together by a named :class:`Protocol`, and every result names the protocol it was measured under:
+together by a named :class:`Protocol`, per benchmark: CIFAR-10-P (the CIFAR-size datasets, whose
+sets follow CIFAR-10-P's recipes) or ImageNet-P (imagenet, whose sets above 32 px follow
+ImageNet-P's). :meth:`Protocol.setup` resolves a protocol for a dataset and image size into a
+:class:`Setup`, and every result names the protocol it was measured under:
 
-* ``seed-paper``: the seed paper's evaluation (nicstrisc/Push-Pull-CNN-layer, test_perturbation.py,
-  whose flip_prob is called with noise_perturbation=False): consecutive frames for every
-  perturbation, noise included; mFR over its 10 perturbations (with snow); CE and FR divided by its
-  CIFAR-10 AlexNet, whose flip probabilities were made the same way.
-* ``hendrycks``: the reference CIFAR-10-P / ImageNet-P evaluators (hendrycks/robustness): noise
-  sequences against frame 0, the others frame to frame; mFR over their 10 perturbations (spatter
-  instead of snow); CE divided by the ImageNet-C AlexNet for ImageNet-size images, and otherwise
-  no published baseline: values unnormalised (CE = mean error, FR = FP), and said so.
+* ``seed-paper``: the seed paper's evaluation. Frames: consecutive for every perturbation, noise
+  included (its Eq. 4; nicstrisc/Push-Pull-CNN-layer test_perturbation.py calls flip_prob with
+  noise_perturbation=False). mFR over its 10 perturbations with snow, on CIFAR-10-P (Table 7) and
+  ImageNet-P (Table 9) alike. CIFAR: CE and FR divided by its CIFAR-10 AlexNet. ImageNet: its
+  Table 3 reports the raw mean corruption error and divides mCE and FR by the study's own baseline
+  network, never by an AlexNet: values here are raw (divide by a baseline of this study with
+  :meth:`Normaliser.from_result`), and say so.
+* ``hendrycks``: the reference evaluators of hendrycks/robustness, noise sequences against frame
+  0 and the others frame to frame in both. CIFAR-10-P (``ImageNet-P/cifar-p-eval.py``): its 10
+  perturbations with spatter instead of snow; no published CIFAR AlexNet, so unnormalised.
+  ImageNet-P: the 10 test perturbations, with snow (the README: "The spatter perturbation sequence
+  is a validation sequence"); CE divided by the ImageNet-C AlexNet only for 224 px images (the
+  official ImageNet-C, or sets made with ImageNet-C's parameters at ImageNet size), otherwise
+  unnormalised (Tiny-ImageNet-C-parameter sets at 64 px have no published AlexNet); FR = FP, as
+  neither the README nor ``ImageNet-P/test.py`` publishes AlexNet flip probabilities.
+
+Imagenet below 33 px is made with CIFAR-10-P's recipes, so ``hendrycks`` has two lists for it and
+refuses it. Top-5 distances are never normalised (no published baseline) and say so too.
 
 A :class:`Normaliser` holds the baseline numbers and says where they come from. Every table
 carries its normaliser's ``source`` in a ``normaliser`` column, and :func:`summary` repeats it.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -33,10 +47,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..data.datasets import IMAGENET_SIZE
 from ..errors import UserError
 from ..rundir import Column
 from .corruptions import ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, SEVERITIES
-from .perturbations import ALL_PERTURBATIONS
+from .corruptions.params import table_name
+from .perturbations import ALL_PERTURBATIONS, CIFAR_P, IMAGENET_P, TEST_PERTURBATIONS, recipe_for
 
 # The seed paper's CIFAR-10 AlexNet (the authors' own model; there is no official one), errors
 # as fractions averaged over the 5 severities (Table 4). Because every corruption has the same 5
@@ -69,8 +85,10 @@ ALEXNET_IMAGENET_C = {
     "contrast": 0.853204, "elastic_transform": 0.646056, "pixelate": 0.717840, "jpeg_compression": 0.606500,
 }
 P_PERTURBATIONS = tuple(ALEXNET_CIFAR10_P)
-HENDRYCKS_P_PERTURBATIONS = tuple("spatter" if p == "snow" else p for p in P_PERTURBATIONS)
+# hendrycks/robustness ImageNet-P/cifar-p-eval.py averages spatter where the benchmark has snow
+CIFAR_P_EVAL_PERTURBATIONS = tuple("spatter" if p == "snow" else p for p in P_PERTURBATIONS)
 UNNORMALISED = "none: unnormalised (CE = mean error, relative CE = mean error increase, FR = FP)"
+T5D_UNNORMALISED = "none: unnormalised (mean top-5 distance; no published baseline distances)"
 
 
 @dataclass(frozen=True)
@@ -110,6 +128,12 @@ class Normaliser:
         fp = dict(zip(flips["perturbation"], flips["fp"].astype(float))) if flips is not None else {}
         return cls(f"baseline: {name} from this study", float(clean_error), corruption, fp)
 
+    @classmethod
+    def unnormalised(cls, reason: str) -> Normaliser:
+        """Every baseline 1 (and the clean one 0), its source saying why no published one applies."""
+        none = cls.from_name("none")
+        return dataclasses.replace(none, source=f"{none.source}: {reason}")
+
 
 NORMALISERS = {
     "alexnet-cifar10": ("seed paper CIFAR-10 AlexNet (Table 4/8)", ALEXNET_CIFAR10, ALEXNET_CIFAR10_P),
@@ -121,33 +145,76 @@ NORMALISERS = {
 
 
 @dataclass(frozen=True)
+class Setup:
+    """A protocol resolved for one dataset and image size: what mFR averages, what divides."""
+
+    protocol: str
+    benchmark: str  # the -P benchmark whose list applies: CIFAR-10-P or ImageNet-P
+    perturbations: tuple[str, ...]
+    ce_normaliser: Normaliser
+    fr_normaliser: Normaliser
+
+
+@dataclass(frozen=True)
 class Protocol:
-    """How robustness is measured: the frame rule of FP and T5D, the perturbations mFR averages, and
-    the baselines CE and FR divide by (see the module's docstring)."""
+    """How robustness is measured: the frame rule of FP and T5D (the same on both benchmarks in
+    each protocol's reference code), the perturbations mFR averages per -P benchmark, and how the
+    normalisers are chosen (see the module's docstring)."""
 
     name: str
     noise_against_first_frame: bool
-    perturbations: tuple[str, ...]
+    perturbation_lists: Mapping[str, tuple[str, ...]]  # what mFR averages, per benchmark: CIFAR-10-P, ImageNet-P
     source: str
 
     def compares_with_first_frame(self, perturbation: str) -> bool:
         return self.noise_against_first_frame and "noise" in perturbation
 
-    def normalisers(self, image_size: int) -> tuple[Normaliser, Normaliser]:
-        """The (corruption, perturbation) baselines for images of ``image_size`` pixels."""
-        if self.name == "seed-paper":
-            return Normaliser.from_name("alexnet-cifar10"), Normaliser.from_name("alexnet-cifar10")
-        corruption = "alexnet-imagenet" if image_size > CIFAR_IMAGE_SIZE else "none"
-        return Normaliser.from_name(corruption), Normaliser.from_name("none")
+    def setup(self, dataset: str | None, image_size: int) -> Setup:
+        """This protocol for ``dataset`` (None: the benchmark whose recipes make sets of this size)
+        at ``image_size`` pixels; a combination with no defined perturbation list is refused."""
+        recipe = recipe_for(image_size, image_size).name
+        benchmark = recipe if dataset is None else IMAGENET_P.name if dataset == IMAGENET else CIFAR_P.name
+        ours, sets = self.perturbation_lists[benchmark], self.perturbation_lists[recipe]
+        if ours != sets:
+            allowed = [p.name for p in PROTOCOLS.values()
+                       if p.perturbation_lists[benchmark] == p.perturbation_lists[recipe]]
+            size = "above" if benchmark == IMAGENET_P.name else "at most"
+            raise UserError(f"protocol {self.name!r} defines no perturbation list for {dataset} at {image_size} px: "
+                            f"its {benchmark} list has {', '.join(sorted(set(ours) - set(sets)))} where its {recipe} "
+                            f"list (the recipes of {image_size} px sets) has {', '.join(sorted(set(sets) - set(ours)))}"
+                            f"; allowed: {dataset} {size} {CIFAR_IMAGE_SIZE} px, or protocol {', '.join(allowed)}")
+        return Setup(self.name, benchmark, ours, *self._normalisers(benchmark, image_size))
+
+    def _normalisers(self, benchmark: str, image_size: int) -> tuple[Normaliser, Normaliser]:
+        """The (corruption, perturbation) baselines: by protocol, benchmark and the parameter table
+        the -C sets of this size are made with."""
+        if benchmark == CIFAR_P.name:
+            if self.name == SEED_PAPER:
+                return Normaliser.from_name("alexnet-cifar10"), Normaliser.from_name("alexnet-cifar10")
+            none = Normaliser.unnormalised("the reference CIFAR evaluators publish no AlexNet baseline")
+            return none, none
+        if self.name == SEED_PAPER:
+            none = Normaliser.unnormalised("raw, as the seed paper's ImageNet tables report them (they divide "
+                                           "by the study's own baseline network, not an AlexNet)")
+            return none, none
+        fr = Normaliser.unnormalised("no published ImageNet-P AlexNet flip probabilities (hendrycks/robustness)")
+        if image_size == IMAGENET_SIZE:  # ImageNet-C's parameters, at the size its AlexNet was measured at
+            return Normaliser.from_name("alexnet-imagenet"), fr
+        table = table_name(image_size, image_size)
+        return Normaliser.unnormalised(f"no published AlexNet for {table}-parameter sets at {image_size} px"), fr
 
 
 CIFAR_IMAGE_SIZE = 32
+IMAGENET = "imagenet"
+SEED_PAPER = "seed-paper"
 PROTOCOLS = {p.name: p for p in (
-    Protocol("seed-paper", False, P_PERTURBATIONS,
-             "seed paper: consecutive frames for every perturbation, mFR over its 10 (snow), its CIFAR-10 AlexNet"),
-    Protocol("hendrycks", True, HENDRYCKS_P_PERTURBATIONS,
-             "hendrycks/robustness: noise against frame 0, others consecutive, mFR over its 10 (spatter), "
-             "ImageNet-C AlexNet for ImageNet-size images, else unnormalised"),
+    Protocol(SEED_PAPER, False, {CIFAR_P.name: P_PERTURBATIONS, IMAGENET_P.name: P_PERTURBATIONS},
+             "seed paper: consecutive frames for every perturbation, mFR over its 10 (snow); its CIFAR-10 "
+             "AlexNet for CIFAR, raw values for ImageNet"),
+    Protocol("hendrycks", True, {CIFAR_P.name: CIFAR_P_EVAL_PERTURBATIONS, IMAGENET_P.name: TEST_PERTURBATIONS},
+             "hendrycks/robustness: noise against frame 0, others consecutive; mFR over CIFAR-10-P's evaluator's 10 "
+             "(spatter) or ImageNet-P's 10 test perturbations (snow); ImageNet-C AlexNet for 224 px ImageNet, "
+             "else unnormalised"),
 )}
 
 
@@ -160,7 +227,13 @@ def get_protocol(name: str) -> Protocol:
 def default_protocol(dataset: str) -> str:
     """The protocol a dataset's numbers are usually compared under: ImageNet's reference
     evaluators, the seed paper's for CIFAR-size data."""
-    return "hendrycks" if dataset == "imagenet" else "seed-paper"
+    return "hendrycks" if dataset == IMAGENET else SEED_PAPER
+
+
+def check_protocol(name: str, dataset: str, image_size: int) -> str:
+    """``name`` when it is a protocol with a perturbation list for ``dataset`` at ``image_size``
+    pixels, else a one-line :class:`UserError`: what run, train and eval check before any work."""
+    return get_protocol(name).setup(dataset, image_size).protocol
 
 
 # ---------------------------------------------------------------- corruptions
@@ -305,18 +378,18 @@ def mfr(table: pd.DataFrame, perturbations: Sequence[str] = P_PERTURBATIONS) -> 
 # ---------------------------------------------------------------- summary
 
 
-def summary(protocol: str, ce: pd.DataFrame | None = None, fr: pd.DataFrame | None = None,
+def summary(setup: Setup, ce: pd.DataFrame | None = None, fr: pd.DataFrame | None = None,
             top5_distances: Mapping[str, float] | None = None) -> dict[str, float | str]:
-    """mCE, relative mCE, mFR and/or mT5D with the sources of the normalisers they were divided by
-    and the protocol they were measured under."""
-    perturbations = get_protocol(protocol).perturbations
-    result: dict[str, float | str] = {Column.PROTOCOL: protocol}
+    """mCE, relative mCE, mFR and/or mT5D over ``setup``'s perturbations, with the sources of the
+    normalisers they were divided by and the protocol they were measured under."""
+    result: dict[str, float | str] = {Column.PROTOCOL: setup.protocol}
     if ce is not None:
         result.update({Column.MCE: mce(ce), Column.RELATIVE_MCE: relative_mce(ce), Column.CE_NORMALISER: _source(ce)})
     if fr is not None:
-        result.update({Column.MFR: mfr(fr, perturbations), Column.FR_NORMALISER: _source(fr)})
+        result.update({Column.MFR: mfr(fr, setup.perturbations), Column.FR_NORMALISER: _source(fr)})
     if top5_distances:
-        result[Column.MT5D] = float(np.mean([top5_distances[p] for p in perturbations]))
+        result.update({Column.MT5D: float(np.mean([top5_distances[p] for p in setup.perturbations])),
+                       Column.T5D_NORMALISER: T5D_UNNORMALISED})
     return result
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import pandas as pd
 import torch
@@ -31,8 +32,10 @@ from ..data.streaming import DataAccess
 from ..errors import UserError
 from ..reporting.pareto import validation_front
 from ..robustness.corruptions import BENCHMARK_CORRUPTIONS
-from ..robustness.evaluate import Predictor
+from ..robustness.evaluate import Predictor, batched_logits
+from ..robustness.metrics import flip_probability, fr_table, get_protocol
 from ..robustness.official import load_cifar_c
+from ..robustness.perturbations import ALL_PERTURBATIONS
 from ..rundir import (
     JOURNAL_FILE,
     RESULTS_STEM,
@@ -49,7 +52,6 @@ from ..rundir import (
     read_record,
     read_settings,
     repair_journal,
-    search_trials,
     status_counts,
     validation_column,
     write_record,
@@ -65,7 +67,8 @@ from ..training.trial import (
     run_trial,
     trial_dataset,
 )
-from .moasha import EPOCH, MOASHA, PROTECTED, RUNG_METRICS
+from .confirmation import check_confirmation, next_confirmations
+from .moasha import EPOCH, MOASHA, PROTECTED, RUNG_METRICS, rung_metrics
 from .seeding import seeded_designs
 from .space import Space, load_space
 from .study_searcher import STUDY_TRIAL, FixedConfigs, StudySearcher, open_study
@@ -74,6 +77,7 @@ SAMPLERS = ("tpe", "nsga2", "gp", "random")
 SCHEDULERS = ("moasha", "none")
 PROBE_IMAGES = 20  # per corruption, at severity 3: the cheap robustness estimate at MO-ASHA rungs
 PROBE_SEVERITY = 3
+PROBE_SEQUENCES = 3  # per perturbation (some 30 frames each): the cheap flip rate at MO-ASHA rungs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,9 +147,8 @@ def execute_trial(config: dict[str, Any], context: TrialContext,
         # Only the scheduler reads epoch results, at its rungs: every other epoch is neither
         # measured nor reported (each report is a round trip through Ray Tune's driver).
         if epoch.report.epoch in context.rungs:
-            report({EPOCH: epoch.report.epoch, "train_loss": epoch.report.train_loss,
-                    RUNG_METRICS[0]: epoch.clean_error, Column.STATUS: TrialStatus.RUNNING, **tags,
-                    RUNG_METRICS[1]: probe_corruption_error(epoch.predict, context.sets.selection[0])})
+            report({EPOCH: epoch.report.epoch, "train_loss": epoch.report.train_loss, Column.STATUS: TrialStatus.RUNNING,
+                    **tags, **rung_probes(epoch, context.sets, settings)})
 
     try:
         trial = trial_config(settings, keys, seed)
@@ -171,6 +174,21 @@ def trial_config(settings: RunSettings, config: dict[str, Any], seed: int) -> Tr
                               image_size=settings.image_size)
 
 
+def rung_probes(epoch: TrialEpoch, sets: EvaluationSets, settings: RunSettings) -> dict[str, float]:
+    """What MO-ASHA ranks a rung on: a cheap probe of each objective of the run, measured on the
+    selection split's sets, and the clean error in any case (reports place a pruned trial at it)."""
+    wanted = {Column.RUNG_CLEAN_ERROR, *rung_metrics(settings.objectives)}
+    c_dir, p_dir = sets.selection
+    values = {Column.RUNG_CLEAN_ERROR: epoch.clean_error}
+    if wanted & {Column.RUNG_CORRUPTION_ERROR, Column.RUNG_CORRUPTION_INCREASE}:
+        corruption = probe_corruption_error(epoch.predict, c_dir)
+        values.update({Column.RUNG_CORRUPTION_ERROR: corruption,
+                       Column.RUNG_CORRUPTION_INCREASE: corruption - epoch.clean_error})
+    if Column.RUNG_FLIP_RATE in wanted:
+        values[Column.RUNG_FLIP_RATE] = probe_flip_rate(epoch.predict, p_dir, settings.protocol, settings.dataset)
+    return {k: v for k, v in values.items() if k in wanted}
+
+
 def probe_corruption_error(predict: Predictor, c_dir: Path) -> float:
     """Mean error over the benchmark corruptions at one severity on a few images: cheap, noisy,
     enough to rank trials at a rung."""
@@ -180,6 +198,19 @@ def probe_corruption_error(predict: Predictor, c_dir: Path) -> float:
         wrong += (predict(images[:PROBE_IMAGES]) != labels[:PROBE_IMAGES]).sum().item()
         total += len(labels[:PROBE_IMAGES])
     return wrong / total
+
+
+def probe_flip_rate(predict: Predictor, p_dir: Path, protocol: str, dataset: str) -> float:
+    """Mean flip rate over the perturbations that ``protocol``'s mFR averages, each on its first
+    few sequences of the -P set in ``p_dir`` (normalised as mFR is, so that no perturbation's
+    scale outweighs the others): cheap, noisy, enough to rank trials at a rung."""
+    # memory-mapped, so that only the probed sequences are read (load_cifar_p reads every one)
+    files = {name: np.load(p_dir / f"{name}.npy", mmap_mode="r") for name in ALL_PERTURBATIONS}
+    chosen = get_protocol(protocol).setup(dataset, max(files[ALL_PERTURBATIONS[0]].shape[2:4]))
+    sequences = {name: torch.from_numpy(np.array(files[name][:PROBE_SEQUENCES])) for name in chosen.perturbations}
+    flips = {name: flip_probability(logits.argmax(-1), name, protocol)
+             for name, logits in batched_logits(predict, sequences.items()).items()}
+    return float(fr_table(flips, chosen.fr_normaliser)["fr"].mean())
 
 
 def record_ended_trial(run_dir: Path, config: dict[str, Any], status: TrialStatus, last: dict[str, Any],
@@ -318,10 +349,10 @@ def connect_ray(resources: Resources) -> dict[str, int]:
 
 
 def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources = Resources(), *,
-               access: DataAccess = DataAccess(), quiet: bool = False, confirm_seeds: int = 1) -> pd.DataFrame:
-    """Run (or continue) the search in ``run_dir``, then train every configuration on its validation
-    front and every paper configuration with ``confirm_seeds - 1`` further seeds; returns the
-    results table."""
+               access: DataAccess = DataAccess(), quiet: bool = False) -> pd.DataFrame:
+    """Run (or continue) the search in ``run_dir``, then confirm its validation front and the
+    papers' configurations with further seeds as ``settings.confirm_seeds`` says
+    (``confirmation``); returns the results table."""
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # epoch reports carry no objectives
@@ -337,8 +368,7 @@ def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources 
     make_sampler(settings.sampler, settings.seed)
     if settings.scheduler not in SCHEDULERS:
         raise UserError(f"unknown scheduler {settings.scheduler!r}; allowed: {', '.join(SCHEDULERS)}")
-    if isinstance(confirm_seeds, bool) or not isinstance(confirm_seeds, int) or confirm_seeds < 1:
-        raise UserError(f"--confirm-seeds: must be an integer >= 1 (1: no confirmation), got {confirm_seeds!r}")
+    check_confirmation(settings)
     defaults = trial_config(settings, space.defaults, settings.seed)
     settings = settings_for_run(run_dir, settings)
     journal = run_dir / JOURNAL_FILE
@@ -356,7 +386,8 @@ def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources 
     # the trials load their own copies, sharing each node's memory budget; the driver keeps none
     del data
     trial_dataset.cache_clear()
-    scheduler = MOASHA(defaults.epochs) if settings.scheduler == "moasha" else FIFOScheduler()
+    scheduler = MOASHA(defaults.epochs, rung_metrics(settings.objectives), run_dir) \
+        if settings.scheduler == "moasha" else FIFOScheduler()
     rungs = tuple(scheduler.rungs) if settings.scheduler == "moasha" else ()
     context = TrialContext(run_dir, space, settings, sets, rungs, max(1, int(resources.cpus_per_trial)), access,
                            trials_per_node)
@@ -386,38 +417,20 @@ def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources 
                                       failure_config=tune.FailureConfig(max_failures=1)),
         ).fit()
 
+    def remaining() -> float | None:
+        return None if resources.time_budget_s is None else resources.time_budget_s - (time.monotonic() - started)
+
     fit(StudySearcher(study, space, settings.objectives, settings.trials, on_ended), scheduler,
         resources.time_budget_s)
-    confirmations = confirmation_configs(run_dir, results_table(run_dir), settings.objectives, confirm_seeds)
-    left = None if resources.time_budget_s is None else resources.time_budget_s - (time.monotonic() - started)
-    if confirmations and (left is None or left > 0):
+    while (left := remaining()) is None or left > 0:
+        trials = next_confirmations(results_table(run_dir), settings)
+        if not trials:
+            break
         if not quiet:
-            print(f"confirming the validation front and the papers' configurations: {len(confirmations)} trials "
-                  f"(seeds {settings.seed + 1}..{settings.seed + confirm_seeds - 1})", flush=True)
-        fit(FixedConfigs(confirmations, on_ended), FIFOScheduler(), left)
+            print(f"confirming: {len(trials)} trial(s) of the validation front and the papers' configurations "
+                  f"(seeds {', '.join(sorted({str(t[Column.SEED]) for t in trials}))})", flush=True)
+        fit(FixedConfigs(trials, on_ended), FIFOScheduler(), left)
     table = results_table(run_dir)
     write_table(table, run_dir / RESULTS_STEM)
     return table
 
-
-def confirmation_configs(run_dir: Path, table: pd.DataFrame, objectives: tuple[str, ...],
-                         confirm_seeds: int) -> list[dict[str, Any]]:
-    """The confirmation trials still to run: ``confirm_seeds - 1`` further seeds of every search
-    trial on the validation front and of every completed paper configuration. Their ids
-    (``<trial>-seed<k>``) are fixed, so a rerun finds the ones already done."""
-    if confirm_seeds < 2 or table.empty:
-        return []
-    search = search_trials(table)
-    on_front = validation_front(table, objectives)
-    papers = search[(search[Column.STATUS] == TrialStatus.COMPLETED) & search[Column.ORIGIN].map(is_paper)]
-    configs = []
-    for trial_id in sorted(set(on_front[Column.TRIAL_ID]) | set(papers[Column.TRIAL_ID])):
-        record = read_record(run_dir / TRIALS_DIR / trial_id)
-        for k in range(1, confirm_seeds):
-            seed = record[Column.SEED] + k
-            confirmation = f"{trial_id}-seed{seed}"
-            if read_record(run_dir / TRIALS_DIR / confirmation) is None:
-                configs.append({**{key: record[key] for key in CONFIG_KEYS if key in record},
-                                Column.ORIGIN: record[Column.ORIGIN], Column.TRIAL_ID: confirmation,
-                                Column.SEED: seed, Column.CONFIG_ID: trial_id})
-    return configs

@@ -39,7 +39,7 @@ from ..models.model_file import ModelSpec, save_model
 from ..models.profile import count_flops
 from ..robustness.evaluate import Evaluation, Predictor, evaluate
 from ..robustness.generate import SETS_MANIFEST, cached_sets
-from ..robustness.metrics import default_protocol, get_protocol
+from ..robustness.metrics import check_protocol, default_protocol
 from ..rundir import (
     CE_PREFIX,
     ERROR_PREFIX,
@@ -106,7 +106,7 @@ class TrialConfig:
         ``validation_fraction`` of the training split (drawn from ``validation_seed``) when given,
         on images of ``image_size`` (imagenet only; default: the dataset's own)."""
         config = check_trainable(config)
-        protocol = get_protocol(protocol or default_protocol(dataset)).name
+        protocol = check_protocol(protocol or default_protocol(dataset), dataset, image_size or native_image_size(dataset))
         if validation_fraction is not None:
             check_validation_fraction(validation_fraction, "--validation-fraction")
         b = get_budget(budget, budget_overrides)
@@ -271,7 +271,7 @@ def run_trial(
             return _metrics(evaluate(predict, split.images, split.labels, c_source=f"official:{split_sets[0]}",
                                      p_source=f"official:{split_sets[1]}", clean_images=config.eval_images,
                                      c_images=config.c_images, p_images=config.p_images, protocol=config.protocol,
-                                     seed=config.seed, progress=False))
+                                     dataset=config.dataset, seed=config.seed, progress=False))
 
         record.update(measure(test, sets.test))
         if validation is not None:
