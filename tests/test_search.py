@@ -12,6 +12,7 @@ import pytest
 
 from ppsearch.reporting.pareto import validation_front
 from ppsearch.rundir import RunSettings, read_settings, write_settings
+from ppsearch.search.confirmation import next_confirmations, pairs_to_confirm
 from ppsearch.search.engine import Resources, make_sampler, run_search
 from ppsearch.search.space import load_space
 from ppsearch.search.study_searcher import StudySearcher, open_study
@@ -312,3 +313,32 @@ def test_the_progress_line_counts_trials_in_the_state_they_are_entering(tmp_path
     assert lines == ["1 completed, 0 pruned, 0 failed, 1 running, 1 pending",
                      "1 completed, 0 pruned, 0 failed, 2 running, 0 pending",
                      "1 completed, 1 pruned, 0 failed, 1 running, 0 pending"]
+
+
+def test_racing_confirmation_resumes_after_kill_9_without_losing_or_repeating_a_seed(tmp_path):
+    """`--confirm-seeds auto`: rounds of one seed each for the configurations of undecided (front,
+    paper) pairs. A driver killed in the middle of the rounds is continued by the same command,
+    which replays the decisions from the records and runs exactly the seeds still missing."""
+    space = _space(tmp_path).with_name("one-paper.yaml")
+    space.write_text(textwrap.dedent(TINY_SPACE).replace("  pp: {placement: pp}\n", ""))
+    run_dir = tmp_path / "run"
+    command = _command(space, run_dir, 2, "--quiet", "--confirm-seeds", "auto", "--max-seeds", "4")
+    driver = _start_driver(command, run_dir, records=5)  # the 3 search trials and two confirmations
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    _wait_for_ray_workers_to_end()
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    table = pd.read_parquet(run_dir / "results.parquet")
+    assert table["trial_id"].is_unique and (table["status"] == "completed").all()
+    assert len(_study(run_dir).trials) == 3  # confirmations are not study trials
+    settings = read_settings(run_dir)
+    assert (settings.confirm_seeds, settings.max_seeds) == ("auto", 4)
+    front, papers = pairs_to_confirm(table, settings.objectives)
+    assert front and papers == ["00000"], "the tiny search must put a searched configuration on the front"
+    confirmations = table[table["config_id"] != table["trial_id"]]
+    assert confirmations["seed"].max() >= 2  # the race went on past its first round
+    for config, seeds in confirmations.groupby("config_id")["seed"]:
+        assert sorted(seeds) == list(range(1, len(seeds) + 1)), config  # one seed a round, none skipped
+        assert len(seeds) <= 3  # at most --max-seeds, the search's own seed included
+    assert next_confirmations(table, settings) == []  # nothing left: every pair decided or at its maximum
