@@ -325,10 +325,12 @@ def _cmd_pick(args: argparse.Namespace) -> None:
                max_clean_error_increase=args.max_clean_error_increase)
     print(f"# picked from {run_dir}: configuration {row[Column.CONFIG_ID]} ({row[Column.ORIGIN]}), chosen on "
           f"validation means: " + ", ".join(f"{o} {row[validation_column(o)]:.4f}" for o in objectives))
-    print(f"# test estimate over its {row['seeds']} confirmation seed(s), mean with 95% interval: "
-          + ", ".join(f"{o} {row[o]:.4f} +- {row[ci_column(o)]:.4f}" for o in objectives)
-          + "; its selected seed (biased by the selection, left out): "
-          + ", ".join(f"{o} {row[selected_column(o)]:.4f}" for o in objectives))
+    estimate = (f"test estimate over its {row['seeds']} confirmation seed(s), mean with 95% interval: "
+                + ", ".join(f"{o} {row[o]:.4f} +- {row[ci_column(o)]:.4f}" for o in objectives) if row["seeds"]
+                else "no confirmation seed yet, so no unbiased test estimate (ppsearch run ... --confirm-seeds 3)")
+    selected = ", ".join(f"{o} {row[selected_column(o)]:.4f}" for o in objectives)
+    print(f"# {estimate}" + (f"; its selected seed (biased by the selection, left out): {selected}"
+                             if not math.isnan(row[selected_column(objectives[0])]) else ""))
     comparison = against_plain(table, row, objectives, settings.verdict_alpha)
     if comparison is not None:
         plain = plain_paper(configurations(table, objectives))

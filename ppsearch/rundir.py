@@ -188,10 +188,6 @@ class RunSettings:
         free = {"study_name", "trials"} | ({"confirm_seeds", "max_seeds"} if fixed_counts else set())
         return [k for k in mine if k not in free and mine[k] != theirs[k]]
 
-    def verdict_looks(self) -> int:
-        """How often the verdicts' level is spent: once, or over racing's looks."""
-        return racing_looks(self.max_seeds) if self.confirm_seeds == AUTO else 1
-
 
 def racing_looks(max_seeds: int) -> int:
     """How many rounds of a racing confirmation look at the data: a searched configuration has r

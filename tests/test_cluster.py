@@ -72,12 +72,14 @@ def test_a_search_on_a_two_node_cluster_with_token_authentication(tmp_path):
         nodes.append(_start_node([f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1", "--num-cpus=1"], env))
         run_dir = tmp_path / "run"
         command = [sys.executable, "-m", "ppsearch", "run", "--space", str(_space(tmp_path)), "--budget", "smoke",
-                   "--budget-set", "train_images=1500", "--trials", "2", "--scheduler", "none",
+                   "--budget-set", "train_images=4000", "--trials", "2", "--scheduler", "none",
                    "--address", f"127.0.0.1:{port}", "--out", str(run_dir), "--quiet"]
         wrong_token = subprocess.run(command, env={**env, "RAY_AUTH_TOKEN": "not-the-token"}, capture_output=True,
                                      text=True, timeout=300)
         assert wrong_token.returncode != 0 and not (run_dir / "run.json").exists()
         _wait_for_live_nodes(port, env, 2, nodes)  # a search started sooner may place every trial on the head
+        # trials long enough (4,000 images) that the head cannot finish them all, reusing its warm
+        # actor, while the worker node's first actor is still importing torch on a loaded machine
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, result.stderr[-3000:]
         table = pd.read_parquet(run_dir / "results.parquet")

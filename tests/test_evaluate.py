@@ -168,22 +168,18 @@ def test_tiny_imagenet_parameter_sets_are_unnormalised_and_say_so(imagenet_tree)
     assert result.summary["mce"] == pytest.approx(result.summary["corruption_error"])  # CE = mean error
 
 
-def test_a_protocol_without_a_list_for_the_dataset_is_refused_before_anything_is_written(imagenet_tree, tmp_path,
-                                                                                          capsys):
+def test_an_unknown_protocol_is_refused_before_anything_is_written(imagenet_tree, tmp_path, capsys):
     from ppsearch.training.trial import TrialConfig
 
     root, _, _, model = imagenet_tree
-    message = "protocol 'hendrycks' defines no perturbation list for imagenet at 32 px"
     out = tmp_path / "eval"
-    # imagenet's default protocol is hendrycks
     assert main(["eval", "--checkpoint", str(model), "--dataset", "imagenet", "--data-dir", str(root),
-                 "--image-size", "32", "--quiet", "--out", str(out)]) == 2
+                 "--image-size", "32", "--protocol", "reference", "--quiet", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
-    assert message in err and "\n" not in err and not out.exists()
-    with pytest.raises(ValueError, match=message):  # what `ppsearch run` and `ppsearch train` check first
-        TrialConfig.create({}, dataset="imagenet", budget="smoke", image_size=32)
-    assert TrialConfig.create({}, dataset="imagenet", budget="smoke", image_size=32,
-                              protocol="seed-paper").protocol == "seed-paper"
+    assert "reference" in err and "\n" not in err and not out.exists()
+    with pytest.raises(ValueError, match="unknown protocol 'reference'"):  # what `run` and `train` check first
+        TrialConfig.create({}, dataset="imagenet", budget="smoke", image_size=32, protocol="reference")
+    assert TrialConfig.create({}, dataset="imagenet", budget="smoke", image_size=32).protocol == "hendrycks"
 
 
 def test_small_pieces_share_batches_and_keep_their_shapes(checkpoint, test_split, monkeypatch):

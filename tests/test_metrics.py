@@ -323,18 +323,16 @@ def test_seed_paper_on_imagenet_is_raw_as_its_tables():
     assert get_protocol("seed-paper").setup("cifar10", 32).ce_normaliser.source.startswith("seed paper CIFAR-10 AlexNet")
 
 
-def test_a_protocol_without_a_list_for_the_dataset_is_refused():
-    # imagenet at 32 px is made with CIFAR-10-P's recipes, whose hendrycks list differs from ImageNet-P's
-    with pytest.raises(ValueError) as error:
-        check_protocol("hendrycks", "imagenet", 32)
-    assert str(error.value) == ("protocol 'hendrycks' defines no perturbation list for imagenet at 32 px: its "
-                                "ImageNet-P list has snow where its CIFAR-10-P list (the recipes of 32 px sets) has "
-                                "spatter; allowed: imagenet above 32 px, or protocol seed-paper")
-    assert "\n" not in str(error.value)
-    assert check_protocol("seed-paper", "imagenet", 32) == "seed-paper"  # one list for both benchmarks
-    assert check_protocol("hendrycks", "imagenet", 64) == "hendrycks"
-    with pytest.raises(ValueError, match="unknown protocol 'imagenet'; allowed: seed-paper, hendrycks"):
+def test_the_dataset_decides_the_benchmark_and_an_unknown_protocol_is_refused():
+    # imagenet at 32 px: its sets follow CIFAR-10-P's recipes, its mFR is still ImageNet-P's test list
+    small = get_protocol("hendrycks").setup("imagenet", 32)
+    assert small.benchmark == "ImageNet-P" and "snow" in small.perturbations and "spatter" not in small.perturbations
+    assert small.ce_normaliser.source.startswith("none: unnormalised")
+    assert check_protocol("hendrycks", "imagenet", 32) == "hendrycks"
+    assert check_protocol("seed-paper", "imagenet", 32) == "seed-paper"
+    with pytest.raises(ValueError, match="unknown protocol 'imagenet'; allowed: seed-paper, hendrycks") as error:
         check_protocol("imagenet", "cifar10", 32)
+    assert "\n" not in str(error.value)
 
 
 def test_mt5d_says_it_is_unnormalised():

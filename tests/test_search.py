@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from ppsearch.reporting.pareto import validation_front
+from ppsearch.reporting.racing import pairs_to_confirm
 from ppsearch.rundir import RunSettings, read_settings, write_settings
-from ppsearch.search.confirmation import next_confirmations, pairs_to_confirm
+from ppsearch.search.confirmation import next_confirmations
 from ppsearch.search.engine import Resources, make_sampler, run_search
 from ppsearch.search.space import load_space
 from ppsearch.search.study_searcher import StudySearcher, open_study

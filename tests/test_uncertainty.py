@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from ppsearch.reporting.pareto import points_hypervolume
+from ppsearch.reporting.racing import look_levels, simulate_race
 from ppsearch.reporting.uncertainty import (
     Verdict,
     compare,
@@ -20,8 +21,6 @@ from ppsearch.reporting.uncertainty import (
     hypervolume_of_means,
     selected_column,
 )
-from ppsearch.rundir import racing_looks
-from ppsearch.search.confirmation import race
 
 OBJ = ("clean_error", "mce")
 ALPHA = 0.05
@@ -109,31 +108,22 @@ def test_holm_by_hand_and_its_family_wise_error_under_the_null():
     assert false / draws <= _monte_carlo_limit(ALPHA, draws)
 
 
-def _simulate_race(rng, front: int, papers: int, max_seeds: int, difference: float) -> tuple[list, int]:
-    """A racing confirmation on simulated seeds: every front configuration ``difference`` standard
-    deviations better than every paper on both objectives (0: the null). Returns the report's
-    verdicts on the final data and the seeds spent."""
-    data = {c: rng.normal(size=(max_seeds, 2)) - (difference if c.startswith("f") else 0)
-            for c in [f"f{i}" for i in range(front)] + [f"p{i}" for i in range(papers)]}
-    pairs = [(f, p) for f in data if f.startswith("f") for p in data if p.startswith("p")]
-    attempted = {c: {0} for c in data}
-    values = {c: ({} if c.startswith("f") else {0: data[c][0]}) for c in data}  # front: seed 0 is selected
-    while (state := race(pairs, attempted, values, ALPHA, max_seeds)).round:
-        for c in state.needed:
-            attempted[c].add(state.round)
-            values[c][state.round] = data[c][state.round]
-    final = [compare(np.array(list(values[f].values())), np.array(list(values[p].values())), ALPHA)
-             for f, p in pairs]
-    return decide(final, ALPHA, racing_looks(max_seeds)), sum(len(v) for v in attempted.values())
+def test_look_levels_spend_alpha_half_early_half_at_the_last_look():
+    assert look_levels(0.05, 3) == [0.05]  # one look: rounds 2 .. max_seeds - 1
+    assert look_levels(0.05, 10) == pytest.approx([0.025 / 7] * 7 + [0.025]) and sum(look_levels(0.05, 10)) == \
+        pytest.approx(0.05)
 
 
 def test_racing_keeps_its_error_rate_and_stops_early_on_clear_differences():
+    """Under the null (2 front x 3 paper configurations, all alike) no verdict but at the rate
+    alpha allows; a clear difference is decided before the maximum of seeds."""
     rng = np.random.default_rng(11)
-    draws = 300
-    false = sum(any(v != Verdict.NOT_SHOWN for v in _simulate_race(rng, 2, 3, 6, 0.0)[0]) for _ in range(draws))
+    draws = 400
+    false = sum(bool(simulate_race(rng, 2, 3, 6, 0.0)[0].decided) for _ in range(draws))
     assert false / draws <= _monte_carlo_limit(ALPHA, draws)
-    verdicts, spent = _simulate_race(np.random.default_rng(1), 1, 2, 10, 4.0)
-    assert verdicts == [Verdict.DOMINATES] * 2 and spent < 3 * 10  # decided before the maximum
+    state, spent = simulate_race(np.random.default_rng(1), 1, 2, 10, 4.0)
+    assert [v for v, _ in state.decided.values()] == [Verdict.DOMINATES] * 2 and not state.undecided
+    assert spent < 3 * 10 and max(r for _, r in state.decided.values()) < 9  # before the last look
 
 
 def _seeded_table():
@@ -155,6 +145,7 @@ def _seeded_table():
 def test_a_searched_configuration_is_estimated_without_its_selected_seed():
     summary = configurations(_seeded_table(), OBJ).set_index("config_id")
     assert summary.loc["00001", "seeds"] == 3 and summary.loc["00001", "clean_error"] == pytest.approx(0.11)
+    assert summary.loc["00001", "seeds spent"] == 4
     assert summary.loc["00001", selected_column("clean_error")] == 0.01  # shown apart
     assert summary.loc["00001", "val_clean_error"] == 0.01  # what it was selected on
     assert summary.loc["00000", "seeds"] == 3 and summary.loc["00000", "clean_error"] == pytest.approx(0.21)
@@ -172,8 +163,8 @@ def test_the_dominance_table_corrects_for_its_comparisons_and_needs_two_seeds_a_
     assert result.loc["00001", "p (Holm)"] == pytest.approx(result.loc["00001", "p"])  # one comparison tested
     assert result.loc["00002", "verdict"] == "not shown: fewer than 2 seeds a side"
     assert result.loc["00001", "clean_error difference"] == pytest.approx(0.11 - 0.21)
-    spent = dominance_table(_seeded_table(), OBJ, ["00001"], looks=10 ** 6).set_index("front_config")
-    assert spent.loc["00001", "verdict"] == Verdict.NOT_SHOWN  # the level spent over a million looks
+    raced = dominance_table(_seeded_table(), OBJ, ["00001"], decided={}, adjusted={}).set_index("front_config")
+    assert raced.loc["00001", "verdict"] == Verdict.NOT_SHOWN  # a racing run's verdicts are its looks' decisions
 
 
 def test_hypervolume_interval_needs_three_unbiased_seeds():

@@ -26,7 +26,7 @@ from ..errors import UserError
 from ..files import write_text
 from ..rundir import Column, RunSettings, is_paper, load_run, search_trials, validation_column
 from . import pareto
-from .report import html_page, html_table
+from .report import html_page, html_table, volume_text
 from .uncertainty import configurations, hypervolume_interval
 
 DESIGN = "design"  # the column naming a design in the comparison tables
@@ -120,15 +120,17 @@ def side_by_side(runs: Sequence[Run], objectives: Sequence[str]) -> pd.DataFrame
 
 
 def hypervolumes(runs: Sequence[Run], objectives: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray]:
-    """Each run's hypervolume of its validation front's test means (with a 95% interval where
-    seeds allow) at one reference point shared by all runs, and that point."""
+    """Each run's hypervolume of its validation front's test estimates (``volume_text`` says when
+    seeds allow an interval, or an estimate at all) at one reference point shared by all runs, and
+    that point."""
     reference = pareto.reference_point(pd.concat([r.table for r in runs], ignore_index=True), objectives)
     rows = []
     for run in runs:
         front = pareto.validation_front(run.table, objectives)
         point, low, high = hypervolume_interval(run.table, objectives, list(front[Column.TRIAL_ID]), reference)
         rows.append({"run": run.name, "dataset": run.settings.dataset, "budget": run.settings.budget,
-                     "front configurations": len(front), "hypervolume": point, "95% low": low, "95% high": high})
+                     "front configurations": len(front), "hypervolume": point, "95% low": low, "95% high": high,
+                     "estimate": volume_text((point, low, high))})
     return pd.DataFrame(rows), reference
 
 

@@ -24,6 +24,7 @@ from .uncertainty import ci_column, configuration_id, selected_column, selected_
 
 FIGURE_WIDTH, FIGURE_HEIGHT = 1000, 560  # what label placement assumes; the page is at least this wide
 PLOT_MARGIN = dict(l=70, r=30, t=60, b=60)
+MAX_BAR_SHARE = 0.25  # of an axis's span: a wider interval is left to the forest plot
 PAPER_COLOUR, FRONT_COLOUR, OTHER_COLOUR = "#4c72b0", "#dd8452", "#b0b0b0"
 INACTIVE = "-"  # a design key that makes no difference to the configuration (plain models' pull keys)
 
@@ -77,9 +78,11 @@ def forest_figure(summary: pd.DataFrame, front_ids: Sequence[str], objectives: S
             marker=dict(symbol="diamond-open", color=FRONT_COLOUR, size=9), showlegend=col == 1,
             name="selected seed (biased, not in the estimate)",
             hovertemplate="%{y}: selected seed %{x:.4f}<extra></extra>"), row=1, col=col)
+    height = 180 + 26 * len(shown)
+    plot_height = height - PLOT_MARGIN["t"] - 100
     figure.update_layout(title="each configuration's test estimate: mean over seeds with 95% interval",
-                         height=180 + 26 * len(shown), margin={**PLOT_MARGIN, "b": 90},
-                         legend=dict(orientation="h", y=0, yanchor="top", x=0, yref="container"))
+                         height=height, margin={**PLOT_MARGIN, "b": 100},
+                         legend=dict(orientation="h", y=-45 / plot_height, yanchor="top", x=0))  # below the ticks
     figure.update_yaxes(type="category", automargin=True)
     return figure
 
@@ -105,36 +108,44 @@ def _groups(summary: pd.DataFrame) -> list[tuple[str, pd.DataFrame, str]]:
 
 
 def _front_2d(summary: pd.DataFrame, x: str, y: str) -> go.Figure:
+    biased = summary[summary["marked"] & summary[x].isna()].dropna(subset=[selected_column(x), selected_column(y)])
+    estimated = summary.dropna(subset=[x, y])
+    x_range = _padded_range(pd.concat([estimated[x], biased[selected_column(x)]]))
+    y_range = _padded_range(pd.concat([estimated[y], biased[selected_column(y)]]))
+    # an interval wider than a quarter of the plot (few seeds) would only cross it: the forest plot has it
+    readable = ((summary[ci_column(x)] < MAX_BAR_SHARE * (x_range[1] - x_range[0]))
+                & (summary[ci_column(y)] < MAX_BAR_SHARE * (y_range[1] - y_range[0])))
     figure = go.Figure()
     for name, part, colour in _groups(summary):
         with_bars = name != "other searched configurations"
+        bars = readable.loc[part.index]
         figure.add_trace(go.Scatter(
             x=part[x], y=part[y], mode="markers", name=name, text=part["label"],
             marker=dict(color=colour, size=9 if with_bars else 6, opacity=1 if with_bars else 0.6),
-            error_x=dict(array=part[ci_column(x)].fillna(0), visible=with_bars, thickness=1, color=colour),
-            error_y=dict(array=part[ci_column(y)].fillna(0), visible=with_bars, thickness=1, color=colour),
+            error_x=dict(array=part[ci_column(x)].where(bars, 0).fillna(0), visible=with_bars, thickness=1,
+                         color=colour),
+            error_y=dict(array=part[ci_column(y)].where(bars, 0).fillna(0), visible=with_bars, thickness=1,
+                         color=colour),
             hovertemplate=f"%{{text}}<br>{x} %{{x:.4f}}<br>{y} %{{y:.4f}}<extra></extra>"))
-    biased = summary[summary["marked"] & summary[x].isna()].dropna(subset=[selected_column(x), selected_column(y)])
     if len(biased):  # a front configuration without a confirmation seed has its selected seed alone
         figure.add_trace(go.Scatter(
             x=biased[selected_column(x)], y=biased[selected_column(y)], mode="markers", text=biased["label"],
             name="front, selected seed only (biased: confirm it)", marker=dict(symbol="diamond-open", size=9,
                                                                                  color=FRONT_COLOUR),
             hovertemplate=f"%{{text}} (selected seed)<br>{x} %{{x:.4f}}<br>{y} %{{y:.4f}}<extra></extra>"))
-    estimated = summary.dropna(subset=[x, y])
     pair = pareto.nondominated(estimated, [x, y]).sort_values(x)
     figure.add_trace(go.Scatter(x=pair[x], y=pair[y], mode="lines", line_shape="hv", hoverinfo="skip",
                                 name=f"front of the estimates on {x} and {y}", line=dict(dash="dot", color="grey")))
-    x_range = _padded_range(pd.concat([estimated[x], biased[selected_column(x)]]))
-    y_range = _padded_range(pd.concat([estimated[y], biased[selected_column(y)]]))
     labelled = estimated[estimated["marked"]]
     offsets = place_labels(labelled[x].to_numpy(), labelled[y].to_numpy(), list(labelled["label"]),
                            estimated[[x, y]].to_numpy(), x_range, y_range)
     for (_, row), (dx, dy) in zip(labelled.iterrows(), offsets):
         figure.add_annotation(x=row[x], y=row[y], text=row["label"], ax=dx, ay=dy, showarrow=True, arrowhead=0,
                               arrowwidth=1, arrowcolor="#999", font=dict(size=10))
-    figure.update_layout(title=f"clean error vs {y}: test estimates (mean over seeds, 95% intervals for the front "
-                               f"and the papers)", width=None, height=FIGURE_HEIGHT, margin=PLOT_MARGIN,
+    hidden = int((summary["marked"] & summary[ci_column(x)].notna() & ~readable).sum())
+    note = f" ({hidden} wider than a quarter of the plot: in the forest plot only)" if hidden else ""
+    figure.update_layout(title=f"clean error vs {y}: test estimates<br><sup>mean over seeds; 95% intervals for the "
+                               f"front and the papers{note}</sup>", width=None, height=FIGURE_HEIGHT, margin=PLOT_MARGIN,
                          xaxis_title=x, yaxis_title=y)
     figure.update_xaxes(range=x_range)
     figure.update_yaxes(range=y_range)

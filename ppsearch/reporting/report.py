@@ -37,12 +37,14 @@ from ..rundir import (
     is_paper,
     load_run,
     paper_name,
+    racing_looks,
     status_counts,
     torn_journal_tail,
 )
 from . import pareto
 from .figures import INACTIVE, label, run_figures, shown_design
 from .pick import pick
+from .racing import Race, replay
 from .uncertainty import (
     MIN_SEEDS_FOR_HYPERVOLUME,
     Verdict,
@@ -85,7 +87,7 @@ class RunAnalysis:
     front_ids: list[str]  # the validation front's configurations (search trial ids)
     verdicts: pd.DataFrame  # uncertainty.dominance_table
     alpha: float
-    looks: int
+    racing: Race | None  # the replayed adaptive confirmation of an --confirm-seeds auto run
     reference: np.ndarray
     volume: tuple[float, float, float]  # the front's test hypervolume and its 95% interval
     picked: pd.Series | None
@@ -95,15 +97,16 @@ def analyse(table: pd.DataFrame, settings: RunSettings, alpha: float | None = No
     objectives = tuple(o for o in settings.objectives if o in table)
     front_ids = list(pareto.validation_front(table, objectives)[Column.TRIAL_ID])
     alpha = settings.verdict_alpha if alpha is None else alpha
-    looks = settings.verdict_looks()
+    racing = replay(table, settings, alpha) if settings.confirm_seeds == AUTO else None
+    verdicts = dominance_table(table, objectives, front_ids, alpha, *(
+        (racing.decided, racing.adjusted) if racing is not None else ()))
     reference = pareto.reference_point(table, objectives)
     try:
         picked = pick(table, objectives)
     except UserError:  # no completed trial on validation images: nothing to pick
         picked = None
-    return RunAnalysis(settings, objectives, configurations(table, objectives), front_ids,
-                       dominance_table(table, objectives, front_ids, alpha, looks), alpha, looks, reference,
-                       hypervolume_interval(table, objectives, front_ids, reference), picked)
+    return RunAnalysis(settings, objectives, configurations(table, objectives), front_ids, verdicts, alpha, racing,
+                       reference, hypervolume_interval(table, objectives, front_ids, reference), picked)
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None, alpha: float | None = None) -> Path:
@@ -175,17 +178,19 @@ def verdict_summary(analysis: RunAnalysis) -> str:
         return ("No comparison: the validation front holds no searched configuration with a completed seed, or the "
                 "run has no completed paper configuration.")
     decided = verdicts[verdicts["verdict"].isin([Verdict.DOMINATES, Verdict.DOMINATED])]
-    level = f"alpha = {analysis.alpha:g}" + (f" spent over {analysis.looks} looks" if analysis.looks > 1 else "")
-    lines = [f"{len(decided)} of {len(verdicts)} comparisons decided ({level}, Holm over the {len(verdicts)}):"]
-    lines += [f"{row.front_config} {row.verdict} {paper_name(row.paper)};" for row in decided.itertuples()]
-    if decided.empty:
-        lines[-1] = lines[-1].rstrip(":") + ": no front configuration is shown to dominate or be dominated by a paper one."
+    family = (f"racing over {racing_looks(analysis.settings.max_seeds)} looks" if analysis.racing is not None
+              else f"Holm over the {len(verdicts)}")
+    found = "; ".join(f"{row.front_config} {row.verdict} {paper_name(row.paper)}" for row in decided.itertuples())
+    lines = [f"{len(decided)} of {len(verdicts)} comparisons decided (alpha = {analysis.alpha:g}, {family}): "
+             f"{found or 'no front configuration is shown to dominate or be dominated by a paper one'}."]
     too_few = verdicts["verdict"].str.contains("fewer than")
     if too_few.any():
         lines.append(f"{int(too_few.sum())} need more seeds (two a side at least: --confirm-seeds 3 or auto).")
-    if analysis.settings.confirm_seeds == AUTO:
-        lines.append(f"Adaptive confirmation (--max-seeds {analysis.settings.max_seeds}): "
-                     f"{len(verdicts) - len(decided)} pair(s) still undecided.")
+    if analysis.racing is not None:
+        state = (f"still confirming (round {analysis.racing.round} next)" if analysis.racing.round
+                 else "finished")
+        lines.append(f"Adaptive confirmation (--max-seeds {analysis.settings.max_seeds}) {state}: "
+                     f"{len(analysis.racing.undecided)} pair(s) undecided.")
     return " ".join(lines)
 
 
@@ -203,6 +208,8 @@ def display_verdicts(analysis: RunAnalysis) -> pd.DataFrame:
         out[f"{o}: front - paper [95% interval]"] = [
             "" if math.isnan(d) else f"{d:+.4f} {i}" for d, i in zip(shown[f"{o} difference"], shown[f"{o} 95% interval"])]
     out["p (Holm)"] = shown["p (Holm)"].map(lambda p: "" if math.isnan(p) else f"{p:.3g}")
+    if "decided at round" in shown:
+        out["decided at round"] = shown["decided at round"].map(lambda r: "" if math.isnan(r) else f"{r:.0f}")
     return out
 
 
@@ -272,7 +279,7 @@ def _method_html(settings: RunSettings, table: pd.DataFrame, analysis: RunAnalys
     dataset = _dataset_text(settings)
     return (f"<b>Selection and reporting:</b> the front is selected on {settings.validation_fraction:g} of the "
             f"training split held out as validation images; every value shown is measured on the test split. "
-            f"<b>Verdicts:</b> {html.escape(method_text(analysis.alpha, analysis.looks))}. "
+            f"<b>Verdicts:</b> {html.escape(method_text(analysis.alpha, analysis.racing is not None))}. "
             f"<b>Hypervolume</b> of the front's test estimates: {volume_text(analysis.volume)} at reference point "
             f"{[round(float(r), 4) for r in analysis.reference]} (1.1 x the worst paper configuration); the search "
             f"progress curve is the hypervolume of the search trials' validation values, another quantity. "
@@ -349,7 +356,7 @@ def _markdown(run_dir: Path, table: pd.DataFrame, tables: dict[str, pd.DataFrame
              f"{volume_text(analysis.volume)} at reference {[round(float(r), 4) for r in analysis.reference]}.", "",
              "## verdicts", "", verdict_summary(analysis), "",
              display_verdicts(analysis).to_markdown(index=False) if len(analysis.verdicts) else "none", "",
-             f"Method: {method_text(analysis.alpha, analysis.looks)}.", "",
+             f"Method: {method_text(analysis.alpha, analysis.racing is not None)}.", "",
              "## picked configuration", "", picked_text(analysis), ""]
     for name in ("front", "paper_reproduction", "configurations"):
         frame = _readable(tables[name])

@@ -26,7 +26,7 @@ simulation.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -50,13 +50,14 @@ class Verdict(StrEnum):
     NOT_SHOWN = "not shown"
 
 
-def method_text(alpha: float, looks: int = 1) -> str:
+def method_text(alpha: float, racing: bool = False) -> str:
     """The verdicts' method and level, as every report states it."""
-    level = f"alpha = {alpha:g}" if looks == 1 else (
-        f"alpha = {alpha:g} spent over {looks} looks of adaptive confirmation (each look at {alpha / looks:.4g})")
+    family = ("Holm-corrected over the undecided pairs at each look of the adaptive confirmation, the level "
+              f"alpha = {alpha:g} spent over the looks (half shared by the early looks, half at the last)"
+              if racing else f"Holm-corrected over every comparison of the report, alpha = {alpha:g}")
     return (f"\"A dominates B\": a one-sided Welch t-test on every objective rejects \"A is not better\" "
-            f"(intersection-union test; each direction at half the level), Holm-corrected over every comparison "
-            f"of the report, {level}: the chance of any false verdict in the report is at most {alpha:g}. A "
+            f"(intersection-union test; each direction at half the level), {family}: the chance of any false "
+            f"verdict in the report is at most {alpha:g}. A "
             f"searched configuration is estimated from its confirmation seeds only (its selected seed is biased "
             f"by the selection and shown apart); a paper configuration from all its seeds. Intervals are "
             f"Student's t 95% over seeds; differences carry 95% Welch intervals (not adjusted)")
@@ -102,7 +103,7 @@ def seed_values(table: pd.DataFrame, objectives: Sequence[str]) -> dict[str, np.
 
 def configurations(table: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
     """One row per configuration with a completed seed: its id, origin, design keys, the number of
-    seeds that estimate it, each objective's mean and 95% interval half-width over those seeds
+    seeds that estimate it and of all its completed seeds, each objective's mean and 95% interval half-width over those seeds
     (test split; NaN where a searched configuration has no confirmation seed yet), a searched
     configuration's selected-seed values apart, and its validation mean (what selection used)."""
     done = _completed(table, objectives)
@@ -112,7 +113,8 @@ def configurations(table: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFra
         chosen = group[selected.loc[group.index]]
         estimating = group[~selected.loc[group.index]]
         first = (chosen if len(chosen) else group).iloc[0]
-        row = {Column.CONFIG_ID: config, Column.ORIGIN: first[Column.ORIGIN], "seeds": len(estimating)}
+        row = {Column.CONFIG_ID: config, Column.ORIGIN: first[Column.ORIGIN], "seeds": len(estimating),
+               "seeds spent": len(group)}
         row.update({k: first[k] for k in CONFIG_KEYS if k in group})
         for o in objectives:
             row[o], row[ci_column(o)] = mean_ci(estimating[o])
@@ -194,22 +196,23 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
     return adjusted
 
 
-def decide(comparisons: Sequence[Comparison], alpha: float, looks: int = 1) -> list[Verdict]:
-    """The verdicts of a family of comparisons: Holm over the family at ``alpha / looks`` (adaptive
-    confirmation looks at the data up to ``looks`` times and spends the level evenly over them)."""
+def decide(comparisons: Sequence[Comparison], level: float) -> list[Verdict]:
+    """The verdicts of a family of comparisons: Holm over the family at ``level``."""
     adjusted = holm([c.p_value for c in comparisons])
-    return [c.verdict if q <= alpha / looks else Verdict.NOT_SHOWN for c, q in zip(comparisons, adjusted)]
+    return [c.verdict if q <= level else Verdict.NOT_SHOWN for c, q in zip(comparisons, adjusted)]
 
 
 DOMINANCE_COLUMNS = ["paper", "paper_config", "front_config", "seeds (front, paper)", "verdict", "p", "p (Holm)"]
 
 
 def dominance_table(table: pd.DataFrame, objectives: Sequence[str], front_ids: Sequence[str],
-                    alpha: float = DEFAULT_ALPHA, looks: int = 1) -> pd.DataFrame:
+                    alpha: float = DEFAULT_ALPHA, decided: Mapping[tuple[str, str], tuple[Verdict, int]] | None = None,
+                    adjusted: Mapping[tuple[str, str], float] | None = None) -> pd.DataFrame:
     """Every searched front configuration against every paper configuration on the test values
-    (searched ones without their selected seed): the verdict after Holm's correction over the
-    table's comparisons, the p-values, and per objective the difference of means with its 95%
-    interval."""
+    (searched ones without their selected seed): the verdict, the p-values, and per objective the
+    difference of means with its 95% interval. Verdicts are drawn with Holm's correction over the
+    table's comparisons at ``alpha``, or, for a racing confirmation, are its ``decided`` pairs
+    ((front, paper) -> verdict and round) with their ``adjusted`` p-values (``reporting.racing``)."""
     values = seed_values(table, objectives)
     summary = configurations(table, objectives).set_index(Column.CONFIG_ID)
     papers = [c for c in summary.index if is_paper(summary.loc[c, Column.ORIGIN]) and c in values]
@@ -217,20 +220,26 @@ def dominance_table(table: pd.DataFrame, objectives: Sequence[str], front_ids: S
     empty = np.empty((0, len(objectives)))
     pairs = [(paper, challenger) for paper in papers for challenger in challengers]
     comparisons = [compare(values.get(challenger, empty), values[paper], alpha) for paper, challenger in pairs]
-    verdicts = decide(comparisons, alpha, looks)
-    adjusted = holm([c.p_value for c in comparisons])
+    if decided is None:
+        verdicts, holm_p = decide(comparisons, alpha), list(holm([c.p_value for c in comparisons]))
+    else:
+        verdicts = [decided.get((f, p), (Verdict.NOT_SHOWN, 0))[0] for p, f in pairs]
+        holm_p = [(adjusted or {}).get((f, p), math.nan) for p, f in pairs]
     rows = []
-    for (paper, challenger), comparison, verdict, q in zip(pairs, comparisons, verdicts, adjusted):
+    for (paper, challenger), comparison, verdict, q in zip(pairs, comparisons, verdicts, holm_p):
         row = {"paper": summary.loc[paper, Column.ORIGIN], "paper_config": paper, "front_config": challenger,
                "seeds (front, paper)": f"{comparison.seeds[0]}, {comparison.seeds[1]}",
                "verdict": verdict if min(comparison.seeds) >= MIN_SEEDS_FOR_TEST
                else f"{Verdict.NOT_SHOWN}: fewer than {MIN_SEEDS_FOR_TEST} seeds a side",
                "p": comparison.p_value, "p (Holm)": q}
+        if decided is not None:
+            row["decided at round"] = decided.get((challenger, paper), (None, math.nan))[1]
         for o, difference, (low, high) in zip(objectives, comparison.differences, comparison.intervals):
             row[f"{o} difference"] = difference
             row[f"{o} 95% interval"] = "" if math.isnan(low) else f"[{low:+.4f}, {high:+.4f}]"
         rows.append(row)
-    extra = [f"{o} {part}" for o in objectives for part in ("difference", "95% interval")]
+    extra = (["decided at round"] if decided is not None else []) + [
+        f"{o} {part}" for o in objectives for part in ("difference", "95% interval")]
     return pd.DataFrame(rows, columns=DOMINANCE_COLUMNS + extra)
 
 

@@ -31,8 +31,9 @@ ImageNet-P's). :meth:`Protocol.setup` resolves a protocol for a dataset and imag
   unnormalised (Tiny-ImageNet-C-parameter sets at 64 px have no published AlexNet); FR = FP, as
   neither the README nor ``ImageNet-P/test.py`` publishes AlexNet flip probabilities.
 
-Imagenet below 33 px is made with CIFAR-10-P's recipes, so ``hendrycks`` has two lists for it and
-refuses it. Top-5 distances are never normalised (no published baseline) and say so too.
+The dataset decides the benchmark: imagenet at 32 px averages ImageNet-P's list, though its sets
+follow CIFAR-10-P's recipes (they hold every perturbation of both lists). Top-5 distances are never
+normalised (no published baseline) and say so too.
 
 A :class:`Normaliser` holds the baseline numbers and says where they come from. Every table
 carries its normaliser's ``source`` in a ``normaliser`` column, and :func:`summary` repeats it.
@@ -170,20 +171,15 @@ class Protocol:
         return self.noise_against_first_frame and "noise" in perturbation
 
     def setup(self, dataset: str | None, image_size: int) -> Setup:
-        """This protocol for ``dataset`` (None: the benchmark whose recipes make sets of this size)
-        at ``image_size`` pixels; a combination with no defined perturbation list is refused."""
-        recipe = recipe_for(image_size, image_size).name
-        benchmark = recipe if dataset is None else IMAGENET_P.name if dataset == IMAGENET else CIFAR_P.name
-        ours, sets = self.perturbation_lists[benchmark], self.perturbation_lists[recipe]
-        if ours != sets:
-            allowed = [p.name for p in PROTOCOLS.values()
-                       if p.perturbation_lists[benchmark] == p.perturbation_lists[recipe]]
-            size = "above" if benchmark == IMAGENET_P.name else "at most"
-            raise UserError(f"protocol {self.name!r} defines no perturbation list for {dataset} at {image_size} px: "
-                            f"its {benchmark} list has {', '.join(sorted(set(ours) - set(sets)))} where its {recipe} "
-                            f"list (the recipes of {image_size} px sets) has {', '.join(sorted(set(sets) - set(ours)))}"
-                            f"; allowed: {dataset} {size} {CIFAR_IMAGE_SIZE} px, or protocol {', '.join(allowed)}")
-        return Setup(self.name, benchmark, ours, *self._normalisers(benchmark, image_size))
+        """This protocol for ``dataset`` at ``image_size`` pixels. The dataset names the benchmark
+        whose list mFR averages (imagenet: ImageNet-P's, at any size, even where its small sets are
+        made with CIFAR-10-P's recipes, which hold every perturbation of both lists); without a
+        dataset, the benchmark whose recipes make sets of this size."""
+        if dataset is None:
+            benchmark = recipe_for(image_size, image_size).name
+        else:
+            benchmark = IMAGENET_P.name if dataset == IMAGENET else CIFAR_P.name
+        return Setup(self.name, benchmark, self.perturbation_lists[benchmark], *self._normalisers(benchmark, image_size))
 
     def _normalisers(self, benchmark: str, image_size: int) -> tuple[Normaliser, Normaliser]:
         """The (corruption, perturbation) baselines: by protocol, benchmark and the parameter table
@@ -231,8 +227,8 @@ def default_protocol(dataset: str) -> str:
 
 
 def check_protocol(name: str, dataset: str, image_size: int) -> str:
-    """``name`` when it is a protocol with a perturbation list for ``dataset`` at ``image_size``
-    pixels, else a one-line :class:`UserError`: what run, train and eval check before any work."""
+    """``name`` when it is a protocol that resolves for ``dataset`` at ``image_size`` pixels, else
+    a one-line :class:`UserError`: what run, train and eval check before any work."""
     return get_protocol(name).setup(dataset, image_size).protocol
 
 
