@@ -31,4 +31,5 @@ bench: $(INSTALLED) data
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_search.py
 	$(PY) benchmarks/bench_report.py
+	$(PY) benchmarks/bench_verdicts.py
 	$(PY) benchmarks/bench_data.py

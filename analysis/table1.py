@@ -1,8 +1,9 @@
 """The seed paper's Table 1 layout: E, mCE, rCE and mFR per configuration.
 
     python analysis/table1.py RUN_DIR [RUN_DIR ...]
-        ppsearch search or `ppsearch train` runs: mean over the seeds each configuration was
-        trained with, as markdown on stdout and CSV beside the first run.
+        ppsearch search or `ppsearch train` runs: mean over the seeds that estimate each
+        configuration (a search's selected seeds left out, as in its report), as markdown on
+        stdout and CSV beside the first run.
 
     python analysis/table1.py --seed-results RESULTS_DIR [--clean-error NAME=PERCENT ...]
         the seed paper authors' published results (the results/ folder of
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-from script import emit_table
+from script import CONFIGURATION, configuration_rows, emit_table
 
 from ppsearch.cli import run_command
 from ppsearch.errors import UserError
@@ -32,7 +33,7 @@ from ppsearch.robustness.metrics import (
     mfr,
     relative_mce,
 )
-from ppsearch.rundir import Column, completed_trials
+from ppsearch.rundir import Column
 
 COLUMNS = {Column.CLEAN_ERROR: "E", Column.MCE: "mCE", Column.RELATIVE_MCE: "rCE", Column.MFR: "mFR"}
 
@@ -58,12 +59,11 @@ one gets mCE and mFR, and an empty E and rCE. Table 1's ResNet-20 rows:
 
 
 def table1(run_dirs: list[str]) -> pd.DataFrame:
-    table = pd.concat([completed_trials(d) for d in run_dirs])
-    grouped = table.groupby(Column.ORIGIN, sort=False)
+    grouped = configuration_rows(run_dirs).groupby(CONFIGURATION, sort=False)
     result = grouped[list(COLUMNS)].mean().rename(columns=COLUMNS)
     result["E"] *= 100  # the paper gives E in percent
     result.insert(0, "seeds", grouped.size())
-    return result.reset_index(names="configuration")
+    return result.reset_index(names=CONFIGURATION)
 
 
 def seed_table1(results_dir: str | Path, clean_errors: dict[str, float]) -> pd.DataFrame:

@@ -155,6 +155,18 @@ def _wait_for_ray_workers_to_end() -> None:
         time.sleep(1)
 
 
+def _kill_9_and_resume(command, run_dir, records: int) -> pd.DataFrame:
+    """Start ``command``, kill -9 its driver once ``records`` trials have finished and another has
+    started, repeat the command, and return the results table it ends with."""
+    driver = _start_driver(command, run_dir, records=records)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    _wait_for_ray_workers_to_end()
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    return pd.read_parquet(run_dir / "results.parquet")
+
+
 def _assert_complete(run_dir, trials: int) -> None:
     """The run holds exactly its budget: the papers' configurations plus ``trials`` searched ones,
     each once, and the study and the table agree."""
@@ -176,13 +188,7 @@ def _command(space, run_dir, trials, *extra):
 def test_kill_9_of_the_driver_then_resume(tmp_path):
     space = _space(tmp_path)
     run_dir = tmp_path / "run"
-    command = _command(space, run_dir, 2, "--quiet")
-    driver = _start_driver(command, run_dir, records=1)
-    os.kill(driver.pid, signal.SIGKILL)
-    driver.wait()
-    _wait_for_ray_workers_to_end()
-    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    _kill_9_and_resume(_command(space, run_dir, 2, "--quiet"), run_dir, records=1)
     _assert_complete(run_dir, trials=2)
     for trial_id in pd.read_parquet(run_dir / "results.parquet")["trial_id"]:
         assert (run_dir / "trials" / trial_id / "record.json").is_file()
@@ -195,13 +201,7 @@ def test_confirmation_seeds_survive_kill_9_and_stay_out_of_the_study(tmp_path):
     space = _space(tmp_path)
     run_dir = tmp_path / "run"
     command = _command(space, run_dir, 1, "--quiet", "--confirm-seeds", "2")
-    driver = _start_driver(command, run_dir, records=4)  # the 3 search trials and a confirmation
-    os.kill(driver.pid, signal.SIGKILL)
-    driver.wait()
-    _wait_for_ray_workers_to_end()
-    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    table = pd.read_parquet(run_dir / "results.parquet")
+    table = _kill_9_and_resume(command, run_dir, records=4)  # the 3 search trials and a confirmation
     assert table["trial_id"].is_unique and (table["status"] == "completed").all()
     search = table[table["config_id"] == table["trial_id"]]
     confirmations = table[table["config_id"] != table["trial_id"]].set_index("trial_id")
@@ -324,13 +324,7 @@ def test_racing_confirmation_resumes_after_kill_9_without_losing_or_repeating_a_
     space.write_text(textwrap.dedent(TINY_SPACE).replace("  pp: {placement: pp}\n", ""))
     run_dir = tmp_path / "run"
     command = _command(space, run_dir, 2, "--quiet", "--confirm-seeds", "auto", "--max-seeds", "4")
-    driver = _start_driver(command, run_dir, records=5)  # the 3 search trials and two confirmations
-    os.kill(driver.pid, signal.SIGKILL)
-    driver.wait()
-    _wait_for_ray_workers_to_end()
-    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    table = pd.read_parquet(run_dir / "results.parquet")
+    table = _kill_9_and_resume(command, run_dir, records=5)  # the 3 search trials and two confirmations
     assert table["trial_id"].is_unique and (table["status"] == "completed").all()
     assert len(_study(run_dir).trials) == 3  # confirmations are not study trials
     settings = read_settings(run_dir)

@@ -24,6 +24,7 @@ from .uncertainty import ci_column, configuration_id, selected_column, selected_
 
 FIGURE_WIDTH, FIGURE_HEIGHT = 1000, 560  # what label placement assumes; the page is at least this wide
 PLOT_MARGIN = dict(l=70, r=30, t=60, b=60)
+MAX_CATEGORIES = 8  # a numeric dimension with more distinct values gets a scale, not one tick each
 MAX_BAR_SHARE = 0.25  # of an axis's span: a wider interval is left to the forest plot
 PAPER_COLOUR, FRONT_COLOUR, OTHER_COLOUR = "#4c72b0", "#dd8452", "#b0b0b0"
 INACTIVE = "-"  # a design key that makes no difference to the configuration (plain models' pull keys)
@@ -32,12 +33,12 @@ INACTIVE = "-"  # a design key that makes no difference to the configuration (pl
 def shown_design(row: pd.Series) -> dict[str, object]:
     """A configuration's design keys as a reader should see them: the keys that make no difference
     (``Design.signature``) shown as ``INACTIVE``, not as their unused defaults."""
-    design = {k: row[k] for k in DESIGN_KEYS if k in row and not _missing(row[k])}
+    present = [k for k in DESIGN_KEYS if k in row]
     try:
-        active = Design.from_dict(design).signature()
+        active = Design.from_dict({k: row[k] for k in present if not _missing(row[k])}).signature()
     except ValueError:  # a row from another version of the schema: show what it holds
-        return design
-    return {k: (active[k] if k in active else INACTIVE) for k in design}
+        return {k: row[k] for k in present}
+    return {k: (active[k] if k in active else INACTIVE) for k in present}
 
 
 def label(row: pd.Series) -> str:
@@ -247,8 +248,9 @@ def progress_figure(table: pd.DataFrame, objectives: Sequence[str]) -> go.Figure
         return None
     history = pareto.hypervolume_history(search, selection, pareto.reference_point(search, selection))
     return px.line(history, x="trial", y="hypervolume", markers=True, hover_data=[Column.TRIAL_ID],
-                   title="search progress: hypervolume of the completed search trials' validation values "
-                         "(reference 1.1 x the worst paper configuration's)").update_layout(margin=PLOT_MARGIN)
+                   title="search progress: hypervolume of the search trials' validation values<br><sup>"
+                         "what the sampler saw; reference 1.1 x the worst paper configuration's</sup>"
+                   ).update_layout(margin=PLOT_MARGIN)
 
 
 def parallel_figure(table: pd.DataFrame, objectives: Sequence[str]) -> go.Figure | None:
@@ -261,16 +263,32 @@ def parallel_figure(table: pd.DataFrame, objectives: Sequence[str]) -> go.Figure
     shown = pd.DataFrame([shown_design(row) for _, row in done.iterrows()], index=done.index)
     dimensions = []
     for key in CONFIG_KEYS:
-        values = (shown[key] if key in shown else done[key] if key in done else pd.Series(dtype=object)).map(_tick)
-        if values.nunique() > 1:
-            codes = {v: i for i, v in enumerate(sorted(values.unique(), key=_tick_order))}
-            dimensions.append(dict(label=key, values=values.map(codes), tickvals=list(codes.values()),
-                                   ticktext=list(codes)))
+        values = shown[key] if key in shown else done[key] if key in done else pd.Series(dtype=object)
+        dimension = _dimension(key, values)
+        if dimension is not None:
+            dimensions.append(dimension)
     dimensions += [dict(label=v, values=done[v]) for v in selection]
     return go.Figure(go.Parcoords(line=dict(color=done[selection[0]], colorscale="Viridis", showscale=True),
                                   dimensions=dimensions, labelangle=-25, labelside="top")).update_layout(
         title=f"search trials: dimensions against validation objectives (colour: {selection[0]})",
         margin=dict(l=80, r=80, t=150, b=40), height=600)
+
+
+def _dimension(key: str, values: pd.Series) -> dict | None:
+    """A parallel-coordinates axis: categories for a few values, a numeric scale for many numbers
+    (a key that makes no difference, ``INACTIVE``, sits just below the scale's lowest value)."""
+    labels = values.map(_tick)
+    if labels.nunique() < 2:
+        return None
+    numbers = pd.to_numeric(values.where(values != INACTIVE), errors="coerce")
+    if labels.nunique() > MAX_CATEGORIES and numbers.notna().sum() == (values != INACTIVE).sum():
+        low, high = float(numbers.min()), float(numbers.max())
+        below = low - 0.1 * (high - low)
+        ticks = list(np.linspace(low, high, 5))
+        return dict(label=key, values=numbers.fillna(below), range=[below, high],
+                    tickvals=[below, *ticks], ticktext=[INACTIVE, *(f"{t:.3g}" for t in ticks)])
+    codes = {v: i for i, v in enumerate(sorted(labels.unique(), key=_tick_order))}
+    return dict(label=key, values=labels.map(codes), tickvals=list(codes.values()), ticktext=list(codes))
 
 
 def _tick(value: object) -> str:

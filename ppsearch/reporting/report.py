@@ -217,7 +217,8 @@ def picked_text(analysis: RunAnalysis) -> str:
     row = analysis.picked
     if row is None:
         return "Nothing to pick: no completed trial has every objective on validation images."
-    design = ", ".join(f"{k} {v}" for k, v in shown_design(row).items() if v != INACTIVE)
+    design = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                       for k, v in shown_design(row).items() if v != INACTIVE)
     estimate = ", ".join(f"{o} {row[o]:.4f} ± {row[ci_column(o)]:.4f}" if not math.isnan(row[ci_column(o)])
                          else f"{o} {row[o]:.4f} (no interval)" for o in analysis.objectives) \
         if row["seeds"] else "no confirmation seed yet"
