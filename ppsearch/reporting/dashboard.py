@@ -97,7 +97,7 @@ def create_app(run_dirs: Sequence[str | Path]) -> Dash:
                        for key in filters]
         else:
             (status, figures, front), options = comparison_views(run_dirs), []
-        return (status, _table(verdicts), [dcc.Graph(figure=f) for f in figures], _table(front), *options)
+        return (status, _verdict_tables(verdicts), [dcc.Graph(figure=f) for f in figures], _table(front), *options)
 
     return app
 
@@ -107,3 +107,16 @@ def _table(frame: pd.DataFrame) -> html.Table:
         html.Tr([html.Td(f"{v:.4f}" if isinstance(v, float) else str(v)) for v in row])
         for row in frame.itertuples(index=False)]
     return html.Table(rows)
+
+
+def _verdict_tables(verdicts: pd.DataFrame) -> list:
+    """The tested comparisons as a table, those with too few seeds folded away (as in the report)."""
+    if verdicts.empty:
+        return []
+    untested = verdicts["verdict"].astype(str).str.contains("fewer than")
+    parts = [_table(verdicts[~untested])] if (~untested).any() else []
+    if untested.any():
+        parts.append(html.Details([html.Summary(f"{int(untested.sum())} comparison(s) not tested: fewer than two "
+                                                f"seeds a side"), _table(verdicts[untested])]))
+    return parts
+

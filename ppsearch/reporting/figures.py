@@ -193,22 +193,22 @@ def place_labels(x: np.ndarray, y: np.ndarray, labels: Sequence[str], points: np
                 (y_range[1] - py_) / (y_range[1] - y_range[0]) * height)
 
     dots_x, dots_y = pixels(points[:, 0], points[:, 1])
-    taken = [(a - 4, b - 4, a + 4, b + 4) for a, b in zip(dots_x, dots_y)]  # the points, then placed labels
+    taken = np.column_stack([dots_x - 4, dots_y - 4, dots_x + 4, dots_y + 4])  # the points, then placed labels
+    offsets = np.array(_OFFSETS)
     out = []
     for (px_, py_), text in zip(zip(*pixels(np.asarray(x, float), np.asarray(y, float))), labels):
-        half = (len(text) * _CHAR_WIDTH / 2 + 2, _LINE_HEIGHT / 2)
-        boxes = [(px_ + dx - half[0], py_ + dy - half[1], px_ + dx + half[0], py_ + dy + half[1]) for dx, dy in _OFFSETS]
-        costs = [sum(_overlap(box, other) for other in taken)
-                 + 10 * (max(0, -box[0]) + max(0, box[2] - width) + max(0, -box[1]) + max(0, box[3] - height))
-                 for box in boxes]
+        half = np.array([len(text) * _CHAR_WIDTH / 2 + 2, _LINE_HEIGHT / 2])
+        centres = np.array([px_, py_]) + offsets
+        boxes = np.column_stack([centres - half, centres + half])  # (candidates, 4): x0, y0, x1, y1
+        overlap_x = np.minimum(boxes[:, None, 2], taken[None, :, 2]) - np.maximum(boxes[:, None, 0], taken[None, :, 0])
+        overlap_y = np.minimum(boxes[:, None, 3], taken[None, :, 3]) - np.maximum(boxes[:, None, 1], taken[None, :, 1])
+        outside = (np.maximum(0, -boxes[:, 0]) + np.maximum(0, boxes[:, 2] - width)
+                   + np.maximum(0, -boxes[:, 1]) + np.maximum(0, boxes[:, 3] - height))
+        costs = (np.clip(overlap_x, 0, None) * np.clip(overlap_y, 0, None)).sum(axis=1) + 10 * outside
         best = int(np.argmin(costs))  # the first candidate (the nearest ring) wins a tie
-        taken.append(boxes[best])
+        taken = np.vstack([taken, boxes[best]])
         out.append(_OFFSETS[best])
     return out
-
-
-def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
 
 
 def search_figure(table: pd.DataFrame) -> go.Figure | None:

@@ -128,7 +128,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, alpha: floa
     out.parent.mkdir(parents=True, exist_ok=True)
     for name, frame in tables.items():
         frame.to_csv(out.with_name(f"{out.stem}-{name}.csv"), index=False)
-    write_text(out.with_suffix(".md"), _markdown(run_dir, table, tables, analysis))
+    readable = {name: _readable(tables[name]) for name in READABLE_TABLES}
+    write_text(out.with_suffix(".md"), _markdown(run_dir, table, readable, analysis))
     body = [STYLE, f"<h1>ppsearch report: {html.escape(run_dir.name)}</h1>",
             f"<p class='context'>{_context(settings, table, analysis)}</p>",
             "<h2>Verdicts: the front against the papers</h2>", f"<p>{html.escape(verdict_summary(analysis))}</p>",
@@ -137,13 +138,14 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, alpha: floa
     for i, figure in enumerate(figures):
         body.append(figure.to_html(full_html=False, include_plotlyjs=(i == 0), default_height=520,
                                    config={"responsive": True}))
-    for name in ("front", "paper_reproduction", "configurations"):
-        body.append(f"<h2>{name.replace('_', ' ')}</h2>" + html_table(_readable(tables[name])))
+    for name, frame in readable.items():
+        body.append(f"<h2>{name.replace('_', ' ')}</h2>" + html_table(frame))
     body.append(f"<h2>How these numbers were made</h2><p>{_method_html(settings, table, analysis)}</p>")
     write_text(out, html_page("ppsearch report", body))
     return out
 
 
+READABLE_TABLES = ("front", "paper_reproduction", "configurations")  # shown after the figures, designs made readable
 STYLE = "<style>.context{color:#333}table.verdicts td,table.verdicts th{text-align:left}</style>"
 
 
@@ -349,7 +351,7 @@ def _importance_figure(run_dir: Path, settings: RunSettings) -> go.Figure | None
 
 
 
-def _markdown(run_dir: Path, table: pd.DataFrame, tables: dict[str, pd.DataFrame], analysis: RunAnalysis) -> str:
+def _markdown(run_dir: Path, table: pd.DataFrame, readable: dict[str, pd.DataFrame], analysis: RunAnalysis) -> str:
     protocols = ", ".join(sorted(table[Column.PROTOCOL].dropna().unique())) if Column.PROTOCOL in table else "?"
     parts = [f"# ppsearch report: {run_dir.name}", "", f"Evaluation protocol: {protocols}. {frost_note(table)}", "",
              f"{len(table)} trials; objectives {', '.join(analysis.objectives)}; the front is selected on validation "
@@ -359,8 +361,7 @@ def _markdown(run_dir: Path, table: pd.DataFrame, tables: dict[str, pd.DataFrame
              display_verdicts(analysis).to_markdown(index=False) if len(analysis.verdicts) else "none", "",
              f"Method: {method_text(analysis.alpha, analysis.racing is not None)}.", "",
              "## picked configuration", "", picked_text(analysis), ""]
-    for name in ("front", "paper_reproduction", "configurations"):
-        frame = _readable(tables[name])
+    for name, frame in readable.items():
         rendered = frame.to_markdown(index=False, floatfmt=".4f") if len(frame) else "none"
         parts += [f"## {name.replace('_', ' ')}", "", rendered, ""]
     return "\n".join(parts)

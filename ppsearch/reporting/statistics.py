@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 from scipy import stats
 
@@ -14,8 +15,16 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, f
     n = len(series)
     if n < 2:
         return (series.mean() if n else math.nan), math.nan
-    half = stats.t.ppf((1 + confidence) / 2, n - 1) * series.std(ddof=1) / math.sqrt(n)
-    return float(series.mean()), float(half)
+    return float(series.mean()), float(half_width(series.std(ddof=1), n, confidence))
+
+
+def half_width(std, n, confidence: float = 0.95):
+    """Half-width of the Student's t interval of a mean from its values' standard deviation and
+    count (scalars, or arrays of several means at once); NaN below two values."""
+    n = np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = stats.t.ppf((1 + confidence) / 2, np.where(n >= 2, n - 1, np.nan))
+        return t * np.asarray(std, dtype=float) / np.sqrt(n)
 
 
 def seed_summary(records: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:

@@ -37,7 +37,7 @@ from scipy import stats
 from ..config import CONFIG_KEYS
 from ..rundir import Column, TrialStatus, is_paper, validation_column
 from .pareto import points_hypervolume, validation_front
-from .statistics import mean_ci
+from .statistics import half_width
 
 DEFAULT_ALPHA = 0.05
 MIN_SEEDS_FOR_TEST = 2  # a variance needs two seeds a side
@@ -92,37 +92,44 @@ def _completed(table: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
     return table[table[Column.STATUS] == TrialStatus.COMPLETED].dropna(subset=list(objectives))
 
 
-def seed_values(table: pd.DataFrame, objectives: Sequence[str]) -> dict[str, np.ndarray]:
+def seed_values(table: pd.DataFrame, objectives: Sequence[str],
+                config_ids: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """Configuration id -> (seeds, objectives) array of the values that estimate it: its completed
-    rows less a searched configuration's selected seed."""
+    rows less a searched configuration's selected seed (for ``config_ids`` only, when given)."""
     done = _completed(table, objectives)
     done = done[~selected_rows(done, objectives)]
     ids = configuration_id(done)
+    if config_ids is not None:
+        done, ids = done[ids.isin(config_ids)], ids[ids.isin(config_ids)]
     return {config: group[list(objectives)].to_numpy(dtype=float) for config, group in done.groupby(ids, sort=True)}
 
 
 def configurations(table: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
     """One row per configuration with a completed seed: its id, origin, design keys, the number of
-    seeds that estimate it and of all its completed seeds, each objective's mean and 95% interval half-width over those seeds
-    (test split; NaN where a searched configuration has no confirmation seed yet), a searched
-    configuration's selected-seed values apart, and its validation mean (what selection used)."""
+    seeds that estimate it and of all its completed seeds, each objective's mean and 95% interval
+    half-width over those seeds (test split; NaN where a searched configuration has no confirmation
+    seed yet), a searched configuration's selected-seed values apart, and its validation mean (what
+    selection used: the selected seed's where there is one)."""
     done = _completed(table, objectives)
+    if done.empty:
+        return pd.DataFrame()
+    ids = configuration_id(done).rename(Column.CONFIG_ID)
     selected = selected_rows(done, objectives)
-    rows = []
-    for config, group in done.groupby(configuration_id(done), sort=True):
-        chosen = group[selected.loc[group.index]]
-        estimating = group[~selected.loc[group.index]]
-        first = (chosen if len(chosen) else group).iloc[0]
-        row = {Column.CONFIG_ID: config, Column.ORIGIN: first[Column.ORIGIN], "seeds": len(estimating),
-               "seeds spent": len(group)}
-        row.update({k: first[k] for k in CONFIG_KEYS if k in group})
-        for o in objectives:
-            row[o], row[ci_column(o)] = mean_ci(estimating[o])
-            row[selected_column(o)] = chosen[o].iloc[0] if len(chosen) else math.nan
-            if validation_column(o) in group:
-                row[validation_column(o)] = (chosen if len(chosen) else group)[validation_column(o)].mean()
-        rows.append(row)
-    return pd.DataFrame(rows)
+    everything, chosen, estimating = (done.groupby(ids[mask], sort=True) for mask in
+                                      (selected | ~selected, selected, ~selected))
+    # a configuration's descriptive columns from its selected row where it has one
+    keys = [Column.ORIGIN, *(k for k in CONFIG_KEYS if k in done)]
+    summary = chosen[keys].first().combine_first(everything[keys].first())[keys]
+    seeds = estimating.size().reindex(summary.index, fill_value=0)
+    summary = summary.assign(seeds=seeds, **{"seeds spent": everything.size()})
+    for o in objectives:
+        summary[o] = estimating[o].mean()
+        summary[ci_column(o)] = half_width(estimating[o].std(ddof=1).reindex(seeds.index), seeds)
+        summary[selected_column(o)] = chosen[o].first()
+        if validation_column(o) in done:
+            summary[validation_column(o)] = chosen[validation_column(o)].mean().combine_first(
+                everything[validation_column(o)].mean())
+    return summary.reset_index()
 
 
 @dataclass(frozen=True)
@@ -213,10 +220,12 @@ def dominance_table(table: pd.DataFrame, objectives: Sequence[str], front_ids: S
     difference of means with its 95% interval. Verdicts are drawn with Holm's correction over the
     table's comparisons at ``alpha``, or, for a racing confirmation, are its ``decided`` pairs
     ((front, paper) -> verdict and round) with their ``adjusted`` p-values (``reporting.racing``)."""
-    values = seed_values(table, objectives)
-    summary = configurations(table, objectives).set_index(Column.CONFIG_ID)
-    papers = [c for c in summary.index if is_paper(summary.loc[c, Column.ORIGIN]) and c in values]
+    summary = configurations(table, objectives)
+    summary = summary.set_index(Column.CONFIG_ID) if len(summary) else summary
+    papers = [c for c in summary.index if is_paper(summary.loc[c, Column.ORIGIN])]
     challengers = [c for c in front_ids if c in summary.index and not is_paper(summary.loc[c, Column.ORIGIN])]
+    values = seed_values(table, objectives, papers + challengers)
+    papers = [c for c in papers if c in values]
     empty = np.empty((0, len(objectives)))
     pairs = [(paper, challenger) for paper in papers for challenger in challengers]
     comparisons = [compare(values.get(challenger, empty), values[paper], alpha) for paper, challenger in pairs]
@@ -248,7 +257,7 @@ def hypervolume_interval(table: pd.DataFrame, objectives: Sequence[str], config_
     """Hypervolume of the mean points of ``config_ids`` (unbiased estimates) and its 95% interval
     (delta method, see the module's docstring); the interval is (nan, nan) unless every one of them
     has ``MIN_SEEDS_FOR_HYPERVOLUME`` unbiased seeds."""
-    by_config = seed_values(table, objectives)
+    by_config = seed_values(table, objectives, list(config_ids))
     values = [by_config.get(c, np.empty((0, len(objectives)))) for c in dict.fromkeys(config_ids)]
     return hypervolume_of_means(values, np.asarray(reference, dtype=float))
 
