@@ -41,7 +41,7 @@ def test_report_is_one_offline_html_file_with_its_tables(tmp_path, capsys):
     assert page.count("* plotly.js v") == 1  # plotly.js embedded, once
     assert "https://cdn" not in page.split("</head>")[0]  # nothing fetched from the network
     for text in ("clean error vs mce", "clean error vs mfr", "mfr: test estimates", "each configuration's test estimate",
-                 "search progress: hypervolume of the completed search trials' validation values",
+                 "search progress: hypervolume of the search trials' validation values",
                  "what the search tried", "CE per corruption on the front", "paper reproduction", "resnet20-pp"):
         assert text in page, text
     # it leads with the answer: the verdicts come before every figure
