@@ -57,9 +57,9 @@ def method_text(alpha: float, racing: bool = False) -> str:
               if racing else f"Holm-corrected over every comparison of the report, alpha = {alpha:g}")
     return (f"\"A dominates B\": a one-sided Welch t-test on every objective rejects \"A is not better\" "
             f"(intersection-union test; each direction at half the level), {family}: the chance of any false "
-            f"verdict in the report is at most {alpha:g}. A "
-            f"searched configuration is estimated from its confirmation seeds only (its selected seed is biased "
-            f"by the selection and shown apart); a paper configuration from all its seeds. Intervals are "
+            f"verdict in the report is at most {alpha:g}. A searched configuration on the validation front is "
+            f"estimated from its confirmation seeds only (its selected seed is biased by the selection and shown "
+            f"apart); every other configuration from all its seeds. Intervals are "
             f"Student's t 95% over seeds; differences carry 95% Welch intervals (not adjusted)")
 
 
