@@ -538,9 +538,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="after the search, retrain every validation-front and paper configuration with K-1 "
                           "further seeds (default 1: none); auto: a seed per round to the configurations of "
                           "undecided (front, paper) pairs until each is decided or has --max-seeds")
-    run.add_argument("--max-seeds", type=_integer(3), default=10,
+    run.add_argument("--max-seeds", type=_integer(3), default=RunSettings.max_seeds,
                      help="--confirm-seeds auto: the most seeds a configuration gets (default 10)")
-    run.add_argument("--verdict-alpha", type=_alpha, default=0.05,
+    run.add_argument("--verdict-alpha", type=_alpha, default=RunSettings.verdict_alpha,
                      help="level of the verdicts: the chance of any false 'dominates' in a report (default 0.05)")
     run.add_argument("--seed-from", nargs="+", default=[], metavar="RUN_DIR",
                      help="finished runs whose validation-front designs are trained first (after the papers'), "

@@ -17,6 +17,7 @@ from . import pareto
 from .compare import comparison_figures, design_ranks, load_runs, mixing_note, shared_objectives
 from .figures import run_figures
 from .report import analyse, config_table, display_verdicts, verdict_summary, volume_text
+from .uncertainty import UNTESTED
 
 FILTER_KEYS = ("arch", "placement", "variant", "antialias", "augmentation", "trainable_alpha")
 REFRESH_MS = 5000
@@ -113,7 +114,7 @@ def _verdict_tables(verdicts: pd.DataFrame) -> list:
     """The tested comparisons as a table, those with too few seeds folded away (as in the report)."""
     if verdicts.empty:
         return []
-    untested = verdicts["verdict"].astype(str).str.contains("fewer than")
+    untested = verdicts["verdict"] == UNTESTED
     parts = [_table(verdicts[~untested])] if (~untested).any() else []
     if untested.any():
         parts.append(html.Details([html.Summary(f"{int(untested.sum())} comparison(s) not tested: fewer than two "

@@ -35,7 +35,7 @@ def shown_design(row: pd.Series) -> dict[str, object]:
     (``Design.signature``) shown as ``INACTIVE``, not as their unused defaults."""
     present = [k for k in DESIGN_KEYS if k in row]
     try:
-        active = Design.from_dict({k: row[k] for k in present if not _missing(row[k])}).signature()
+        active = Design.from_dict({k: row[k] for k in present if pd.notna(row[k])}).signature()
     except ValueError:  # a row from another version of the schema: show what it holds
         return {k: row[k] for k in present}
     return {k: (active[k] if k in active else INACTIVE) for k in present}
@@ -45,10 +45,6 @@ def label(row: pd.Series) -> str:
     """A paper configuration by its name, a searched one by its id."""
     origin = str(row[Column.ORIGIN])
     return origin.removeprefix("paper:") if is_paper(origin) else str(row[Column.CONFIG_ID])
-
-
-def _missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def forest_figure(summary: pd.DataFrame, front_ids: Sequence[str], objectives: Sequence[str]) -> go.Figure | None:
@@ -292,7 +288,7 @@ def _dimension(key: str, values: pd.Series) -> dict | None:
 
 
 def _tick(value: object) -> str:
-    if _missing(value):
+    if pd.isna(value):
         return INACTIVE
     if isinstance(value, float):
         return f"{value:.3g}"

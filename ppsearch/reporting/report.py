@@ -47,6 +47,7 @@ from .pick import pick
 from .racing import Race, replay
 from .uncertainty import (
     MIN_SEEDS_FOR_HYPERVOLUME,
+    UNTESTED,
     Verdict,
     ci_column,
     configurations,
@@ -165,7 +166,7 @@ def html_table(frame: pd.DataFrame) -> str:
 def _verdicts_html(shown: pd.DataFrame) -> str:
     """The tested comparisons as a table; those that could not be tested (too few seeds) folded
     away, since a page of "not shown" rows hides the answer."""
-    untested = shown["verdict"].astype(str).str.contains("fewer than") if len(shown) else pd.Series(dtype=bool)
+    untested = shown["verdict"] == UNTESTED if len(shown) else pd.Series(dtype=bool)
     parts = [html_table(shown[~untested]).replace("<table", "<table class='verdicts'", 1)] if (~untested).any() else []
     if untested.any():
         parts.append(f"<details><summary>{int(untested.sum())} comparison(s) not tested: fewer than two seeds a side"
@@ -185,7 +186,7 @@ def verdict_summary(analysis: RunAnalysis) -> str:
     found = "; ".join(f"{row.front_config} {row.verdict} {paper_name(row.paper)}" for row in decided.itertuples())
     lines = [f"{len(decided)} of {len(verdicts)} comparisons decided (alpha = {analysis.alpha:g}, {family}): "
              f"{found or 'no front configuration is shown to dominate or be dominated by a paper one'}."]
-    too_few = verdicts["verdict"].str.contains("fewer than")
+    too_few = verdicts["verdict"] == UNTESTED
     if too_few.any():
         lines.append(f"{int(too_few.sum())} need more seeds (two a side at least: --confirm-seeds 3 or auto).")
     if analysis.racing is not None:

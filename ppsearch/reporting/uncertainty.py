@@ -50,6 +50,9 @@ class Verdict(StrEnum):
     NOT_SHOWN = "not shown"
 
 
+UNTESTED = f"{Verdict.NOT_SHOWN}: fewer than {MIN_SEEDS_FOR_TEST} seeds a side"  # no test could run
+
+
 def method_text(alpha: float, racing: bool = False) -> str:
     """The verdicts' method and level, as every report states it."""
     family = ("Holm-corrected over the undecided pairs at each look of the adaptive confirmation, the level "
@@ -239,7 +242,7 @@ def dominance_table(table: pd.DataFrame, objectives: Sequence[str], front_ids: S
         row = {"paper": summary.loc[paper, Column.ORIGIN], "paper_config": paper, "front_config": challenger,
                "seeds (front, paper)": f"{comparison.seeds[0]}, {comparison.seeds[1]}",
                "verdict": verdict if min(comparison.seeds) >= MIN_SEEDS_FOR_TEST
-               else f"{Verdict.NOT_SHOWN}: fewer than {MIN_SEEDS_FOR_TEST} seeds a side",
+               else UNTESTED,
                "p": comparison.p_value, "p (Holm)": q}
         if decided is not None:
             row["decided at round"] = decided.get((challenger, paper), (None, math.nan))[1]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ..config import CONFIG_KEYS
@@ -45,12 +44,12 @@ def next_confirmations(table: pd.DataFrame, settings: RunSettings) -> list[dict[
     (``<trial>-seed<k>``) are fixed, so a rerun finds those already done."""
     if settings.confirm_seeds == "1" or table.empty or Column.SEED not in table:
         return []
-    front, papers = pairs_to_confirm(table, settings.objectives)
     search = search_trials(table).set_index(Column.TRIAL_ID)
     if settings.confirm_seeds == AUTO:
         state = replay(table, settings)
         wanted = [(config, state.round) for config in state.needed]
     else:
+        front, papers = pairs_to_confirm(table, settings.objectives)
         wanted = [(config, k) for config in front + papers for k in range(1, int(settings.confirm_seeds))]
     ended = set(table.loc[table[Column.STATUS].isin(FINAL_STATUSES), Column.TRIAL_ID])
     trials = []
@@ -59,7 +58,7 @@ def next_confirmations(table: pd.DataFrame, settings: RunSettings) -> list[dict[
         seed = int(row[Column.SEED]) + offset
         trial_id = confirmation_id(config, seed)
         if trial_id not in ended:
-            trials.append({**{k: row[k] for k in CONFIG_KEYS if k in row and _present(row[k])},
+            trials.append({**{k: row[k] for k in CONFIG_KEYS if k in row and pd.notna(row[k])},
                            Column.ORIGIN: row[Column.ORIGIN], Column.TRIAL_ID: trial_id, Column.SEED: seed,
                            Column.CONFIG_ID: config})
     return trials
@@ -68,6 +67,3 @@ def next_confirmations(table: pd.DataFrame, settings: RunSettings) -> list[dict[
 def confirmation_id(config: str, seed: int) -> str:
     return f"{config}-seed{seed}"
 
-
-def _present(value: Any) -> bool:
-    return not (isinstance(value, float) and np.isnan(value))
