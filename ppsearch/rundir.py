@@ -189,13 +189,6 @@ class RunSettings:
         return [k for k in mine if k not in free and mine[k] != theirs[k]]
 
 
-def racing_looks(max_seeds: int) -> int:
-    """How many rounds of a racing confirmation look at the data: a searched configuration has r
-    unbiased seeds after round r (its selected seed does not count) and a test needs two a side,
-    so rounds 2 .. max_seeds - 1 look."""
-    return max_seeds - 2
-
-
 def read_settings(run_dir: str | Path) -> RunSettings:
     path = Path(run_dir) / RUN_FILE
     if not path.is_file():

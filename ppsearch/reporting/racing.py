@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..rundir import FINAL_STATUSES, Column, RunSettings, TrialStatus, is_paper, racing_looks, search_trials
+from ..rundir import FINAL_STATUSES, Column, RunSettings, TrialStatus, is_paper, search_trials
 from .pareto import validation_front
 from .uncertainty import Verdict, compare, configuration_id, decide, holm
 
@@ -41,6 +41,13 @@ class Race:
     decided: dict[Pair, tuple[Verdict, int]] = field(default_factory=dict)
     undecided: tuple[Pair, ...] = ()
     adjusted: dict[Pair, float] = field(default_factory=dict)
+
+
+def racing_looks(max_seeds: int) -> int:
+    """How many rounds of a racing confirmation look at the data: a searched configuration has r
+    unbiased seeds after round r (its selected seed does not count) and a test needs two a side,
+    so rounds 2 .. max_seeds - 1 look."""
+    return max_seeds - 2
 
 
 def look_levels(alpha: float, max_seeds: int) -> list[float]:

@@ -37,14 +37,13 @@ from ..rundir import (
     is_paper,
     load_run,
     paper_name,
-    racing_looks,
     status_counts,
     torn_journal_tail,
 )
 from . import pareto
 from .figures import INACTIVE, label, run_figures, shown_design
 from .pick import pick
-from .racing import Race, replay
+from .racing import Race, racing_looks, replay
 from .uncertainty import (
     MIN_SEEDS_FOR_HYPERVOLUME,
     UNTESTED,
