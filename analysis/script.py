@@ -8,8 +8,8 @@ import pandas as pd
 
 from ppsearch.cli import run_command
 from ppsearch.errors import UserError
-from ppsearch.reporting.uncertainty import configuration_id, selected_rows
 from ppsearch.rundir import RUN_FILE, Column, completed_trials, is_paper, read_settings
+from ppsearch.selection.uncertainty import configuration_id, selected_rows
 
 CONFIGURATION = "configuration"  # the column the analyses group by
 

@@ -11,7 +11,7 @@
      express the conditional dimensions),
    * the TPE search with MO-ASHA early stopping, per compute-second (wall seconds x 2 cores),
    for several seeds. Reference point: 1.1 x the worst value of each objective over all runs
-   (fixed across methods and seeds); hypervolume is moocore's, via ppsearch.reporting.pareto, on the
+   (fixed across methods and seeds); hypervolume is moocore's, via ppsearch.selection.pareto, on the
    test values of the completed trials (the runs select on validation images).
 
     python benchmarks/bench_search.py [--budget smoke] [--epochs N] [--trials 6] [--seeds 3] [--methods tpe,tpe+moasha]
@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ppsearch.reporting.pareto import hypervolume
 from ppsearch.rundir import OBJECTIVES as ALL_OBJECTIVES
 from ppsearch.rundir import SETS_DIR, Column, RunSettings, TrialStatus, is_paper
 from ppsearch.search.engine import Resources, run_search
 from ppsearch.search.space import load_space
+from ppsearch.selection.pareto import hypervolume
 from ppsearch.training.trial import TrialConfig, evaluation_sets, run_trial, trial_dataset
 
 OBJECTIVES = ALL_OBJECTIVES[:3]  # clean error, mCE, mFR

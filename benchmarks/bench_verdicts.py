@@ -17,9 +17,9 @@ import math
 
 import numpy as np
 
-from ppsearch.reporting.pareto import points_hypervolume
-from ppsearch.reporting.racing import simulate_race
-from ppsearch.reporting.uncertainty import Verdict, compare, decide, hypervolume_of_means
+from ppsearch.selection.pareto import points_hypervolume
+from ppsearch.selection.racing import simulate_race
+from ppsearch.selection.uncertainty import Verdict, compare, decide, hypervolume_of_means
 
 ALPHA = 0.05
 

@@ -219,8 +219,8 @@ SUMMARY_METRICS = (Column.CLEAN_ERROR, Column.MCE, Column.RELATIVE_MCE, Column.M
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from .reporting.statistics import seed_summary
     from .search.space import load_space
+    from .selection.statistics import seed_summary
     from .training.budgets import parse_budget_overrides
     from .training.seeds import train_seeds
     from .training.trial import TrialConfig, TrialEpoch
@@ -262,10 +262,10 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> None:
     from .reporting.report import analyse, config_table, verdict_summary
-    from .reporting.uncertainty import ci_column
     from .robustness.metrics import default_protocol
     from .search.engine import Resources, run_search
     from .search.space import load_space
+    from .selection.uncertainty import ci_column
     from .training.budgets import parse_budget_overrides
 
     space = load_space(args.space)
@@ -312,8 +312,8 @@ def _cmd_pick(args: argparse.Namespace) -> None:
     import yaml
 
     from .config import typed_config
-    from .reporting.pick import against_plain, pick, plain_paper
-    from .reporting.uncertainty import Verdict, ci_column, configurations, selected_column
+    from .selection.pick import against_plain, pick, plain_paper
+    from .selection.uncertainty import Verdict, ci_column, configurations, selected_column
 
     if len(args.run_dir) > 1:
         _pick_across(args)
@@ -375,7 +375,7 @@ def _cmd_apply(args: argparse.Namespace) -> None:
         raise UserError(f"{args.config} must hold a mapping of design keys (as `ppsearch pick` prints)")
     applied = apply_design(config, args.model, checkpoint=args.checkpoint, in_chans=args.in_chans,
                            num_classes=args.num_classes, dataset=args.dataset)
-    design = Design.from_dict(applied.spec.design)
+    design = Design.from_mapping(applied.spec.design)
     if applied.antialias_left_out:
         print(f"note: antialias {config.get('antialias')} is not applied: {args.model} has no anti-aliasing hook "
               f"(timm offers one for ResNets only); push-pull is")

@@ -156,11 +156,11 @@ class Design:
             raise UserError("pull_kernel_size applies to variant='upsample' only")
 
     @classmethod
-    def from_dict(cls, config: Mapping[str, Any]) -> Design:
-        unknown = sorted(set(config) - set(DESIGN_KEYS))
-        if unknown:
-            raise UserError(f"unknown design key {unknown[0]!r}; allowed: {', '.join(DESIGN_KEYS)}")
-        return cls(**config)
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> Design:
+        """The design held by ``mapping`` (a configuration, a results-table row, a model file's
+        spec): its design keys, others ignored; a key a table leaves empty (NaN) takes its default.
+        Unknown keys are the business of :func:`check_config`."""
+        return cls(**{name: mapping[name] for name in DESIGN_KEYS if name in mapping and not _missing(mapping[name])})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -189,6 +189,15 @@ class Design:
         return {"none": 0, "pp": 0, "b1": 1, "b2": 2, "all": None}[self.placement]
 
 
+def check_design(design: Mapping[str, Any]) -> Design:
+    """The design a caller spelled out (``build_model``'s keywords, a model file's spec): every key
+    must be a design key; raises UserError naming the first problem."""
+    unknown = sorted(set(design) - set(DESIGN_KEYS))
+    if unknown:
+        raise UserError(f"unknown design key {unknown[0]!r}; allowed: {', '.join(DESIGN_KEYS)}")
+    return Design.from_mapping(design)
+
+
 def check_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """``config`` with every value checked and in its declared type, the design's cross-key rules
     included; raises UserError naming the first problem."""
@@ -196,7 +205,7 @@ def check_config(config: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise UserError(f"unknown configuration key {unknown[0]!r}; allowed: {', '.join(CONFIG_KEYS)}")
     checked = {name: KEYS[name].check(value) for name, value in config.items()}
-    Design.from_dict({k: v for k, v in checked.items() if k in DESIGN_KEYS})
+    Design.from_mapping(checked)
     return checked
 
 
@@ -219,11 +228,13 @@ def typed_config(row: Mapping[str, Any]) -> dict[str, Any]:
     out = {}
     for name in CONFIG_KEYS:
         if name in row:
-            value = row[name]
-            if isinstance(value, float) and math.isnan(value):
-                value = None
-            out[name] = KEYS[name].check(value)
+            out[name] = KEYS[name].check(None if _missing(row[name]) else row[name])
     return out
+
+
+def _missing(value: Any) -> bool:
+    """A value a table leaves empty: NaN (tables store null as NaN)."""
+    return isinstance(value, float) and math.isnan(value)
 
 
 def yaml_number(value: Any) -> Any:

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ppsearch.reporting.pareto import front, hypervolume, hypervolume_history, reference_point, validation_front
+from ppsearch.selection.pareto import front, hypervolume, hypervolume_history, reference_point, validation_front
 
 OBJ = ("clean_error", "mce")
 

@@ -115,7 +115,7 @@ def test_apply_carries_a_configuration_to_a_timm_model(tmp_path, capsys, model, 
 
 
 @pytest.mark.parametrize("content, args, message", [
-    ("placement: pp\ncolour: red\n", ["--model", "timm:resnet18"], "unknown design key 'colour'"),
+    ("placement: pp\ncolour: red\n", ["--model", "timm:resnet18"], "unknown configuration key 'colour'"),
     ("placement: pp\n", ["--model", "timm:resnet9000"], "unknown timm model 'resnet9000'"),
     ("placement: pp\n", ["--model", "timm:resnet18", "--checkpoint", "/nonexistent.pth"], "checkpoint /nonexistent.pth does not exist"),
     ("[1, 2]\n", ["--model", "timm:resnet18"], "must hold a mapping of design keys"),

@@ -10,13 +10,14 @@ import optuna
 import pandas as pd
 import pytest
 
-from ppsearch.reporting.pareto import validation_front
-from ppsearch.reporting.racing import pairs_to_confirm
 from ppsearch.rundir import RunSettings, read_settings, write_settings
 from ppsearch.search.confirmation import next_confirmations
-from ppsearch.search.engine import Resources, make_sampler, run_search
+from ppsearch.search.engine import Resources, run_search
 from ppsearch.search.space import load_space
+from ppsearch.search.strategies import make_sampler
 from ppsearch.search.study_searcher import StudySearcher, open_study
+from ppsearch.selection.pareto import validation_front
+from ppsearch.selection.racing import pairs_to_confirm
 
 TINY_SPACE = """
 name: tiny

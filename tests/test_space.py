@@ -96,7 +96,7 @@ def test_unknown_space_names_the_embedded_ones():
 
 @pytest.mark.parametrize("sampler", ["tpe", "nsga2", "gp", "random"])
 def test_every_sampler_explores_the_conditional_space(sampler):
-    from ppsearch.search.engine import make_sampler
+    from ppsearch.search.strategies import make_sampler
 
     space = load_space("resnet-cifar")
     study = optuna.create_study(directions=["minimize"] * 3, sampler=make_sampler(sampler, seed=0))
@@ -109,7 +109,7 @@ def test_every_sampler_explores_the_conditional_space(sampler):
 
 
 def test_unknown_sampler():
-    from ppsearch.search.engine import make_sampler
+    from ppsearch.search.strategies import make_sampler
 
     with pytest.raises(ValueError, match="unknown sampler 'cmaes'; allowed: tpe, nsga2, gp, random"):
         make_sampler("cmaes", 0)

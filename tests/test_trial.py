@@ -7,10 +7,10 @@ import pytest
 
 from ppsearch.cli import main
 from ppsearch.models.model_file import load_model
-from ppsearch.reporting.statistics import mean_ci, seed_summary
 from ppsearch.robustness.corruptions import BENCHMARK_CORRUPTIONS
 from ppsearch.robustness.perturbations import TEST_PERTURBATIONS
 from ppsearch.search.space import load_space, parse_override
+from ppsearch.selection.statistics import mean_ci, seed_summary
 from ppsearch.training.budgets import BUDGETS, get_budget, parse_budget_overrides
 from ppsearch.training.trial import CONFIG_COLUMNS, TrialConfig, evaluation_sets, run_trial, trial_dataset
 

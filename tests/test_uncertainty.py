@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from ppsearch.reporting.pareto import points_hypervolume
-from ppsearch.reporting.racing import look_levels, simulate_race
-from ppsearch.reporting.uncertainty import (
+from ppsearch.selection.pareto import points_hypervolume
+from ppsearch.selection.racing import look_levels, simulate_race
+from ppsearch.selection.uncertainty import (
     Verdict,
     compare,
     configurations,

@@ -1,6 +1,7 @@
 """Model zoo: one builder for every architecture, with the inhibition design as keywords."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Callable
@@ -8,7 +9,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from ..config import Design, parse_antialias
+from ..config import check_design, parse_antialias
 from ..errors import UserError
 from ..layers import BlurPool2d
 from .densenet import DenseNetBC
@@ -129,8 +130,8 @@ def build_model(arch: str, *, in_chans: int = 3, num_classes: int = 10, **design
     >>> build_model("resnet20", placement="b1", variant="upsample", scale=2.0, alpha=1.0,
     ...             antialias="tri3", in_chans=3, num_classes=10)  # doctest: +SKIP
     """
-    spec = Design.from_dict(design)
+    spec = check_design(design)
     model = _builder(arch)(in_chans=in_chans, num_classes=num_classes, antialias=spec.antialias,
                            antialias_position=spec.antialias_position)
-    pushpullify(model, Design.from_dict({**spec.to_dict(), "antialias": "none"}))
+    pushpullify(model, dataclasses.replace(spec, antialias="none"))
     return model

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from ..config import DESIGN_KEYS, MODEL_KEYS, Design
+from ..config import DESIGN_KEYS, Design, check_config
 from ..data.preprocess import DATASET_STATS, normalisation
 from ..errors import UserError
 from . import architecture_problem, build_model, supports_antialias
@@ -30,7 +30,7 @@ def apply_design(config: Mapping[str, Any], arch: str, *, checkpoint: str | Path
                  num_classes: int = 1000, dataset: str = "imagenet") -> AppliedDesign:
     """``arch`` with the design of ``config`` (a picked configuration: design keys, and model keys
     that are ignored), with the plain model's weights from ``checkpoint`` where given."""
-    design = Design.from_dict({k: v for k, v in config.items() if k not in MODEL_KEYS})
+    design = Design.from_mapping(check_config(config))
     if not any(k in config for k in DESIGN_KEYS):
         raise UserError(f"the configuration holds no design key ({', '.join(DESIGN_KEYS)}): nothing to apply")
     problem = architecture_problem(arch)

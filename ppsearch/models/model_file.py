@@ -13,7 +13,7 @@ from safetensors import SafetensorError
 from safetensors.torch import safe_open, save_file
 
 from .. import __version__
-from ..config import Design
+from ..config import check_design
 from ..errors import UserError
 from ..files import atomic_path
 from . import architecture_problem, build_model
@@ -66,7 +66,7 @@ def read_spec(path: str | Path) -> ModelSpec:
         spec = ModelSpec(**{k: tuple(data[k]) if isinstance(data[k], list) else data[k] for k in fields})
     except (json.JSONDecodeError, TypeError, KeyError) as error:
         raise UserError(f"checkpoint {path} has damaged ppsearch metadata ({type(error).__name__}: {error})") from None
-    Design.from_dict(spec.design)
+    check_design(spec.design)
     return spec
 
 
@@ -97,7 +97,7 @@ def load_model(path: str | Path, arch: str | None = None, **design: Any) -> nn.M
 
 
 def _load_seed_checkpoint(path: Path, arch: str, design: dict[str, Any]) -> tuple[nn.Module, ModelSpec]:
-    design = Design.from_dict({"antialias_position": "block_input", **design})
+    design = check_design({"antialias_position": "block_input", **design})
     if design.antialias != "none" and design.antialias_position != "block_input":
         raise UserError("the seed code blurs the strided block's input (antialias_position=block_input); "
                         f"it has no checkpoints with antialias_position={design.antialias_position}")

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn as nn
 
-from ..config import Design
+from ..config import Design, check_design
 from ..errors import UserError
 from ..layers import PushPull2d
 
@@ -117,7 +117,7 @@ def pushpullify(model: nn.Module, config: Design | Mapping[str, Any]) -> list[Ch
     ``config`` is a ``Design`` or its dict (``placement`` none/pp/b1/b2/all plus layer keywords).
     Only square convolutions larger than 1x1 with zero padding are eligible. Returns what changed.
     """
-    design = config if isinstance(config, Design) else Design.from_dict(config)
+    design = config if isinstance(config, Design) else check_design(config)
     if design.antialias not in ("none", 0, None):
         raise UserError("pushpullify cannot add anti-aliasing to an existing model; build the model with it "
                          "(ppsearch's zoo: antialias=..., timm: aa_layer=...)")

@@ -21,13 +21,13 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..config import DESIGN_KEYS, Design, typed_config
+from ..config import Design, typed_config
 from ..errors import UserError
 from ..files import write_text
 from ..rundir import Column, RunSettings, is_paper, load_run, search_trials, validation_column
-from . import pareto
+from ..selection import pareto
+from ..selection.uncertainty import configurations, hypervolume_interval
 from .report import html_page, html_table, volume_text
-from .uncertainty import configurations, hypervolume_interval
 
 DESIGN = "design"  # the column naming a design in the comparison tables
 RANK_PREFIX = "rank in "  # per run: the design's Pareto rank on validation values (1: on the front)
@@ -77,7 +77,7 @@ def mixing_note(runs: Sequence[Run]) -> str:
 def design_label(row: pd.Series | dict) -> str:
     """``b1: variant=upsample, scale=2.0, alpha=1.0; augmentation standard`` for a table row."""
     config = typed_config(row)
-    signature = Design.from_dict({k: v for k, v in config.items() if k in DESIGN_KEYS}).signature()
+    signature = Design.from_mapping(config).signature()
     placement = signature.pop("placement")
     details = ", ".join(f"{k}={v}" for k, v in signature.items() if not (k == "antialias" and v == "none"))
     return f"{placement}{': ' + details if details else ''}; augmentation {config.get('augmentation', 'standard')}"

@@ -13,11 +13,11 @@ from dash import Dash, Input, Output, dcc, html
 
 from ..errors import UserError
 from ..rundir import RESULTS_STEM, read_settings, status_counts
-from . import pareto
+from ..selection import pareto
+from ..selection.uncertainty import UNTESTED
 from .compare import comparison_figures, design_ranks, load_runs, mixing_note, shared_objectives
 from .figures import run_figures
 from .report import analyse, config_table, display_verdicts, verdict_summary, volume_text
-from .uncertainty import UNTESTED
 
 FILTER_KEYS = ("arch", "placement", "variant", "antialias", "augmentation", "trainable_alpha")
 REFRESH_MS = 5000

@@ -19,8 +19,8 @@ from plotly.subplots import make_subplots
 
 from ..config import CONFIG_KEYS, DESIGN_KEYS, Design
 from ..rundir import CE_PREFIX, FP_PREFIX, Column, TrialStatus, is_paper, origin_kind, search_trials, validation_column
-from . import pareto
-from .uncertainty import ci_column, configuration_id, selected_column, selected_rows
+from ..selection import pareto
+from ..selection.uncertainty import ci_column, configuration_id, selected_column, selected_rows
 
 FIGURE_WIDTH, FIGURE_HEIGHT = 1000, 560  # what label placement assumes; the page is at least this wide
 PLOT_MARGIN = dict(l=70, r=30, t=60, b=60)
@@ -35,7 +35,7 @@ def shown_design(row: pd.Series) -> dict[str, object]:
     (``Design.signature``) shown as ``INACTIVE``, not as their unused defaults."""
     present = [k for k in DESIGN_KEYS if k in row]
     try:
-        active = Design.from_dict({k: row[k] for k in present if pd.notna(row[k])}).signature()
+        active = Design.from_mapping(row).signature()
     except ValueError:  # a row from another version of the schema: show what it holds
         return {k: row[k] for k in present}
     return {k: (active[k] if k in active else INACTIVE) for k in present}

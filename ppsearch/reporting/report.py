@@ -40,11 +40,10 @@ from ..rundir import (
     status_counts,
     torn_journal_tail,
 )
-from . import pareto
-from .figures import INACTIVE, label, run_figures, shown_design
-from .pick import pick
-from .racing import Race, racing_looks, replay
-from .uncertainty import (
+from ..selection import pareto
+from ..selection.pick import pick
+from ..selection.racing import Race, racing_looks, replay
+from ..selection.uncertainty import (
     MIN_SEEDS_FOR_HYPERVOLUME,
     UNTESTED,
     Verdict,
@@ -55,6 +54,7 @@ from .uncertainty import (
     method_text,
     selected_column,
 )
+from .figures import INACTIVE, label, run_figures, shown_design
 
 # What the seed paper reported on CIFAR-10 (Table 1: E, mCE, rCE, mFR normalised by its AlexNet;
 # Table 4: clean error of the anti-aliased ResNet-20 variants), keyed by the spaces' preset names.

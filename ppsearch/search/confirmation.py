@@ -5,7 +5,7 @@ and draw verdicts. Confirmation trials are Ray trials of the run, never trials o
 Two ways (``RunSettings.confirm_seeds``):
 
 * a fixed count K: every front and paper configuration gets seeds ``seed+1 .. seed+K-1`` in one round;
-* ``auto`` (racing, ``reporting.racing``): a round at a time, each round one more seed for every
+* ``auto`` (racing, ``selection.racing``): a round at a time, each round one more seed for every
   configuration of an undecided (front, paper) pair, until every pair is decided or the
   configurations reach ``max_seeds``.
 
@@ -20,8 +20,8 @@ import pandas as pd
 
 from ..config import CONFIG_KEYS
 from ..errors import UserError
-from ..reporting.racing import pairs_to_confirm, replay
 from ..rundir import AUTO, FINAL_STATUSES, Column, RunSettings, search_trials
+from ..selection.racing import pairs_to_confirm, replay
 
 MIN_RACING_SEEDS = 3
 

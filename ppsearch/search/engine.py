@@ -17,7 +17,6 @@ import socket
 import sys
 import time
 import uuid
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,6 @@ import torch
 from ..config import CONFIG_KEYS
 from ..data.streaming import DataAccess
 from ..errors import UserError
-from ..reporting.pareto import validation_front
 from ..robustness.corruptions import BENCHMARK_CORRUPTIONS
 from ..robustness.evaluate import Predictor, batched_logits
 from ..robustness.metrics import flip_probability, fr_table, get_protocol
@@ -58,6 +56,7 @@ from ..rundir import (
     write_settings,
     write_table,
 )
+from ..selection.pareto import validation_front
 from ..training.trial import (
     EvaluationSets,
     TrialConfig,
@@ -71,10 +70,9 @@ from .confirmation import check_confirmation, next_confirmations
 from .moasha import EPOCH, MOASHA, PROTECTED, RUNG_METRICS, rung_metrics
 from .seeding import seeded_designs
 from .space import Space, load_space
+from .strategies import Scheduler, check_scheduler, make_sampler
 from .study_searcher import STUDY_TRIAL, FixedConfigs, StudySearcher, open_study
 
-SAMPLERS = ("tpe", "nsga2", "gp", "random")
-SCHEDULERS = ("moasha", "none")
 PROBE_IMAGES = 20  # per corruption, at severity 3: the cheap robustness estimate at MO-ASHA rungs
 PROBE_SEVERITY = 3
 PROBE_SEQUENCES = 3  # per perturbation (some 30 frames each): the cheap flip rate at MO-ASHA rungs
@@ -101,20 +99,6 @@ class TrialContext:
     threads: int
     access: DataAccess
     trials_per_node: dict[str, int]  # Ray node id: trials it runs at once (they share its memory budget)
-
-
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    if name == "tpe":  # multivariate + grouped: suits conditional spaces
-        with warnings.catch_warnings():  # both are flagged experimental; they are what TPE needs here
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(multivariate=True, group=True, seed=seed)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    raise UserError(f"unknown sampler {name!r}; allowed: {', '.join(SAMPLERS)}")
 
 
 def search_trial(config: dict[str, Any], context: TrialContext) -> None:
@@ -366,8 +350,7 @@ def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources 
     space = load_space(settings.space)
     check_objectives(settings.objectives, "--objectives")
     make_sampler(settings.sampler, settings.seed)
-    if settings.scheduler not in SCHEDULERS:
-        raise UserError(f"unknown scheduler {settings.scheduler!r}; allowed: {', '.join(SCHEDULERS)}")
+    check_scheduler(settings.scheduler)
     check_confirmation(settings)
     defaults = trial_config(settings, space.defaults, settings.seed)
     settings = settings_for_run(run_dir, settings)
@@ -387,8 +370,8 @@ def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources 
     del data
     trial_dataset.cache_clear()
     scheduler = MOASHA(defaults.epochs, rung_metrics(settings.objectives), run_dir) \
-        if settings.scheduler == "moasha" else FIFOScheduler()
-    rungs = tuple(scheduler.rungs) if settings.scheduler == "moasha" else ()
+        if settings.scheduler == Scheduler.MOASHA else FIFOScheduler()
+    rungs = tuple(scheduler.rungs) if settings.scheduler == Scheduler.MOASHA else ()
     context = TrialContext(run_dir, space, settings, sets, rungs, max(1, int(resources.cpus_per_trial)), access,
                            trials_per_node)
 

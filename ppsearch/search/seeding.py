@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config import DESIGN_KEYS, Design, typed_config
+from ..config import Design, typed_config
 from ..errors import UserError
-from ..reporting.pareto import validation_front
 from ..rundir import FINAL_STATUSES, SEARCHED, Column, front_origin, load_run, search_trials
+from ..selection.pareto import validation_front
 from .space import Space
 
 
@@ -57,7 +57,7 @@ def seeded_designs(space: Space, objectives: Sequence[str], run_dirs: Sequence[s
         table, _ = load_run(run_dir)
         for row in validation_front(table, tuple(objectives)).to_dict("records"):
             origin = front_origin(Path(run_dir).resolve().name, row[Column.TRIAL_ID])
-            design = Design.from_dict({k: v for k, v in typed_config(row).items() if k in DESIGN_KEYS})
+            design = Design.from_mapping(typed_config(row))
             wanted = design.signature()
             point, problem = _express(space, wanted)
             key = tuple(sorted(wanted.items(), key=lambda kv: kv[0]))
@@ -81,7 +81,7 @@ def _express(space: Space, wanted: dict[str, Any]) -> tuple[dict[str, Any], str 
     for dim in space.dimensions:
         if dim.name in point and not dim.contains(point[dim.name]):
             return point, f"{dim.name}={point[dim.name]!r} is outside the space's {dim.name} ({dim.describe()})"
-    trained = Design.from_dict({k: v for k, v in space.full({**space.defaults, **point}).items() if k in DESIGN_KEYS})
+    trained = Design.from_mapping(space.full({**space.defaults, **point}))
     for key, value in wanted.items():
         if trained.signature().get(key) != value:
             return point, f"the space {space.name} fixes {key} to {trained.signature().get(key)!r}"

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from ..config import DESIGN_KEYS, KEYS, MODEL_KEYS, Design, check_config
+from ..config import KEYS, MODEL_KEYS, Design, check_config
 from ..data.datasets import Dataset, load_dataset, native_image_size
 from ..data.preprocess import normalisation
 from ..data.splits import check_validation_fraction, validation_split
@@ -111,7 +111,7 @@ class TrialConfig:
             check_validation_fraction(validation_fraction, "--validation-fraction")
         b = get_budget(budget, budget_overrides)
         model = {key: config.get(key, KEYS[key].default) for key in MODEL_KEYS}
-        design = Design.from_dict({k: v for k, v in config.items() if k in DESIGN_KEYS})
+        design = Design.from_mapping(config)
         return cls(model["arch"], design, model["augmentation"], model["recipe"] or b.recipe, dataset,
                    image_size or native_image_size(dataset), budget, b.epochs, b.train_images, b.eval_images,
                    b.c_images, b.p_images, seed, protocol,

@@ -222,7 +222,7 @@ def dominance_table(table: pd.DataFrame, objectives: Sequence[str], front_ids: S
     (searched ones without their selected seed): the verdict, the p-values, and per objective the
     difference of means with its 95% interval. Verdicts are drawn with Holm's correction over the
     table's comparisons at ``alpha``, or, for a racing confirmation, are its ``decided`` pairs
-    ((front, paper) -> verdict and round) with their ``adjusted`` p-values (``reporting.racing``)."""
+    ((front, paper) -> verdict and round) with their ``adjusted`` p-values (``selection.racing``)."""
     summary = configurations(table, objectives)
     summary = summary.set_index(Column.CONFIG_ID) if len(summary) else summary
     papers = [c for c in summary.index if is_paper(summary.loc[c, Column.ORIGIN])]

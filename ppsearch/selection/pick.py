@@ -16,7 +16,7 @@ from .uncertainty import Comparison, compare, configurations, seed_values
 
 def pick(table: pd.DataFrame, objectives: Sequence[str], *, weights: Sequence[float] | None = None,
          max_clean_error_increase: float | None = None) -> pd.Series:
-    """The chosen configuration's row of :func:`~ppsearch.reporting.uncertainty.configurations`.
+    """The chosen configuration's row of :func:`~ppsearch.selection.uncertainty.configurations`.
 
     Candidates are the validation front's configurations, compared on their validation means scaled
     to [0, 1] over the front: without ``weights`` the knee (closest to the ideal, every objective at
