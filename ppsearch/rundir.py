@@ -1,15 +1,8 @@
 """A run directory's contracts, declared once: trial status, origins, the results table's columns,
 the files a run holds, and the one reader and writer of each.
 
-A search run (``ppsearch run``) holds::
-
-    <run>/run.json          the run's settings (:class:`RunSettings`), including the Optuna study name
-    <run>/optuna.journal    the Optuna study (JournalStorage: optuna-dashboard opens it)
-    <run>/sets/             the -C/-P sets every trial is measured on, made once
-    <run>/tune/             Ray Tune's experiment state
-    <run>/moasha.json       MO-ASHA's rung records, so that a continued run stops what an uninterrupted one would
-    <run>/trials/<id>/      one trial: checkpoint, model, sparsity, record.json
-    <run>/results.parquet   the results table, one row per trial (and results.csv)
+A search run (``ppsearch run``) holds the files of :data:`RUN_LAYOUT`; a continued run reads them
+back, so nothing else needs to survive an interruption.
 
 A ``ppsearch train`` run holds ``seed-<n>/`` trial folders and ``records.parquet``. This module
 imports neither torch nor the trainer: reports, the dashboard and ``pick`` read runs through it.
@@ -39,6 +32,16 @@ TRIALS_DIR = "trials"
 RECORD_FILE = "record.json"
 RESULTS_STEM = "results"  # a search's table
 RECORDS_STEM = "records"  # a `ppsearch train` run's table
+# what a search run directory holds: (path, what it is)
+RUN_LAYOUT = (
+    (RUN_FILE, "the run's settings (RunSettings), including the Optuna study's name"),
+    (JOURNAL_FILE, "the Optuna study (JournalStorage; optuna-dashboard opens it)"),
+    (f"{SETS_DIR}/", "the -C/-P sets every trial is measured on, made once (test, and validation)"),
+    (f"{TUNE_DIR}/", "Ray Tune's experiment state (not needed to continue a run)"),
+    (MOASHA_FILE, "MO-ASHA's rung records, so that a continued run stops what an uninterrupted one would"),
+    (f"{TRIALS_DIR}/<id>/", "one trial: checkpoint/, model.safetensors, sparsity.csv, then record.json (written last)"),
+    (f"{RESULTS_STEM}.parquet", f"the results table, one row per trial (and {RESULTS_STEM}.csv for people)"),
+)
 
 
 class TrialStatus(enum.StrEnum):
