@@ -13,15 +13,19 @@ import dataclasses
 import enum
 import json
 import shutil
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from .config import PAPER_PREFIX
 from .errors import UserError
 from .files import atomic_path, read_json, write_json
+
+if TYPE_CHECKING:
+    import optuna
 
 RUN_FILE = "run.json"
 JOURNAL_FILE = "optuna.journal"
@@ -142,6 +146,12 @@ def validation_column(metric: str) -> str:
     return f"{VALIDATION_PREFIX}{metric}"
 
 
+def completed(table: pd.DataFrame, measured: Sequence[str] = ()) -> pd.DataFrame:
+    """The rows of trials that trained their whole budget and were measured, with every column of
+    ``measured`` present (pruned and failed trials never enter a front or an estimate)."""
+    return table[table[Column.STATUS] == TrialStatus.COMPLETED].dropna(subset=list(measured))
+
+
 def search_trials(table: pd.DataFrame) -> pd.DataFrame:
     """The rows of the search's own trials (one seed per configuration), without confirmations."""
     if Column.CONFIG_ID not in table:
@@ -158,6 +168,38 @@ def check_objectives(objectives: Sequence[str], where: str) -> tuple[str, ...]:
     if len(set(objectives)) != len(objectives):
         raise UserError(f"{where}: objectives repeat: {', '.join(objectives)}")
     return tuple(objectives)
+
+
+@dataclasses.dataclass(frozen=True)
+class Assignment:
+    """One trial of a run as a searcher hands it out (the study's trials and the confirmation
+    seeds alike), and all a trial's record says about where it came from."""
+
+    configuration: dict[str, Any]  # configuration keys (``config.KEYS``) -> values
+    trial_id: str  # names the trial's folder
+    origin: str  # SEARCHED, a paper (``paper:NAME``) or an earlier front (``front:RUN:TRIAL``)
+    seed: int  # the training seed
+    config_id: str  # the trial whose configuration this one trains: its own id, or the one a confirmation repeats
+    study_trial: int | None = None  # its number in the Optuna study (None: a confirmation seed, not in the study)
+
+    def identity(self) -> dict[str, Any]:
+        """The record's columns that say which trial this is."""
+        return {Column.TRIAL_ID: self.trial_id, Column.ORIGIN: self.origin, Column.SEED: self.seed,
+                Column.CONFIG_ID: self.config_id}
+
+
+def failed_record(assignment: Assignment, reason: str) -> dict[str, Any]:
+    """The record of a trial that failed before it trained (an exception outside training)."""
+    return {**assignment.configuration, **assignment.identity(), Column.STATUS: TrialStatus.FAILED,
+            Column.EPOCHS_COMPLETED: 0, Column.FAILURE_REASON: reason}
+
+
+def ended_record(assignment: Assignment, status: TrialStatus, epochs: int, reason: str,
+                 rung_values: Mapping[str, float]) -> dict[str, Any]:
+    """The record of a trial that ended without writing one: stopped early by the scheduler (after
+    ``epochs``, with the values of the rung it reached), or lost to a Ray error."""
+    return {**assignment.configuration, **assignment.identity(), Column.STATUS: status,
+            Column.EPOCHS_COMPLETED: epochs, Column.FAILURE_REASON: reason, **rung_values}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,8 +286,89 @@ def read_record(trial_dir: str | Path) -> dict[str, Any] | None:
 
 
 def write_record(trial_dir: str | Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Write a trial's record (atomically: it is the mark of a finished trial); the one writer."""
     write_json(Path(trial_dir) / RECORD_FILE, record)
     return record
+
+
+def write_record_once(trial_dir: str | Path, record: dict[str, Any]) -> None:
+    """Write ``record`` unless the trial wrote its own (which is kept)."""
+    if read_record(trial_dir) is None:
+        write_record(trial_dir, record)
+
+
+class ResultsTable:
+    """A search's results table, one row per trial: read from the trial folders once, then kept up
+    to date a trial at a time (its record when it ends; Ray's state for trials without one), and
+    written to ``results.parquet``/``.csv``. A confirmation's row names the trial it repeats as its
+    configuration id; a search trial's configuration id is its own id."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.recorded: set[str] = set()  # trials whose row is their record
+        self.waiting: set[str] = set()  # trials that ended before their record was on disk
+        for trial_dir in sorted(p for p in (self.run_dir / TRIALS_DIR).glob("*") if p.is_dir()):
+            self.read(trial_dir.name)
+
+    def read(self, trial_id: str) -> bool:
+        """Take ``trial_id``'s record into the table; False while it has none."""
+        record = read_record(self.run_dir / TRIALS_DIR / trial_id)
+        if record is None:
+            return False
+        self.rows[trial_id] = {Column.TRIAL_ID: trial_id, Column.ORIGIN: record.get(Column.ORIGIN, SEARCHED),
+                               Column.CONFIG_ID: trial_id,
+                               Column.BUDGET_REACHED: record.get(Column.EPOCHS_COMPLETED, 0), **record}
+        self.recorded.add(trial_id)
+        self.waiting.discard(trial_id)
+        return True
+
+    def live(self, assignment: Assignment, status: TrialStatus) -> None:
+        """A trial without a record yet, in Ray's state ``status``."""
+        if assignment.trial_id not in self.recorded:
+            self.rows[assignment.trial_id] = {**assignment.configuration, **assignment.identity(),
+                                              Column.STATUS: status}
+
+    def ended(self, assignment: Assignment, status: TrialStatus) -> None:
+        """``assignment``'s trial ended: its record, or ``status`` until the record is written."""
+        if not self.read(assignment.trial_id):
+            self.live(assignment, status)
+            self.waiting.add(assignment.trial_id)
+
+    def settle(self) -> None:
+        """Read the records of trials that ended before they were written."""
+        for trial_id in sorted(self.waiting):
+            self.read(trial_id)
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(list(self.rows.values()))
+
+    def write(self) -> pd.DataFrame:
+        table = self.frame()
+        write_table(table, self.run_dir / RESULTS_STEM)
+        return table
+
+
+def open_study(run_dir: str | Path, sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
+    """A search run's Optuna study, in its journal; the one way to open it. With a ``sampler`` (the
+    search), the study is created the first time, with the objectives' names; without one (reading
+    a run), it must exist."""
+    import optuna
+
+    settings = read_settings(run_dir)
+    journal = Path(run_dir) / JOURNAL_FILE
+    if sampler is None and not journal.is_file():
+        raise UserError(f"{run_dir} has no Optuna study ({JOURNAL_FILE}); is it a `ppsearch run` directory?")
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    if sampler is None:
+        return optuna.load_study(study_name=settings.study_name, storage=storage)
+    study = optuna.create_study(storage=storage, study_name=settings.study_name, sampler=sampler,
+                                directions=["minimize"] * len(settings.objectives), load_if_exists=True)
+    if study.metric_names is None:
+        with warnings.catch_warnings():  # flagged experimental; it is what optuna-dashboard shows
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(settings.objectives))
+    return study
 
 
 def write_table(records: pd.DataFrame, path_stem: str | Path) -> tuple[Path, Path]:
@@ -270,7 +393,7 @@ def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, RunSettings]:
     if missing:
         raise UserError(f"{path} lacks column {str(missing[0])!r}: it was written by an older ppsearch; "
                         f"rerun the search command on the directory to rebuild it")
-    if not (table[Column.STATUS] == TrialStatus.COMPLETED).any():
+    if completed(table).empty:
         raise UserError(f"{path} has no completed trial yet: nothing to report")
     return table, read_settings(run_dir)
 
@@ -288,7 +411,7 @@ def completed_trials(run_dir: str | Path) -> pd.DataFrame:
                         f"{RECORDS_STEM}.parquet (ppsearch train)")
     if Column.ORIGIN not in table:
         table[Column.ORIGIN] = run_dir.name
-    return table[table[Column.STATUS] == TrialStatus.COMPLETED]
+    return completed(table)
 
 
 def status_counts(table: pd.DataFrame, statuses: Sequence[TrialStatus] = tuple(TrialStatus)) -> str:

@@ -10,9 +10,10 @@ from ray.tune.schedulers import TrialScheduler
 
 from ppsearch.robustness.evaluate import Predictor, evaluate
 from ppsearch.robustness.perturbations import ALL_PERTURBATIONS
-from ppsearch.rundir import MOASHA_FILE, OBJECTIVES
-from ppsearch.search.engine import PROBE_SEQUENCES, probe_flip_rate
+from ppsearch.rundir import MOASHA_FILE, OBJECTIVES, Assignment
 from ppsearch.search.moasha import MOASHA, crowding_distance, promotion_order, rung_metrics, rungs
+from ppsearch.search.probes import PROBE_SEQUENCES, probe_flip_rate
+from ppsearch.search.study_searcher import ASSIGNMENT
 
 TWO = ("rung_clean_error", "rung_corruption_error")  # the probes of a run on clean error and mCE
 
@@ -48,7 +49,8 @@ def test_promotion_ranks_fronts_then_crowding_then_hypervolume_contribution():
 
 def _trial(trial_id, session=1):
     """A Ray trial: Ray's id changes from one session of a run to the next, the run's does not."""
-    return SimpleNamespace(trial_id=f"ray{session}-{trial_id}", config={"trial_id": trial_id})
+    return SimpleNamespace(trial_id=f"ray{session}-{trial_id}",
+                           config={ASSIGNMENT: Assignment({}, trial_id, "searched", 0, trial_id)})
 
 
 def _result(epoch, *values, protected=False, metrics=TWO):

@@ -10,12 +10,12 @@ import optuna
 import pandas as pd
 import pytest
 
-from ppsearch.rundir import RunSettings, read_settings, write_settings
+from ppsearch.rundir import RunSettings, open_study, read_settings, write_settings
 from ppsearch.search.confirmation import next_confirmations
 from ppsearch.search.engine import Resources, run_search
 from ppsearch.search.space import load_space
 from ppsearch.search.strategies import make_sampler
-from ppsearch.search.study_searcher import StudySearcher, open_study
+from ppsearch.search.study_searcher import ASSIGNMENT, StudySearcher, enqueue_origins, trial_folder_name
 from ppsearch.selection.pareto import validation_front
 from ppsearch.selection.racing import pairs_to_confirm
 
@@ -48,12 +48,6 @@ def _settings(space_path, trials, scheduler="none", sampler="tpe"):
                        sampler, scheduler, trials, 0, "seed-paper", 0.1)
 
 
-def _study(run_dir):
-    name = read_settings(run_dir).study_name
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(run_dir / "optuna.journal")))
-    return optuna.load_study(study_name=name, storage=storage)
-
-
 def test_a_multi_objective_search_end_to_end(tmp_path, local_ray):
     space = _space(tmp_path, "  exploding: {placement: pp, alpha: 1.0e+38}\n")
     run_dir = tmp_path / "run"
@@ -69,17 +63,17 @@ def test_a_multi_objective_search_end_to_end(tmp_path, local_ray):
     assert pd.read_parquet(run_dir / "results.parquet").shape == table.shape
     assert (run_dir / "results.csv").is_file()
 
-    study = _study(run_dir)
+    study = open_study(run_dir)
     assert study.directions == [optuna.study.StudyDirection.MINIMIZE] * 2
     assert study.metric_names == ["clean_error", "mce"]  # optuna-dashboard names the objectives
     assert len(study.trials) == 5
-    states = {f"{t.number:05d}": t.state for t in study.trials}
+    states = {trial_folder_name(t.number): t.state for t in study.trials}
     for row in table.itertuples():
         expected = {"completed": "COMPLETE", "failed": "FAIL", "pruned": "PRUNED"}[row.status]
         assert states[row.trial_id].name == expected, row
     completed = table[table["status"] == "completed"].set_index("trial_id")
     for trial in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
-        row = completed.loc[f"{trial.number:05d}"]
+        row = completed.loc[trial_folder_name(trial.number)]
         # Optuna is told validation values only; the test split is measured beside them, never told
         assert trial.values == pytest.approx([row["val_clean_error"], row["val_mce"]])
     assert study.trials[0].params == {"placement": "none", "antialias": "none"}  # papers first
@@ -87,21 +81,23 @@ def test_a_multi_objective_search_end_to_end(tmp_path, local_ray):
 
 def test_trials_stopped_early_are_told_to_optuna_as_pruned(tmp_path):
     space_path = _space(tmp_path)
-    settings = _settings(space_path, trials=3)
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "j.log")))
+    settings = RunSettings(**{**_settings(space_path, trials=3).__dict__, "study_name": "pruning"})
+    write_settings(tmp_path, settings)
     space = load_space(space_path)
-    study = open_study(space, storage, "pruning", settings.objectives, make_sampler("tpe", 0))
+    study = open_study(tmp_path, make_sampler("tpe", 0))
+    enqueue_origins(study, space)
     ended = []
-    searcher = StudySearcher(study, space, settings.objectives, trials=1,
-                             on_ended=lambda config, status, last, reason: ended.append((config["study_trial"], status)))
+    searcher = StudySearcher(study, space, settings.objectives, trials=1, seed=0,
+                             on_ended=lambda assignment, status, last, reason: ended.append((assignment.study_trial,
+                                                                                             status)))
     handed_out = [searcher.suggest(trial_id) for trial_id in ("a", "b", "c", "d")]
-    assert [c["origin"] for c in handed_out[:3]] == ["paper:plain", "paper:pp", "searched"]
+    assert [c[ASSIGNMENT].origin for c in handed_out[:3]] == ["paper:plain", "paper:pp", "searched"]
     assert handed_out[3] == "FINISHED"  # two papers and the one searched trial asked for
     # a: stopped by MO-ASHA after an epoch report (which has no final status)
     searcher.on_trial_complete("a", {"epoch": 1, "rung_clean_error": 0.5, "status": "running", "clean_error": 0.1})
     searcher.on_trial_complete("b", {"epoch": 2, "status": "completed", "clean_error": 0.2, "mce": 0.9})
     searcher.on_trial_complete("c", {"epoch": 0, "status": "failed"})
-    study = optuna.load_study(study_name="pruning", storage=storage)
+    study = open_study(tmp_path)
     assert [t.state.name for t in study.trials] == ["PRUNED", "COMPLETE", "FAIL"]
     assert [t.user_attrs["origin"] for t in study.trials] == ["paper:plain", "paper:pp", "searched"]
     assert study.best_trials[0].values == [0.2, 0.9] and len(study.best_trials) == 1
@@ -117,12 +113,12 @@ def test_trials_an_interrupted_driver_left_running_are_resumed_within_the_budget
     settings = RunSettings(**{**_settings(space_path, trials=1).__dict__, "study_name": "interrupted"})
     run_dir.mkdir()
     write_settings(run_dir, settings)
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(run_dir / "optuna.journal")))
-    study = open_study(space, storage, "interrupted", settings.objectives, make_sampler("tpe", 0))
+    study = open_study(run_dir, make_sampler("tpe", 0))
+    enqueue_origins(study, space)
     orphan = study.ask()  # the first paper configuration, asked and never told
     space.suggest(orphan)
     table = run_search(run_dir, settings, Resources(cpus_per_trial=1), quiet=True)
-    study = _study(run_dir)
+    study = open_study(run_dir)
     assert len(study.trials) == 3 and not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
     assert sorted(table["trial_id"]) == ["00000", "00001", "00002"] and (table["status"] == "completed").all()
     assert table.set_index("trial_id").loc["00000", "origin"] == "paper:plain"
@@ -175,9 +171,9 @@ def _assert_complete(run_dir, trials: int) -> None:
     assert table["trial_id"].is_unique and len(table) == 2 + trials
     assert (table["status"] == "completed").all()
     assert {"paper:plain", "paper:pp"} <= set(table["origin"]) and (table["origin"] == "searched").sum() == trials
-    study = _study(run_dir)
+    study = open_study(run_dir)
     assert len(study.trials) == 2 + trials and not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
-    told = {f"{t.number:05d}" for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}
+    told = {trial_folder_name(t.number) for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}
     assert told == set(table["trial_id"])
 
 
@@ -206,7 +202,7 @@ def test_confirmation_seeds_survive_kill_9_and_stay_out_of_the_study(tmp_path):
     assert table["trial_id"].is_unique and (table["status"] == "completed").all()
     search = table[table["config_id"] == table["trial_id"]]
     confirmations = table[table["config_id"] != table["trial_id"]].set_index("trial_id")
-    assert len(search) == 3 and len(_study(run_dir).trials) == 3  # confirmations are not study trials
+    assert len(search) == 3 and len(open_study(run_dir).trials) == 3  # confirmations are not study trials
     front = set(validation_front(table, ("clean_error", "mce"))["trial_id"])
     papers = set(search.loc[search["origin"].str.startswith("paper:"), "trial_id"])
     assert set(confirmations.index) == {f"{t}-seed1" for t in front | papers}
@@ -295,18 +291,20 @@ def test_the_progress_line_counts_trials_in_the_state_they_are_entering(tmp_path
     running, a trial ending as completed (its record) or pruned (none), never as running."""
     from ray.tune.experiment import Trial
 
-    from ppsearch.rundir import write_record
+    from ppsearch.rundir import Assignment, ResultsTable, write_record
     from ppsearch.search.engine import results_callback
+    from ppsearch.search.study_searcher import ASSIGNMENT
 
     def trial(trial_id, status):
-        config = {"placement": "none", "origin": "searched", "trial_id": f"{'abc'.index(trial_id):05d}"}
+        name = trial_folder_name("abc".index(trial_id))
+        config = {ASSIGNMENT: Assignment({"placement": "none"}, name, "searched", 0, name, "abc".index(trial_id))}
         made = Trial("search_trial", config=config, trial_id=trial_id, stub=True)
         made.set_status(status)
         return made
 
     write_record(tmp_path / "trials" / "00000", {"status": "completed", "placement": "none", "clean_error": 0.5,
                                                  "mce": 1.0, "epochs_completed": 2})
-    callback = results_callback(tmp_path, ("clean_error", "mce"), quiet=False)
+    callback = results_callback(ResultsTable(tmp_path), ("clean_error", "mce"), quiet=False, started=time.monotonic())
     a, b, c = trial("a", Trial.RUNNING), trial("b", Trial.RUNNING), trial("c", Trial.PENDING)
     callback.on_trial_complete(0, [a, b, c], a)
     callback.on_trial_start(0, [trial("a", Trial.TERMINATED), b, c], c)
@@ -327,7 +325,7 @@ def test_racing_confirmation_resumes_after_kill_9_without_losing_or_repeating_a_
     command = _command(space, run_dir, 2, "--quiet", "--confirm-seeds", "auto", "--max-seeds", "4")
     table = _kill_9_and_resume(command, run_dir, records=5)  # the 3 search trials and two confirmations
     assert table["trial_id"].is_unique and (table["status"] == "completed").all()
-    assert len(_study(run_dir).trials) == 3  # confirmations are not study trials
+    assert len(open_study(run_dir).trials) == 3  # confirmations are not study trials
     settings = read_settings(run_dir)
     assert (settings.confirm_seeds, settings.max_seeds) == ("auto", 4)
     front, papers = pairs_to_confirm(table, settings.objectives)

@@ -2,14 +2,13 @@
 import dataclasses
 import textwrap
 
-import optuna
 import pandas as pd
 import pytest
 from run_dirs import write_run
 from test_search import _settings, _space
 
 from ppsearch.cli import main
-from ppsearch.rundir import JOURNAL_FILE, RESULTS_STEM, read_settings, validation_column
+from ppsearch.rundir import RESULTS_STEM, open_study, read_settings, validation_column
 from ppsearch.search.engine import Resources, run_search
 from ppsearch.search.seeding import seeded_designs
 from ppsearch.search.space import load_space
@@ -119,8 +118,7 @@ def test_a_wrn_search_starts_from_a_resnet_front(tmp_path, local_ray):
     assert len(table) == len(expected.enqueued) + 1  # the seeded designs, then one searched trial
     assert read_settings(wrn_dir).seed_from == (str(resnet_dir),)
 
-    study = optuna.load_study(study_name=read_settings(wrn_dir).study_name, storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(wrn_dir / JOURNAL_FILE))))
+    study = open_study(wrn_dir)
     selection = [validation_column(o) for o in settings.objectives]
     measured = table.set_index("trial_id")[selection]
     told = {trial_folder_name(t.number): t.values for t in study.trials if t.values is not None}

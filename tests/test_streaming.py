@@ -21,7 +21,7 @@ from ppsearch.data.streaming import (
 )
 from ppsearch.errors import UserError
 from ppsearch.models.model_file import ModelSpec
-from ppsearch.search.engine import Resources, connect_ray
+from ppsearch.search.cluster import Resources, connect_ray
 from ppsearch.training.recipes import get_recipe
 from ppsearch.training.trainer import Checkpointing, fit
 

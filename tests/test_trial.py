@@ -12,7 +12,7 @@ from ppsearch.robustness.perturbations import TEST_PERTURBATIONS
 from ppsearch.search.space import load_space, parse_override
 from ppsearch.selection.statistics import mean_ci, seed_summary
 from ppsearch.training.budgets import BUDGETS, get_budget, parse_budget_overrides
-from ppsearch.training.trial import CONFIG_COLUMNS, TrialConfig, evaluation_sets, run_trial, trial_dataset
+from ppsearch.training.trial import TrialConfig, evaluation_sets, run_trial, trial_dataset
 
 SPLIT = {"validation_fraction": 0.1, "validation_seed": 0}  # as a search's trials
 
@@ -64,7 +64,8 @@ def test_a_trial_returns_one_flat_record(smoke_record):
     for metric in ("clean_error", "mce", "mfr", "relative_mce", "corruption_error", "mt5d"):
         assert math.isfinite(record[f"val_{metric}"]) and math.isfinite(record[metric])
     assert record["val_mce"] != record["mce"]
-    assert {k: record[k] for k in CONFIG_COLUMNS} == config.to_dict()
+    assert {k: record[k] for k in TrialConfig.columns()} == config.to_dict()
+    assert tuple(config.to_dict()) == TrialConfig.columns()
     assert record["placement"] == "b1" and record["seed"] == 3 and record["epochs_completed"] == 2
     errors = [k for k in record if k.startswith("error/")]
     assert len(errors) == len(BENCHMARK_CORRUPTIONS) * 5

@@ -24,7 +24,7 @@ import plotly.graph_objects as go
 from ..config import Design, typed_config
 from ..errors import UserError
 from ..files import write_text
-from ..rundir import Column, RunSettings, is_paper, load_run, search_trials, validation_column
+from ..rundir import Column, RunSettings, completed, is_paper, load_run, search_trials, validation_column
 from ..selection import pareto
 from ..selection.uncertainty import configurations, hypervolume_interval
 from .report import html_page, html_table, volume_text
@@ -88,7 +88,7 @@ def design_ranks(runs: Sequence[Run], objectives: Sequence[str]) -> pd.DataFrame
     the run has not completed it) and in how many runs it is on the validation front."""
     columns = {}
     for run in runs:
-        search = pareto.completed(search_trials(run.table), [validation_column(o) for o in objectives])
+        search = completed(search_trials(run.table), [validation_column(o) for o in objectives])
         if search.empty:
             columns[RANK_PREFIX + run.name] = pd.Series(dtype=float)
             continue

@@ -12,8 +12,7 @@ import plotly.graph_objects as go
 from dash import Dash, Input, Output, dcc, html
 
 from ..errors import UserError
-from ..rundir import RESULTS_STEM, read_settings, status_counts
-from ..selection import pareto
+from ..rundir import RESULTS_STEM, completed, read_settings, status_counts
 from ..selection.uncertainty import UNTESTED
 from .compare import comparison_figures, design_ranks, load_runs, mixing_note, shared_objectives
 from .figures import run_figures
@@ -38,7 +37,7 @@ def views(run_dir: Path, filters: dict[str, list[str]]) -> tuple[str, list[go.Fi
         if values and key in table:
             table = table[table[key].map(str).isin(values)]
     status = f"{len(table)} of {len(everything)} trials shown: {status_counts(table)}"
-    if pareto.completed(table, settings.objectives).empty:
+    if completed(table, settings.objectives).empty:
         return status + "; no completed trial yet", [], pd.DataFrame(), pd.DataFrame(), everything
     analysis = analyse(table, settings)
     figures = run_figures(table, analysis.summary, analysis.front_ids, analysis.objectives)

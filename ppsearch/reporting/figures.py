@@ -18,7 +18,17 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..config import CONFIG_KEYS, DESIGN_KEYS, Design
-from ..rundir import CE_PREFIX, FP_PREFIX, Column, TrialStatus, is_paper, origin_kind, search_trials, validation_column
+from ..rundir import (
+    CE_PREFIX,
+    FP_PREFIX,
+    Column,
+    TrialStatus,
+    completed,
+    is_paper,
+    origin_kind,
+    search_trials,
+    validation_column,
+)
 from ..selection import pareto
 from ..selection.uncertainty import ci_column, configuration_id, selected_column, selected_rows
 
@@ -240,7 +250,7 @@ def progress_figure(table: pd.DataFrame, objectives: Sequence[str]) -> go.Figure
     the sampler saw), in the order they finished; confirmation seeds and test values play no part."""
     selection = [validation_column(o) for o in objectives]
     search = search_trials(table)
-    if Column.FINISHED_AT not in search or not set(selection) <= set(search) or pareto.completed(search, selection).empty:
+    if Column.FINISHED_AT not in search or not set(selection) <= set(search) or completed(search, selection).empty:
         return None
     history = pareto.hypervolume_history(search, selection, pareto.reference_point(search, selection))
     return px.line(history, x="trial", y="hypervolume", markers=True, hover_data=[Column.TRIAL_ID],
@@ -253,7 +263,7 @@ def parallel_figure(table: pd.DataFrame, objectives: Sequence[str]) -> go.Figure
     """The search trials' dimensions against their validation objectives; a key that makes no
     difference to a configuration is shown as ``INACTIVE``."""
     selection = [validation_column(o) for o in objectives]
-    done = pareto.completed(search_trials(table), selection) if set(selection) <= set(table) else table.iloc[:0]
+    done = completed(search_trials(table), selection) if set(selection) <= set(table) else table.iloc[:0]
     if done.empty:
         return None
     shown = pd.DataFrame([shown_design(row) for _, row in done.iterrows()], index=done.index)
@@ -307,7 +317,7 @@ def heatmap(table: pd.DataFrame, front_ids: Sequence[str], objectives: Sequence[
     """Per-corruption (or per-perturbation) values of the front's configurations: the mean over the
     seeds that estimate each (a searched configuration's selected seed left out)."""
     columns = [c for c in table if c.startswith(prefix)]
-    done = table[(table[Column.STATUS] == TrialStatus.COMPLETED) & ~selected_rows(table, objectives)]
+    done = completed(table[~selected_rows(table, objectives)])
     done = done[configuration_id(done).isin(front_ids)]
     if not columns or done.empty:
         return None

@@ -33,9 +33,10 @@ from ..rundir import (
     PROCEDURAL_FROST,
     Column,
     RunSettings,
-    TrialStatus,
+    completed,
     is_paper,
     load_run,
+    open_study,
     paper_name,
     status_counts,
     torn_journal_tail,
@@ -248,7 +249,8 @@ def _readable(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _reproduction_table(table: pd.DataFrame) -> pd.DataFrame:
-    done = table[(table[Column.STATUS] == TrialStatus.COMPLETED) & table[Column.ORIGIN].map(is_paper).astype(bool)]
+    done = completed(table)
+    done = done[done[Column.ORIGIN].map(is_paper).astype(bool)]
     metrics = [m for m in (Column.CLEAN_ERROR, Column.MCE, Column.RELATIVE_MCE, Column.MFR) if m in done]
     rows = []
     for origin, group in done.groupby(Column.ORIGIN, sort=False):
@@ -333,8 +335,7 @@ def _importance_figure(run_dir: Path, settings: RunSettings) -> go.Figure | None
     journal = run_dir / JOURNAL_FILE
     if not journal.is_file() or torn_journal_tail(journal):  # a damaged study is repaired by the next `run`
         return None
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
-    study = optuna.load_study(study_name=settings.study_name, storage=storage)
+    study = open_study(run_dir)
     if len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) < 2:
         return None
     rows = []

@@ -14,13 +14,11 @@ same rounds and runs exactly the seeds still missing.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 
-from ..config import CONFIG_KEYS
+from ..config import typed_config
 from ..errors import UserError
-from ..rundir import AUTO, FINAL_STATUSES, Column, RunSettings, search_trials
+from ..rundir import AUTO, FINAL_STATUSES, Assignment, Column, RunSettings, search_trials
 from ..selection.racing import pairs_to_confirm, replay
 
 MIN_RACING_SEEDS = 3
@@ -39,7 +37,7 @@ def check_confirmation(settings: RunSettings) -> None:
         raise UserError(f"--verdict-alpha: must be in (0, 0.5), got {settings.verdict_alpha!r}")
 
 
-def next_confirmations(table: pd.DataFrame, settings: RunSettings) -> list[dict[str, Any]]:
+def next_confirmations(table: pd.DataFrame, settings: RunSettings) -> list[Assignment]:
     """The confirmation trials to run next (empty: confirmation is finished). Their ids
     (``<trial>-seed<k>``) are fixed, so a rerun finds those already done."""
     if settings.confirm_seeds == "1" or table.empty or Column.SEED not in table:
@@ -58,9 +56,7 @@ def next_confirmations(table: pd.DataFrame, settings: RunSettings) -> list[dict[
         seed = int(row[Column.SEED]) + offset
         trial_id = confirmation_id(config, seed)
         if trial_id not in ended:
-            trials.append({**{k: row[k] for k in CONFIG_KEYS if k in row and pd.notna(row[k])},
-                           Column.ORIGIN: row[Column.ORIGIN], Column.TRIAL_ID: trial_id, Column.SEED: seed,
-                           Column.CONFIG_ID: config})
+            trials.append(Assignment(typed_config(row), trial_id, row[Column.ORIGIN], seed, config))
     return trials
 
 

@@ -32,6 +32,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ..errors import UserError
 from ..files import read_json, write_json
 from ..rundir import MOASHA_FILE, Column
+from .study_searcher import ASSIGNMENT
 
 # what a trial reports for the scheduler: its epoch, the probes measured at a rung, and whether it
 # is protected (the papers' configurations are never stopped)
@@ -121,7 +122,7 @@ class MOASHA(FIFOScheduler):
         epoch = result.get(self.time_attr)
         if epoch not in self.recorded or not all(m in result for m in self.metrics):
             return TrialScheduler.CONTINUE
-        trial_id = trial.config[Column.TRIAL_ID]
+        trial_id = trial.config[ASSIGNMENT].trial_id
         rung = self.recorded[epoch]
         rung[trial_id] = tuple(float(result[m]) for m in self.metrics)
         if result.get(PROTECTED):

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from ..config import Design, typed_config
 from ..errors import UserError
 from ..rundir import FINAL_STATUSES, SEARCHED, Column, front_origin, load_run, search_trials
@@ -30,31 +32,31 @@ class SeededDesigns:
     skipped: tuple[str, ...]
 
 
-def check_seed_runs(run_dirs: Sequence[str | Path], objectives: Sequence[str]) -> None:
-    """Each of ``run_dirs`` is a finished search run with the same objectives, or a one-line error."""
-    for run_dir in run_dirs:
-        table, settings = load_run(run_dir)
-        unfinished = table[~table[Column.STATUS].isin(FINAL_STATUSES)]
-        searched = (search_trials(table)[Column.ORIGIN] == SEARCHED).sum()
-        if len(unfinished) or searched < settings.trials:
-            raise UserError(f"--seed-from {run_dir} is not a finished run ({len(unfinished)} trials still open, "
-                            f"{searched} of its {settings.trials} searched trials ended): finish it first "
-                            f"(rerun its command)")
-        if set(settings.objectives) != set(objectives):
-            raise UserError(f"--seed-from {run_dir} optimised {', '.join(settings.objectives)}, this run optimises "
-                            f"{', '.join(objectives)}: a front is only a front for its own objectives")
+def check_seed_run(run_dir: str | Path, objectives: Sequence[str]) -> pd.DataFrame:
+    """The results table of ``run_dir``, a finished search run with the same objectives, or a
+    one-line error."""
+    table, settings = load_run(run_dir)
+    unfinished = table[~table[Column.STATUS].isin(FINAL_STATUSES)]
+    searched = (search_trials(table)[Column.ORIGIN] == SEARCHED).sum()
+    if len(unfinished) or searched < settings.trials:
+        raise UserError(f"--seed-from {run_dir} is not a finished run ({len(unfinished)} trials still open, "
+                        f"{searched} of its {settings.trials} searched trials ended): finish it first "
+                        f"(rerun its command)")
+    if set(settings.objectives) != set(objectives):
+        raise UserError(f"--seed-from {run_dir} optimised {', '.join(settings.objectives)}, this run optimises "
+                        f"{', '.join(objectives)}: a front is only a front for its own objectives")
+    return table
 
 
 def seeded_designs(space: Space, objectives: Sequence[str], run_dirs: Sequence[str | Path]) -> SeededDesigns:
     """The designs on the validation fronts of ``run_dirs`` (finished runs, checked) that ``space``
     can express, as search points of ``space``, in front order, each once; a design that is
     already one of the space's paper configurations is left to that paper."""
-    check_seed_runs(run_dirs, objectives)
+    tables = {run_dir: check_seed_run(run_dir, objectives) for run_dir in run_dirs}  # every run checked first
     enqueued: list[tuple[str, dict[str, Any]]] = []
     skipped: list[str] = []
     seen: dict[tuple, str] = {}
-    for run_dir in run_dirs:
-        table, _ = load_run(run_dir)
+    for run_dir, table in tables.items():
         for row in validation_front(table, tuple(objectives)).to_dict("records"):
             origin = front_origin(Path(run_dir).resolve().name, row[Column.TRIAL_ID])
             design = Design.from_mapping(typed_config(row))

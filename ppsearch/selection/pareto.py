@@ -17,15 +17,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from ..rundir import Column, TrialStatus, is_paper, search_trials, validation_column
+from ..rundir import Column, completed, is_paper, search_trials, validation_column
 
 REFERENCE_MARGIN = 1.1
-
-
-def completed(table: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
-    """Trials that finished their budget with every objective measured (pruned and failed ones
-    never enter a front)."""
-    return table[table[Column.STATUS] == TrialStatus.COMPLETED].dropna(subset=list(objectives))
 
 
 def front(table: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:

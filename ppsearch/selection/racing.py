@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..rundir import FINAL_STATUSES, Column, RunSettings, TrialStatus, is_paper, search_trials
+from ..rundir import FINAL_STATUSES, Column, RunSettings, TrialStatus, completed, is_paper, search_trials
 from .pareto import validation_front
 from .uncertainty import Verdict, compare, configuration_id, decide, holm
 
@@ -92,8 +92,7 @@ def race(pairs: Sequence[Pair], attempted: Mapping[str, set[int]], values: Mappi
 def pairs_to_confirm(table: pd.DataFrame, objectives: Sequence[str]) -> tuple[list[str], list[str]]:
     """The searched configurations on the validation front and the completed paper configurations:
     every report compares each of the former with each of the latter."""
-    search = search_trials(table)
-    done = search[search[Column.STATUS] == TrialStatus.COMPLETED]
+    done = completed(search_trials(table))
     papers = sorted(done.loc[done[Column.ORIGIN].map(is_paper).astype(bool), Column.TRIAL_ID])
     front = sorted(set(validation_front(table, objectives)[Column.TRIAL_ID]) - set(papers))
     return front, papers

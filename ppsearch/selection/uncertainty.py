@@ -35,7 +35,7 @@ import pandas as pd
 from scipy import stats
 
 from ..config import CONFIG_KEYS
-from ..rundir import Column, TrialStatus, is_paper, validation_column
+from ..rundir import Column, completed, is_paper, validation_column
 from .pareto import points_hypervolume, validation_front
 from .statistics import half_width
 
@@ -91,15 +91,11 @@ def selected_rows(table: pd.DataFrame, objectives: Sequence[str]) -> pd.Series:
             & ~table[Column.ORIGIN].map(is_paper).astype(bool))
 
 
-def _completed(table: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
-    return table[table[Column.STATUS] == TrialStatus.COMPLETED].dropna(subset=list(objectives))
-
-
 def seed_values(table: pd.DataFrame, objectives: Sequence[str],
                 config_ids: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """Configuration id -> (seeds, objectives) array of the values that estimate it: its completed
     rows less a searched configuration's selected seed (for ``config_ids`` only, when given)."""
-    done = _completed(table, objectives)
+    done = completed(table, objectives)
     done = done[~selected_rows(done, objectives)]
     ids = configuration_id(done)
     if config_ids is not None:
@@ -113,7 +109,7 @@ def configurations(table: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFra
     half-width over those seeds (test split; NaN where a searched configuration has no confirmation
     seed yet), a searched configuration's selected-seed values apart, and its validation mean (what
     selection used: the selected seed's where there is one)."""
-    done = _completed(table, objectives)
+    done = completed(table, objectives)
     if done.empty:
         return pd.DataFrame()
     ids = configuration_id(done).rename(Column.CONFIG_ID)

@@ -7,7 +7,7 @@ A trial lives in its own directory::
     <trial_dir>/sparsity.csv      weight and response sparsity per convolution
     <trial_dir>/record.json       the record, written last: a trial with a record is done
 
-The record's columns: the configuration (``CONFIG_COLUMNS``) and the columns of
+The record's columns: the configuration (``TrialConfig.columns()``) and the columns of
 :class:`ppsearch.rundir.Column` (status completed or failed, metrics, costs, sparsity), with
 ``error/<corruption>/<severity>``, ``ce/<corruption>`` and ``fp/<perturbation>``, all measured on
 the test split. A trial with a validation split (every search trial) holds those images out of
@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from ..config import KEYS, MODEL_KEYS, Design, check_config
+from ..config import DESIGN_KEYS, KEYS, MODEL_KEYS, Design, check_config
 from ..data.datasets import Dataset, load_dataset, native_image_size
 from ..data.preprocess import normalisation
 from ..data.splits import check_validation_fraction, validation_split
@@ -117,8 +117,14 @@ class TrialConfig:
                    b.c_images, b.p_images, seed, protocol,
                    validation_fraction, validation_seed)
 
+    @classmethod
+    def columns(cls) -> tuple[str, ...]:
+        """The record's columns that say how the trial was trained: the configuration keys, then
+        the dataset, budget, sizes, seed, protocol and split (the keys of :meth:`to_dict`)."""
+        return (*MODEL_KEYS, *DESIGN_KEYS, *(f.name for f in dataclasses.fields(cls) if f.name not in (*MODEL_KEYS, "design")))
+
     def to_dict(self) -> dict[str, Any]:
-        """Flat: the design's fields beside the others."""
+        """Flat: the design's fields beside the others (in the order of :meth:`columns`)."""
         flat = dataclasses.asdict(self)
         return {**{k: flat[k] for k in MODEL_KEYS}, **self.design.to_dict(),
                 **{k: v for k, v in flat.items() if k not in MODEL_KEYS + ("design",)}}
@@ -195,9 +201,6 @@ def check_trainable(config: Mapping[str, Any]) -> dict[str, Any]:
     return config
 
 
-CONFIG_COLUMNS = tuple(TrialConfig.create({}, dataset="cifar10", budget="smoke").to_dict())
-
-
 @functools.lru_cache(maxsize=2)
 def trial_dataset(name: str, access: DataAccess = DataAccess(), image_size: int | None = None) -> Dataset:
     """Datasets are loaded once per process and shared by its trials."""
@@ -216,12 +219,14 @@ def run_trial(
     trial_dir: str | Path,
     sets: EvaluationSets,
     *,
+    identity: Mapping[str, Any] | None = None,
     access: DataAccess = DataAccess(),
     device: str = "cpu",
     compile: bool = False,
     on_epoch: Callable[[TrialEpoch], None] | None = None,
 ) -> dict[str, Any]:
-    """Train and measure ``config``; ``sets`` are the run's generated -C and -P folders.
+    """Train and measure ``config``; ``sets`` are the run's generated -C and -P folders; the record
+    also holds ``identity`` (a search trial's id, origin, configuration id, node).
 
     Resumes from the trial's checkpoint when there is one; returns the stored record without
     training when the trial already finished. ``on_epoch(epoch)`` receives a :class:`TrialEpoch` after
@@ -231,23 +236,48 @@ def run_trial(
     trial_dir = Path(trial_dir)
     record = read_record(trial_dir)
     if record is not None:
-        if {k: record.get(k) for k in CONFIG_COLUMNS} != json.loads(json.dumps(config.to_dict())):
+        if {k: record.get(k) for k in TrialConfig.columns()} != json.loads(json.dumps(config.to_dict())):
             raise UserError(f"{trial_dir} holds a finished trial of another configuration")
         return record
     trial_dir.mkdir(parents=True, exist_ok=True)
     data = trial_dataset(config.dataset, access, config.image_size)
-    in_chans, num_classes = data.train_images.shape[-1], len(data.classes)
-    mean, std = normalisation(config.dataset, in_chans)
-    spec = ModelSpec(config.arch, config.design.to_dict(), in_chans, num_classes, config.dataset, mean, std)
+    spec = _model_spec(config, data)
     torch.manual_seed(config.seed)
     model = spec.build()
-    record: dict[str, Any] = {**config.to_dict(), Column.STATUS: TrialStatus.COMPLETED, Column.FAILURE_REASON: "",
-                              Column.PARAMS: sum(p.numel() for p in model.parameters()),
-                              Column.FLOPS: count_flops(model, data.train_images.shape[1], in_chans)}
-    test = Split(data.test_images, data.test_labels)
+    record: dict[str, Any] = {**config.to_dict(), **(identity or {}), Column.STATUS: TrialStatus.COMPLETED,
+                              Column.FAILURE_REASON: "", Column.PARAMS: sum(p.numel() for p in model.parameters()),
+                              Column.FLOPS: count_flops(model, data.train_images.shape[1], spec.in_chans)}
+    predict = Predictor(model, spec.mean, spec.std, device)
+    history, failure = _train(config, model, spec, data, trial_dir, predict, device, compile, on_epoch)
+    if failure:
+        record.update({Column.STATUS: TrialStatus.FAILED, Column.FAILURE_REASON: failure})
+    else:
+        started = time.perf_counter()
+        record.update(_measure(config, model, predict, data, sets, trial_dir, device))
+        record[Column.EVAL_SECONDS] = time.perf_counter() - started
+        save_model(trial_dir / "model.safetensors", model, spec)
+    train_seconds = history[-1].train_seconds if history else 0.0
+    record.update({Column.EPOCHS_COMPLETED: len(history), Column.TRAIN_SECONDS: train_seconds,
+                   Column.SKIPPED_IMAGES: sum(r.skipped_images for r in history),
+                   Column.IMAGES_PER_SECOND: sum(r.images for r in history) / train_seconds if train_seconds else 0.0,
+                   Column.TRIAL_DIR: str(trial_dir),
+                   Column.FINISHED_AT: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")})
+    return write_record(trial_dir, record)
+
+
+def _model_spec(config: TrialConfig, data: Dataset) -> ModelSpec:
+    in_chans, num_classes = data.train_images.shape[-1], len(data.classes)
+    mean, std = normalisation(config.dataset, in_chans)
+    return ModelSpec(config.arch, config.design.to_dict(), in_chans, num_classes, config.dataset, mean, std)
+
+
+def _train(config: TrialConfig, model: torch.nn.Module, spec: ModelSpec, data: Dataset, trial_dir: Path,
+           predict: Predictor, device: str, compile: bool,
+           on_epoch: Callable[[TrialEpoch], None] | None) -> tuple[list[EpochReport], str]:
+    """Train ``model`` on the trial's training images; returns the epochs' reports and, for a
+    trial that failed in training, why."""
     train, validation = config.splits(data)
-    selection = validation or test
-    predict = Predictor(model, mean, std, device)
+    selection = validation or Split(data.test_images, data.test_labels)
 
     def report_epoch(report: EpochReport, trained: torch.nn.Module) -> None:
         if on_epoch is not None:
@@ -257,40 +287,36 @@ def run_trial(
     history: list[EpochReport] = []
     try:
         history = fit(model, train.images, train.labels, get_recipe(config.recipe), epochs=config.epochs,
-                      augmentation=config.augmentation, mean=mean, std=std, seed=config.seed, device=device,
-                      compile=compile, on_epoch=report_epoch,
+                      augmentation=config.augmentation, mean=spec.mean, std=spec.std, seed=config.seed,
+                      device=device, compile=compile, on_epoch=report_epoch,
                       checkpointing=Checkpointing(trial_dir / "checkpoint", spec, config.to_dict()))
     except (NonFiniteLoss, torch.OutOfMemoryError, UnreadableImage) as error:
-        record.update({Column.STATUS: TrialStatus.FAILED,
-                       Column.FAILURE_REASON: f"{type(error).__name__}: {str(error).splitlines()[0]}"})
+        return history, f"{type(error).__name__}: {str(error).splitlines()[0]}"
+    return history, ""
 
-    if record[Column.STATUS] == TrialStatus.COMPLETED:
-        started = time.perf_counter()
 
-        def measure(split: Split, split_sets: tuple[Path, Path]) -> dict[str, Any]:
-            return _metrics(evaluate(predict, split.images, split.labels, c_source=f"official:{split_sets[0]}",
-                                     p_source=f"official:{split_sets[1]}", clean_images=config.eval_images,
-                                     c_images=config.c_images, p_images=config.p_images, protocol=config.protocol,
-                                     dataset=config.dataset, seed=config.seed, progress=False))
+def _measure(config: TrialConfig, model: torch.nn.Module, predict: Predictor, data: Dataset, sets: EvaluationSets,
+             trial_dir: Path, device: str) -> dict[str, Any]:
+    """The trained model's metrics on the test split (and the summary on the validation split,
+    prefixed), the frost its -C sets hold, and its first layer's sparsity (also written per layer)."""
+    def measure(split: Split, split_sets: tuple[Path, Path]) -> dict[str, Any]:
+        return _metrics(evaluate(predict, split.images, split.labels, c_source=f"official:{split_sets[0]}",
+                                 p_source=f"official:{split_sets[1]}", clean_images=config.eval_images,
+                                 c_images=config.c_images, p_images=config.p_images, protocol=config.protocol,
+                                 dataset=config.dataset, seed=config.seed, progress=False))
 
-        record.update(measure(test, sets.test))
-        if validation is not None:
-            measured = measure(validation, sets.validation)
-            record.update({validation_column(m): measured[m] for m in SUMMARY_METRICS if m in measured})
-        record[Column.FROST] = read_json(sets.test[0].parent / SETS_MANIFEST)["frost_textures"]
-        sparsity = sparsity_table(model, test.images[:SPARSITY_IMAGES], mean, std, device)
-        sparsity.to_csv(trial_dir / "sparsity.csv", index=False)
-        record.update({Column.FIRST_LAYER_WEIGHT_SPARSITY: sparsity["weight_sparsity"].iloc[0],
-                       Column.FIRST_LAYER_RESPONSE_SPARSITY: sparsity["response_sparsity"].iloc[0],
-                       Column.EVAL_SECONDS: time.perf_counter() - started})
-        save_model(trial_dir / "model.safetensors", model, spec)
-    train_seconds = history[-1].train_seconds if history else 0.0
-    record.update({Column.EPOCHS_COMPLETED: len(history), Column.TRAIN_SECONDS: train_seconds,
-                   Column.SKIPPED_IMAGES: sum(r.skipped_images for r in history),
-                   Column.IMAGES_PER_SECOND: sum(r.images for r in history) / train_seconds if train_seconds else 0.0,
-                   Column.TRIAL_DIR: str(trial_dir),
-                   Column.FINISHED_AT: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")})
-    return write_record(trial_dir, record)
+    test = Split(data.test_images, data.test_labels)
+    values = measure(test, sets.test)
+    validation = config.splits(data)[1]
+    if validation is not None:
+        measured = measure(validation, sets.validation)
+        values.update({validation_column(m): measured[m] for m in SUMMARY_METRICS if m in measured})
+    values[Column.FROST] = read_json(sets.test[0].parent / SETS_MANIFEST)["frost_textures"]
+    sparsity = sparsity_table(model, test.images[:SPARSITY_IMAGES], predict.mean, predict.std, device)
+    sparsity.to_csv(trial_dir / "sparsity.csv", index=False)
+    values.update({Column.FIRST_LAYER_WEIGHT_SPARSITY: sparsity["weight_sparsity"].iloc[0],
+                   Column.FIRST_LAYER_RESPONSE_SPARSITY: sparsity["response_sparsity"].iloc[0]})
+    return values
 
 
 def _metrics(evaluation: Evaluation) -> dict[str, Any]:

@@ -1,0 +1,90 @@
+"""A search trial on a Ray worker: the assignment a searcher handed out, trained and measured into
+``trials/<trial id>``, its epochs reported at MO-ASHA's rungs and its objectives at the end."""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data.streaming import DataAccess
+from ..rundir import (
+    TRIALS_DIR,
+    Assignment,
+    Column,
+    RunSettings,
+    TrialStatus,
+    failed_record,
+    is_paper,
+    validation_column,
+    write_record,
+)
+from ..training.trial import EvaluationSets, TrialConfig, TrialEpoch, run_trial
+from .moasha import EPOCH, PROTECTED
+from .probes import rung_probes
+from .space import Space
+from .study_searcher import ASSIGNMENT
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialContext:
+    """What every trial of a run needs to know; shipped to the Ray workers once."""
+
+    run_dir: Path
+    space: Space
+    settings: RunSettings
+    sets: EvaluationSets
+    rungs: tuple[int, ...]
+    threads: int
+    access: DataAccess
+    trials_per_node: dict[str, int]  # Ray node id: trials it runs at once (they share its memory budget)
+
+
+def trial_config(settings: RunSettings, configuration: dict[str, Any], seed: int) -> TrialConfig:
+    """A trial of the run: ``configuration`` under the run's dataset, budget, protocol and
+    validation split."""
+    return TrialConfig.create(configuration, dataset=settings.dataset, budget=settings.budget, seed=seed,
+                              budget_overrides=settings.budget_overrides, protocol=settings.protocol,
+                              validation_fraction=settings.validation_fraction, validation_seed=settings.seed,
+                              image_size=settings.image_size)
+
+
+def search_trial(config: dict[str, Any], context: TrialContext) -> None:
+    """The Ray Tune trainable: one trial, reporting its rungs and its record at the end."""
+    import ray
+    from ray import tune
+
+    execute_trial(config[ASSIGNMENT], context, tune.report, ray.get_runtime_context().get_node_id())
+
+
+def execute_trial(assignment: Assignment, context: TrialContext, report: Callable[[dict[str, Any]], None],
+                  node: str = "") -> dict[str, Any]:
+    """Run ``assignment`` into ``trials/<its trial id>`` on ``node`` (resuming it if it has a
+    checkpoint, reading it back if it has a record), reporting rungs and the final objectives
+    (measured on the validation split) through ``report``; returns the record."""
+    torch.set_num_threads(context.threads)
+    settings = context.settings
+    trial_dir = context.run_dir / TRIALS_DIR / assignment.trial_id
+    tags = {Column.ORIGIN: assignment.origin, PROTECTED: is_paper(assignment.origin)}
+
+    def on_epoch(epoch: TrialEpoch) -> None:
+        # Only the scheduler reads epoch results, at its rungs: every other epoch is neither
+        # measured nor reported (each report is a round trip through Ray Tune's driver).
+        if epoch.report.epoch in context.rungs:
+            report({EPOCH: epoch.report.epoch, "train_loss": epoch.report.train_loss, Column.STATUS: TrialStatus.RUNNING,
+                    **tags, **rung_probes(epoch, context.sets, settings)})
+
+    try:
+        trial = trial_config(settings, assignment.configuration, assignment.seed)
+        sharers = context.trials_per_node.get(node, max(context.trials_per_node.values()))
+        record = run_trial(trial, trial_dir, context.sets, identity={**assignment.identity(), Column.NODE: node},
+                           access=dataclasses.replace(context.access, sharers=sharers),
+                           device="cuda" if torch.cuda.is_available() else "cpu", on_epoch=on_epoch)
+    except Exception as error:  # noqa: BLE001 - a failing trial is a result: record it, the study goes on
+        reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        record = write_record(trial_dir, {**failed_record(assignment, reason), Column.NODE: node})
+    report({EPOCH: record.get(Column.EPOCHS_COMPLETED, 0), Column.STATUS: record[Column.STATUS], **tags,
+            **{o: record[validation_column(o)] for o in settings.objectives if validation_column(o) in record}})
+    return record
