@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test data bench
+.PHONY: demo test data bench docs reference
 
 $(INSTALLED): pyproject.toml
 	python3 -m venv $(VENV)
@@ -23,7 +23,17 @@ demo: $(INSTALLED) data
 
 test: $(INSTALLED) data
 	$(VENV)/bin/ruff check .
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet -d site
 	$(PY) -m pytest
+
+# the documentation site (docs/, mkdocs.yml) into site/; --strict: a broken link or a missing page fails
+docs: $(INSTALLED)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -d site
+
+# rewrite docs/reference/ from the code (the CLI parser, the configuration schema, the run directory);
+# tests/test_docs.py fails until this is run after such a change
+reference: $(INSTALLED)
+	$(PY) docs/generate_reference.py
 
 bench: $(INSTALLED) data
 	$(PY) benchmarks/bench_layers.py
