@@ -162,8 +162,8 @@ def test_a_search_shares_a_nodes_budget_between_its_concurrent_trials(local_ray)
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--stream", "sometimes"], "--stream must be one of auto, always, never, got 'sometimes'"),
-    (["--bad-images", "ignore"], "--bad-images must be one of fail, skip, got 'ignore'"),
+    (["--stream", "sometimes"], "argument --stream: unknown stream mode 'sometimes'; allowed: auto, always, never"),
+    (["--bad-images", "ignore"], "argument --bad-images: unknown bad-images policy 'ignore'; allowed: fail, skip"),
     (["--image-size", "24", "--stream", "always", "--memory-budget", "0.00001"],
      "memory budget 1e-05 GiB (per process) is too small to stream batches of 48 images at 24x24"),
     (["--dataset", "fashion-mnist", "--stream", "always"],

@@ -26,9 +26,9 @@ import torchvision
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from ..errors import UserError
+from .names import DATASETS
 from .streaming import DataAccess, ImageFiles, Images
 
-DATASETS = ("fashion-mnist", "cifar10", "cifar100", "imagenet")
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 CACHE_DIR = Path.home() / ".cache" / "ppsearch" / "datasets"
 IMAGENET_SIZE = 224  # imagenet's default image size; the other datasets are 32x32

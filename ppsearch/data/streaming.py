@@ -23,10 +23,9 @@ from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
 from ..errors import UserError
+from .names import BAD_IMAGE_POLICIES, STREAM_MODES
 
 IMAGENET_CROP_PCT = 0.875  # the standard 256 -> 224 evaluation crop
-STREAM_MODES = ("auto", "always", "never")
-BAD_IMAGE_POLICIES = ("fail", "skip")
 PREFETCH_BATCHES = 2  # per loader worker, memory budget permitting
 
 

@@ -49,11 +49,20 @@ import pandas as pd
 import torch
 
 from ..data.datasets import IMAGENET_SIZE
+from ..data.names import IMAGENET
 from ..errors import UserError
 from ..rundir import Column
-from .corruptions import ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, SEVERITIES
 from .corruptions.params import table_name
-from .perturbations import ALL_PERTURBATIONS, CIFAR_P, IMAGENET_P, TEST_PERTURBATIONS, recipe_for
+from .names import (
+    ALL_CORRUPTIONS,
+    ALL_PERTURBATIONS,
+    BENCHMARK_CORRUPTIONS,
+    HENDRYCKS,
+    SEED_PAPER,
+    SEVERITIES,
+    TEST_PERTURBATIONS,
+)
+from .perturbations import CIFAR_P, IMAGENET_P, recipe_for
 
 # The seed paper's CIFAR-10 AlexNet (the authors' own model; there is no official one), errors
 # as fractions averaged over the 5 severities (Table 4). Because every corruption has the same 5
@@ -201,13 +210,11 @@ class Protocol:
 
 
 CIFAR_IMAGE_SIZE = 32
-IMAGENET = "imagenet"
-SEED_PAPER = "seed-paper"
 PROTOCOLS = {p.name: p for p in (
     Protocol(SEED_PAPER, False, {CIFAR_P.name: P_PERTURBATIONS, IMAGENET_P.name: P_PERTURBATIONS},
              "seed paper: consecutive frames for every perturbation, mFR over its 10 (snow); its CIFAR-10 "
              "AlexNet for CIFAR, raw values for ImageNet"),
-    Protocol("hendrycks", True, {CIFAR_P.name: CIFAR_P_EVAL_PERTURBATIONS, IMAGENET_P.name: TEST_PERTURBATIONS},
+    Protocol(HENDRYCKS, True, {CIFAR_P.name: CIFAR_P_EVAL_PERTURBATIONS, IMAGENET_P.name: TEST_PERTURBATIONS},
              "hendrycks/robustness: noise against frame 0, others consecutive; mFR over CIFAR-10-P's evaluator's 10 "
              "(spatter) or ImageNet-P's 10 test perturbations (snow); ImageNet-C AlexNet for 224 px ImageNet, "
              "else unnormalised"),

@@ -51,11 +51,9 @@ from .corruptions import as_float_batch, to_uint8_batch
 from .corruptions.blur import filter_matrix, gaussian_filter, gaussian_kernel1d, imagemagick_quantize, line_blur
 from .corruptions.color import hsv2rgb, rgb2hsv
 from .corruptions.weather import WATER_RGB, snow_background, snow_layer, water_layer
-
-TEST_PERTURBATIONS = ("gaussian_noise", "shot_noise", "motion_blur", "zoom_blur", "snow", "brightness",
-                      "translate", "rotate", "tilt", "scale")
-VALIDATION_PERTURBATIONS = ("speckle_noise", "gaussian_blur", "spatter", "shear")
-ALL_PERTURBATIONS = TEST_PERTURBATIONS + VALIDATION_PERTURBATIONS
+from .names import ALL_PERTURBATIONS as ALL_PERTURBATIONS
+from .names import TEST_PERTURBATIONS as TEST_PERTURBATIONS
+from .names import VALIDATION_PERTURBATIONS as VALIDATION_PERTURBATIONS
 
 Frames = Iterator[torch.Tensor]  # float (N, 3, H, W) frames on the 0..255 scale, not yet truncated
 

@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from ..errors import UserError
+from .names import DEMO, OVERRIDABLE, PAPER, SHORT, SMOKE
 from .recipes import get_recipe
 
 
@@ -25,19 +26,15 @@ class Budget:
 
 
 BUDGETS = {b.name: b for b in (
-    Budget("smoke", 256, 2, 200, 10, 4, "fast"),  # seconds on a CPU: tests
+    Budget(SMOKE, 256, 2, 200, 10, 4, "fast"),  # seconds on a CPU: tests
     # about 20 s per trial on one core (training and both evaluations; ResNet-20-b1 twice that): the
     # README's main command, 14 papers + 6 searched + a confirmation seed of the front and the
     # papers, in about 10 minutes on 2 cores; it shows the tool, not the science (clean error ~0.3)
-    Budget("demo", 800, 3, 200, 10, 3, "fast"),
-    Budget("short", None, 15, None, 2000, 500, "fast"),  # minutes per trial on a GPU
-    Budget("paper", None, 200, None, None, None, "paper"),  # the seed paper's full schedule
+    Budget(DEMO, 800, 3, 200, 10, 3, "fast"),
+    Budget(SHORT, None, 15, None, 2000, 500, "fast"),  # minutes per trial on a GPU
+    Budget(PAPER, None, 200, None, None, None, "paper"),  # the seed paper's full schedule
 )}
 
-
-# what a run may change in its budget (``null`` for the image counts: the whole split)
-# (and its recipe, for families whose papers train differently: ImageNet, DenseNet)
-OVERRIDABLE = ("train_images", "epochs", "eval_images", "c_images", "p_images", "recipe")
 
 
 def get_budget(name: str, overrides: Mapping[str, int | str | None] | None = None) -> Budget:

@@ -13,17 +13,11 @@ import numpy as np
 import torch
 
 from ...errors import UserError
+from ..names import ALL_CORRUPTIONS as ALL_CORRUPTIONS
+from ..names import BENCHMARK_CORRUPTIONS as BENCHMARK_CORRUPTIONS
+from ..names import EXTRA_CORRUPTIONS as EXTRA_CORRUPTIONS
+from ..names import SEVERITIES as SEVERITIES
 from . import blur, digital, noise, weather
-
-BENCHMARK_CORRUPTIONS = (
-    "gaussian_noise", "shot_noise", "impulse_noise",
-    "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
-    "snow", "frost", "fog", "brightness",
-    "contrast", "elastic_transform", "pixelate", "jpeg_compression",
-)
-EXTRA_CORRUPTIONS = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
-ALL_CORRUPTIONS = BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS
-SEVERITIES = (1, 2, 3, 4, 5)
 
 CORRUPTIONS = {**noise.CORRUPTIONS, **blur.CORRUPTIONS, **weather.CORRUPTIONS, **digital.CORRUPTIONS}
 

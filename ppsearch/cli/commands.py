@@ -1,0 +1,316 @@
+"""What each ``ppsearch`` subcommand does with its parsed arguments: call the library, print.
+
+Each command imports what it needs when it runs, so that ``ppsearch --help``, ``report`` and
+``pick`` do not import torch.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from pathlib import Path
+
+from ..config import PAPER_PREFIX, Design
+from ..data.names import BAD_IMAGES_FAIL, FASHION_MNIST
+from ..errors import UserError
+from ..files import check_output
+from ..robustness.names import ALL_CORRUPTIONS, ALL_PERTURBATIONS, SEVERITIES
+from ..rundir import (
+    CE_PREFIX,
+    FINAL_STATUSES,
+    JOURNAL_FILE,
+    RECORDS_STEM,
+    RESULTS_STEM,
+    RUN_FILE,
+    Column,
+    RunSettings,
+    TrialStatus,
+    load_run,
+    read_settings,
+    status_counts,
+    validation_column,
+)
+from .arguments import design_from_args
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    from ..models import describe_architectures
+    from ..models.profile import profile_model
+
+    if args.arch is None:
+        print(f"{'architectures':48s} family")
+        for names, text in describe_architectures():
+            print(f"{names:48s} {text}")
+        return
+    profile = profile_model(args.arch, in_chans=args.in_chans, num_classes=args.num_classes,
+                            image_size=args.image_size, **design_from_args(args))
+    print(profile.render())
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: no CUDA device is available here")
+    return name
+
+
+def _access(args: argparse.Namespace):
+    from ..data.streaming import DataAccess
+
+    return DataAccess(args.data_dir, args.stream, args.memory_budget, getattr(args, "bad_images", BAD_IMAGES_FAIL))
+
+
+def _test_split(args: argparse.Namespace):
+    from ..data.datasets import load_dataset
+
+    channels = 3 if args.dataset == FASHION_MNIST else None
+    dataset = load_dataset(args.dataset, args.data_dir, channels=channels, subset=args.subset, test_only=True,
+                           image_size=args.image_size, access=_access(args))
+    return dataset.test_images, dataset.test_labels, dataset.classes
+
+
+def cmd_corrupt(args: argparse.Namespace) -> None:
+    from ..robustness.generate import write_sets
+
+    out = check_output(args.out, "directory")
+    if out.exists():
+        raise UserError(f"output directory {out} already exists; choose a new --out")
+    images, labels, _ = _test_split(args)
+    out = write_sets(images, labels, out, args.dataset, device=_device(args.device),
+                     frost_dir=args.frost_dir, seed=args.seed, progress=not args.quiet)
+    print(f"wrote {images.shape[0]} images x {len(ALL_CORRUPTIONS)} corruptions x {len(SEVERITIES)} severities and "
+          f"{len(ALL_PERTURBATIONS)} perturbations to {out}")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from ..data.datasets import native_image_size
+    from ..models.model_file import load_model
+    from ..robustness.evaluate import Predictor, evaluate, parse_source
+    from ..robustness.metrics import check_protocol, default_protocol
+
+    parse_source(args.c_source), parse_source(args.p_source)  # fail on a typo before loading anything
+    stem = re.sub(r"(\.pth\.tar|\.pth|\.safetensors)$", "", args.checkpoint)
+    out = check_output(args.out or f"{stem}-eval", "directory")
+    model = load_model(args.checkpoint, args.arch, **design_from_args(args))
+    spec = model.ppsearch_spec
+    args.dataset = args.dataset or spec.dataset
+    protocol = check_protocol(args.protocol or default_protocol(args.dataset), args.dataset,
+                              args.image_size or native_image_size(args.dataset))
+    images, labels, classes = _test_split(args)
+    predictor = Predictor(model, spec.mean, spec.std, _device(args.device), args.batch_size)
+    # --subset limits official files too, which hold the whole test set (ImageNet-C: per cell)
+    result = evaluate(predictor, images, labels, c_source=args.c_source, p_source=args.p_source,
+                      protocol=protocol, dataset=args.dataset, frost_dir=args.frost_dir,
+                      seed=args.seed, progress=not args.quiet, c_images=args.subset, p_images=args.subset,
+                      classes=classes)
+    print(result.render())
+    out = result.save(out)
+    print(f"tables written to {out}")
+
+
+SUMMARY_METRICS = (Column.CLEAN_ERROR, Column.MCE, Column.RELATIVE_MCE, Column.MFR, Column.CORRUPTION_ERROR,
+                   Column.FIRST_LAYER_WEIGHT_SPARSITY, Column.FIRST_LAYER_RESPONSE_SPARSITY, Column.TRAIN_SECONDS,
+                   Column.IMAGES_PER_SECOND)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from ..search.space import load_space
+    from ..selection.statistics import seed_summary
+    from ..training.budgets import parse_budget_overrides
+    from ..training.seeds import train_seeds
+    from ..training.trial import TrialConfig, TrialEpoch
+
+    space = load_space(args.space)
+    dataset_name = args.dataset or space.dataset
+    overrides = space.budget(args.budget, parse_budget_overrides(args.budget_set))
+    configs = [TrialConfig.create(space.config(args.config), dataset=dataset_name, budget=args.budget, seed=seed,
+                                  budget_overrides=overrides, protocol=args.protocol,
+                                  validation_fraction=args.validation_fraction, image_size=args.image_size)
+               for seed in range(args.seeds)]
+    device = _device(args.device)
+    label = "-".join(t.removeprefix(PAPER_PREFIX).replace("=", "") for t in args.config) or "defaults"
+    out = check_output(args.out or f"runs/train/{space.name}-{label}-{dataset_name}-{args.budget}", "directory")
+
+    def progress(config: TrialConfig, epoch: TrialEpoch) -> None:
+        if not args.quiet:
+            r = epoch.report
+            print(f"seed {config.seed}  epoch {r.epoch}/{r.epochs}  loss {r.train_loss:.4f}  train error "
+                  f"{r.train_error:.4f}  test error {epoch.clean_error:.4f}  {r.images_per_second:.0f} images/s",
+                  flush=True)
+
+    table = train_seeds(configs, out, access=_access(args), device=device, compile=args.compile,
+                        progress=not args.quiet, on_epoch=progress)
+    for row in table[table[Column.STATUS] != TrialStatus.COMPLETED].itertuples():
+        print(f"seed {row.seed} failed: {row.failure_reason}")
+    _print_skipped(table)
+    ce_columns = [c for c in table.columns if c.startswith(CE_PREFIX)]
+    summary = seed_summary(table[table[Column.STATUS] == TrialStatus.COMPLETED], SUMMARY_METRICS + tuple(ce_columns))
+    config = configs[0]
+    normaliser = table[Column.CE_NORMALISER].dropna().iloc[0] if Column.CE_NORMALISER in table else "n/a"
+    print(f"\n{space.name} {' '.join(args.config) or '(defaults)'} on {dataset_name}, budget {args.budget} "
+          f"({config.epochs} epochs, {config.train_images or 'all'} training images, {config.eval_images or 'all'} test "
+          f"images, -C {config.c_images or 'all'} and -P {config.p_images or 'all'} of them, recipe {config.recipe}); "
+          f"mCE normalised by {normaliser}")
+    print(summary.to_string(index=False, formatters={"mean": "{:.4f}".format, "ci95": lambda v: f"+- {v:.4f}"}))
+    print(f"records written to {out / RECORDS_STEM}.parquet and .csv")
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from ..reporting.report import analyse, config_table, verdict_summary
+    from ..robustness.metrics import default_protocol
+    from ..search.cluster import Resources
+    from ..search.engine import run_search
+    from ..search.space import load_space
+    from ..selection.uncertainty import ci_column
+    from ..training.budgets import parse_budget_overrides
+
+    space = load_space(args.space)
+    out = check_output(args.out or f"runs/search/{space.name}-{args.dataset or space.dataset}-{args.budget}",
+                       "directory")
+    if args.resume and not (out / RUN_FILE).is_file():
+        raise UserError(f"--resume: {out} holds no run to resume")
+    objectives = args.objectives or space.objectives
+    dataset = args.dataset or space.dataset
+    settings = RunSettings(str(space.path), dataset, args.budget,
+                           space.budget(args.budget, parse_budget_overrides(args.budget_set)), objectives,
+                           args.sampler, args.scheduler, args.trials, args.seed,
+                           args.protocol or default_protocol(dataset), args.validation_fraction,
+                           seed_from=tuple(str(Path(d).resolve()) for d in args.seed_from),
+                           image_size=args.image_size, confirm_seeds=args.confirm_seeds, max_seeds=args.max_seeds,
+                           verdict_alpha=args.verdict_alpha)
+    resources = Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.time_budget, args.address)
+    table = run_search(out, settings, resources, access=_access(args), quiet=args.quiet)
+    analysis = analyse(table, read_settings(out))
+    front = config_table(analysis.summary, analysis.front_ids, analysis.objectives)
+    shown = [Column.CONFIG_ID, Column.ORIGIN, "placement", "variant", "scale", "alpha", "antialias", "augmentation",
+             *[validation_column(o) for o in objectives], "seeds", *[c for o in objectives for c in (o, ci_column(o))]]
+    print(f"\n{len(table)} trials: {status_counts(table, FINAL_STATUSES)}; Pareto front on {', '.join(objectives)} "
+          f"selected on validation images ({len(front)} configurations; test estimates beside them, unprefixed, over "
+          f"the seeds that estimate each: a searched configuration's selected seed is left out):")
+    print(front[[c for c in shown if c in front]].to_string(index=False, float_format="%.4f"))
+    print(verdict_summary(analysis))
+    for row in table[table[Column.STATUS] == TrialStatus.FAILED].itertuples():
+        print(f"failed: {row.trial_id} ({row.origin}): {row.failure_reason}")
+    _print_skipped(table)
+    print(f"results table: {out / RESULTS_STEM}.parquet and .csv; Optuna study "
+          f"{read_settings(out).study_name} in {out / JOURNAL_FILE}")
+
+
+def _print_skipped(table) -> None:
+    """Undecodable training images skipped under --bad-images skip: said, never silent."""
+    skipped = table.get(Column.SKIPPED_IMAGES)
+    if skipped is not None and skipped.fillna(0).sum() > 0:
+        print(f"skipped {int(skipped.fillna(0).sum())} undecodable training image(s) in "
+              f"{int((skipped.fillna(0) > 0).sum())} trial(s) (--bad-images skip; column {Column.SKIPPED_IMAGES})")
+
+
+def cmd_pick(args: argparse.Namespace) -> None:
+    import yaml
+
+    from ..config import typed_config
+    from ..selection.pick import against_plain, pick, plain_paper
+    from ..selection.uncertainty import Verdict, ci_column, configurations, selected_column
+
+    if len(args.run_dir) > 1:
+        _pick_across(args)
+        return
+    run_dir = Path(args.run_dir[0])
+    table, settings = load_run(run_dir)
+    objectives = settings.objectives
+    row = pick(table, objectives, weights=args.objective_weights,
+               max_clean_error_increase=args.max_clean_error_increase)
+    print(f"# picked from {run_dir}: configuration {row[Column.CONFIG_ID]} ({row[Column.ORIGIN]}), chosen on "
+          f"validation means: " + ", ".join(f"{o} {row[validation_column(o)]:.4f}" for o in objectives))
+    estimate = (f"test estimate over its {row['seeds']} confirmation seed(s), mean with 95% interval: "
+                + ", ".join(f"{o} {row[o]:.4f} +- {row[ci_column(o)]:.4f}" for o in objectives) if row["seeds"]
+                else "no confirmation seed yet, so no unbiased test estimate (ppsearch run ... --confirm-seeds 3)")
+    selected = ", ".join(f"{o} {row[selected_column(o)]:.4f}" for o in objectives)
+    print(f"# {estimate}" + (f"; its selected seed (biased by the selection, left out): {selected}"
+                             if not math.isnan(row[selected_column(objectives[0])]) else ""))
+    comparison = against_plain(table, row, objectives, settings.verdict_alpha)
+    if comparison is not None:
+        plain = plain_paper(configurations(table, objectives))
+        differences = ", ".join(f"{o} {d:+.4f} [{low:+.4f}, {high:+.4f}]" for o, d, (low, high)
+                                in zip(objectives, comparison.differences, comparison.intervals))
+        print(f"# against the plain paper model ({plain[Column.ORIGIN]}), Welch t-tests at alpha "
+              f"{settings.verdict_alpha:g}: {comparison.verdict} (seeds {comparison.seeds[0]}, {comparison.seeds[1]}); "
+              f"differences with 95% intervals: {differences}")
+        if comparison.verdict == Verdict.NOT_SHOWN:
+            print("# warning: no difference from the plain paper model is shown (more seeds: ppsearch run ... "
+                  "--confirm-seeds auto)")
+    print(yaml.safe_dump(typed_config(row), sort_keys=False), end="")
+
+
+def _pick_across(args: argparse.Namespace) -> None:
+    import yaml
+
+    from ..config import typed_config
+    from ..reporting.compare import load_runs, pick_across, shared_objectives
+
+    if args.objective_weights is not None or args.max_clean_error_increase is not None:
+        raise UserError("--objective-weights and --max-clean-error-increase pick within one run; across runs the "
+                        "pick is the design on every run's front (or the closest)")
+    runs = load_runs(args.run_dir)
+    row, ranks = pick_across(runs, shared_objectives(runs))
+    ranked = ", ".join(f"{name.removeprefix('rank in ')} {int(rank)}" for name, rank in ranks.items())
+    verdict = ("on the validation front of every run" if (ranks == 1).all()
+               else "no design is on every run's validation front; the closest")
+    print(f"# picked across {len(runs)} runs: {verdict} (Pareto rank on validation values, 1 = front: {ranked})")
+    print(f"# configuration {row[Column.CONFIG_ID]} of {runs[0].name} ({row[Column.ORIGIN]})")
+    print(yaml.safe_dump(typed_config(row), sort_keys=False), end="")
+
+
+def cmd_apply(args: argparse.Namespace) -> None:
+    from ..files import read_yaml
+    from ..models.apply import apply_design
+    from ..models.model_file import save_model
+
+    out = check_output(args.out or f"{args.model.replace(':', '-')}-pushpull.safetensors", "file")
+    config = read_yaml(args.config, "configuration file")
+    if not isinstance(config, dict):
+        raise UserError(f"{args.config} must hold a mapping of design keys (as `ppsearch pick` prints)")
+    applied = apply_design(config, args.model, checkpoint=args.checkpoint, in_chans=args.in_chans,
+                           num_classes=args.num_classes, dataset=args.dataset)
+    design = Design.from_mapping(applied.spec.design)
+    if applied.antialias_left_out:
+        print(f"note: antialias {config.get('antialias')} is not applied: {args.model} has no anti-aliasing hook "
+              f"(timm offers one for ResNets only); push-pull is")
+    save_model(out, applied.model, applied.spec)
+    print(f"{args.model}: {len(applied.changes)} convolutions became push-pull ({design.placement}, {design.variant})")
+    for change in applied.changes:
+        print(f"  {change.name:40s} stage {change.stage}  {change.in_channels}->{change.out_channels} "
+              f"k{change.kernel_size} s{change.stride}" + (f" g{change.groups}" if change.groups > 1 else ""))
+    print(f"saved to {out}; evaluate with: ppsearch eval --checkpoint {out} --dataset {args.dataset}")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from ..reporting.report import write_report
+
+    if len(args.run_dir) > 1:
+        from ..reporting.compare import write_comparison
+
+        out = write_comparison(args.run_dir, check_output(
+            args.out or Path(args.run_dir[0]).resolve().parent / "comparison.html", "file"))
+        print(f"comparison of {len(args.run_dir)} runs written to {out} (tables: {out.stem}-*.csv)")
+        return
+    out = write_report(args.run_dir[0], check_output(args.out or Path(args.run_dir[0]) / "report.html", "file"),
+                       alpha=args.verdict_alpha)
+    print(f"report written to {out} (tables: {out.with_suffix('.md')} and {out.stem}-*.csv)")
+
+
+def cmd_dashboard(args: argparse.Namespace) -> None:
+    import socket
+
+    from ..reporting.dashboard import create_app
+
+    app = create_app(args.run_dir)
+    with socket.socket() as probe:  # say it in one line before the web server says it in three
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as error:
+            raise UserError(f"cannot serve on {args.host}:{args.port}: {error.strerror or error}; "
+                             f"the port is in use or not allowed, pass another --port") from None
+    print(f"ppsearch dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True)
+    app.run(host=args.host, port=args.port, debug=False)
