@@ -13,6 +13,8 @@ import dataclasses
 import enum
 import json
 import shutil
+import sys
+import uuid
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -232,6 +234,50 @@ class RunSettings:
         fixed_counts = mine["confirm_seeds"] != AUTO and theirs["confirm_seeds"] != AUTO
         free = {"study_name", "trials"} | ({"confirm_seeds", "max_seeds"} if fixed_counts else set())
         return [k for k in mine if k not in free and mine[k] != theirs[k]]
+
+
+MIN_RACING_SEEDS = 3  # racing needs two unbiased seeds beside the selected one
+
+
+def check_settings(settings: RunSettings) -> None:
+    """Refuse settings that cannot work (objectives, confirmation, verdict level), before anything
+    is written; the names of samplers, schedulers and protocols are checked where they live."""
+    check_objectives(settings.objectives, "--objectives")
+    count = settings.confirm_seeds
+    if count != AUTO and not (count.isdigit() and int(count) >= 1):
+        raise UserError(f"--confirm-seeds: must be an integer >= 1 (1: no confirmation) or {AUTO}, got {count!r}")
+    if count == AUTO and (isinstance(settings.max_seeds, bool) or not isinstance(settings.max_seeds, int)
+                          or settings.max_seeds < MIN_RACING_SEEDS):
+        raise UserError(f"--max-seeds: --confirm-seeds {AUTO} needs room for at least {MIN_RACING_SEEDS} seeds per "
+                        f"configuration (two unbiased ones beside the selected seed), got {settings.max_seeds!r}")
+    if not 0 < settings.verdict_alpha < 0.5:
+        raise UserError(f"--verdict-alpha: must be in (0, 0.5), got {settings.verdict_alpha!r}")
+
+
+def settings_for_run(run_dir: str | Path, settings: RunSettings) -> RunSettings:
+    """``settings`` checked, as the run in ``run_dir`` has them: an existing run's (it must be this
+    run), or new ones with a fresh study name. Nothing is written."""
+    check_settings(settings)
+    if (Path(run_dir) / RUN_FILE).is_file():
+        saved = read_settings(run_dir)
+        differing = saved.differences(settings)
+        if differing:
+            key = differing[0]
+            raise UserError(f"run directory {run_dir} holds a run with {key}={getattr(saved, key)!r}, not "
+                            f"{getattr(settings, key)!r}; choose another --out or repeat the original command")
+        return dataclasses.replace(settings, study_name=saved.study_name)
+    return dataclasses.replace(settings, study_name=f"ppsearch-{Path(settings.space).stem}-{uuid.uuid4().hex[:8]}")
+
+
+def start_run(run_dir: str | Path, settings: RunSettings, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
+    """The first writes of a run, once everything is checked: a new run's settings, the repair of
+    a torn journal (said on stderr), and its study, opened (created the first time)."""
+    if not (Path(run_dir) / RUN_FILE).is_file():
+        write_settings(run_dir, settings)
+    repaired = repair_journal(Path(run_dir) / JOURNAL_FILE)
+    if repaired:
+        print(f"ppsearch: {repaired}", file=sys.stderr, flush=True)
+    return open_study(run_dir, sampler)
 
 
 def read_settings(run_dir: str | Path) -> RunSettings:

@@ -26,7 +26,6 @@ from ..rundir import (
     RunSettings,
     TrialStatus,
     load_run,
-    read_settings,
     status_counts,
     validation_column,
 )
@@ -160,7 +159,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     from ..reporting.report import analyse, config_table, verdict_summary
     from ..robustness.metrics import default_protocol
     from ..search.cluster import Resources
-    from ..search.engine import run_search
+    from ..search.engine import confirm, prepare_run, search
     from ..search.space import load_space
     from ..selection.uncertainty import ci_column
     from ..training.budgets import parse_budget_overrides
@@ -180,8 +179,10 @@ def cmd_run(args: argparse.Namespace) -> None:
                            image_size=args.image_size, confirm_seeds=args.confirm_seeds, max_seeds=args.max_seeds,
                            verdict_alpha=args.verdict_alpha)
     resources = Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.time_budget, args.address)
-    table = run_search(out, settings, resources, access=_access(args), quiet=args.quiet)
-    analysis = analyse(table, read_settings(out))
+    prepared = prepare_run(out, settings, resources, access=_access(args), quiet=args.quiet)
+    search(prepared)
+    table = confirm(prepared)
+    analysis = analyse(table, prepared.settings)
     front = config_table(analysis.summary, analysis.front_ids, analysis.objectives)
     shown = [Column.CONFIG_ID, Column.ORIGIN, "placement", "variant", "scale", "alpha", "antialias", "augmentation",
              *[validation_column(o) for o in objectives], "seeds", *[c for o in objectives for c in (o, ci_column(o))]]
@@ -194,7 +195,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         print(f"failed: {row.trial_id} ({row.origin}): {row.failure_reason}")
     _print_skipped(table)
     print(f"results table: {out / RESULTS_STEM}.parquet and .csv; Optuna study "
-          f"{read_settings(out).study_name} in {out / JOURNAL_FILE}")
+          f"{prepared.settings.study_name} in {out / JOURNAL_FILE}")
 
 
 def _print_skipped(table) -> None:

@@ -17,24 +17,8 @@ from __future__ import annotations
 import pandas as pd
 
 from ..config import typed_config
-from ..errors import UserError
 from ..rundir import AUTO, FINAL_STATUSES, Assignment, Column, RunSettings, search_trials
 from ..selection.racing import pairs_to_confirm, replay
-
-MIN_RACING_SEEDS = 3
-
-
-def check_confirmation(settings: RunSettings) -> None:
-    """Refuse confirmation settings that cannot work, before anything is written."""
-    count = settings.confirm_seeds
-    if count != AUTO and not (count.isdigit() and int(count) >= 1):
-        raise UserError(f"--confirm-seeds: must be an integer >= 1 (1: no confirmation) or {AUTO}, got {count!r}")
-    if count == AUTO and (isinstance(settings.max_seeds, bool) or not isinstance(settings.max_seeds, int)
-                          or settings.max_seeds < MIN_RACING_SEEDS):
-        raise UserError(f"--max-seeds: --confirm-seeds {AUTO} needs room for at least {MIN_RACING_SEEDS} seeds per "
-                        f"configuration (two unbiased ones beside the selected seed), got {settings.max_seeds!r}")
-    if not 0 < settings.verdict_alpha < 0.5:
-        raise UserError(f"--verdict-alpha: must be in (0, 0.5), got {settings.verdict_alpha!r}")
 
 
 def next_confirmations(table: pd.DataFrame, settings: RunSettings) -> list[Assignment]:

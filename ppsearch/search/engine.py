@@ -15,9 +15,7 @@ interrupted driver left unfinished. Results are read from the trial folders, not
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +23,8 @@ import optuna
 import pandas as pd
 
 from ..data.streaming import DataAccess
-from ..errors import UserError
 from ..rundir import (
     JOURNAL_FILE,
-    RUN_FILE,
     SETS_DIR,
     TRIALS_DIR,
     TUNE_DIR,
@@ -36,22 +32,19 @@ from ..rundir import (
     ResultsTable,
     RunSettings,
     TrialStatus,
-    check_objectives,
     completed,
     ended_record,
-    open_study,
-    read_settings,
-    repair_journal,
+    settings_for_run,
+    start_run,
     status_counts,
     validation_column,
     write_record_once,
-    write_settings,
 )
 from ..selection.pareto import validation_front
-from ..training.trial import check_streaming, evaluation_sets, trial_dataset
+from ..training.trial import check_run, evaluation_sets, trial_dataset
 from .cluster import Resources, connect_ray
-from .confirmation import check_confirmation, next_confirmations
-from .execution import TrialContext, search_trial, trial_config
+from .confirmation import next_confirmations
+from .execution import TrialContext, search_trial
 from .moasha import EPOCH, MOASHA, RUNG_METRICS, rung_metrics
 from .seeding import seeded_designs
 from .space import Space, load_space
@@ -104,35 +97,25 @@ def prepare_run(run_dir: str | Path, settings: RunSettings, resources: Resources
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     run_dir = Path(run_dir).resolve()
     space = load_space(settings.space)
-    check_objectives(settings.objectives, "--objectives")
-    sampler = make_sampler(settings.sampler, settings.seed)
-    check_scheduler(settings.scheduler)
-    check_confirmation(settings)
-    defaults = trial_config(settings, space.defaults, settings.seed)
     settings = settings_for_run(run_dir, settings)
+    sampler = make_sampler(settings.sampler, settings.seed)
+    moasha = check_scheduler(settings.scheduler) == Scheduler.MOASHA
+    defaults, data = check_run(settings, space.defaults, access)
     # the designs of earlier fronts are enqueued when the study is created; a continued run has them
     seeded = seeded_designs(space, settings.objectives, () if (run_dir / JOURNAL_FILE).is_file() else settings.seed_from)
-    data = trial_dataset(settings.dataset, access, defaults.image_size)
-    check_streaming(defaults, data)
     trials_per_node = connect_ray(resources)
 
-    if not (run_dir / RUN_FILE).is_file():
-        write_settings(run_dir, settings)
-    repaired = repair_journal(run_dir / JOURNAL_FILE)
-    if repaired:
-        print(f"ppsearch: {repaired}", file=sys.stderr, flush=True)
+    study = start_run(run_dir, settings, sampler)
+    enqueue_origins(study, space, seeded.enqueued)
     sets = evaluation_sets(run_dir / SETS_DIR, defaults, data, progress=not quiet)
     # the trials load their own copies, sharing each node's memory budget; the driver keeps none
     del data
     trial_dataset.cache_clear()
     from ray.tune.schedulers import FIFOScheduler
 
-    moasha = settings.scheduler == Scheduler.MOASHA
     scheduler = MOASHA(defaults.epochs, rung_metrics(settings.objectives), run_dir) if moasha else FIFOScheduler()
     context = TrialContext(run_dir, space, settings, sets, tuple(scheduler.rungs) if moasha else (),
                            max(1, int(resources.cpus_per_trial)), access, trials_per_node)
-    study = open_study(run_dir, sampler)
-    enqueue_origins(study, space, seeded.enqueued)
     prepared = PreparedRun(run_dir, settings, space, resources, context, study, scheduler, ResultsTable(run_dir),
                            quiet, started)
     if seeded.enqueued or seeded.skipped:
@@ -164,20 +147,6 @@ def confirm(prepared: PreparedRun) -> pd.DataFrame:
                      f"(seeds {', '.join(sorted({str(a.seed) for a in assignments}))})")
         _fit(prepared, FixedConfigs(assignments, _ended_without_record(prepared)), FIFOScheduler())
     return prepared.table.write()
-
-
-def settings_for_run(run_dir: Path, settings: RunSettings) -> RunSettings:
-    """The settings of the run in ``run_dir``: an existing run's (it must be this run), or new ones
-    with a fresh study name. Nothing is written."""
-    if (run_dir / RUN_FILE).is_file():
-        saved = read_settings(run_dir)
-        differing = saved.differences(settings)
-        if differing:
-            key = differing[0]
-            raise UserError(f"run directory {run_dir} holds a run with {key}={getattr(saved, key)!r}, not "
-                            f"{getattr(settings, key)!r}; choose another --out or repeat the original command")
-        return dataclasses.replace(settings, study_name=saved.study_name)
-    return dataclasses.replace(settings, study_name=f"ppsearch-{Path(settings.space).stem}-{uuid.uuid4().hex[:8]}")
 
 
 def _fit(prepared: PreparedRun, searcher: Any, scheduler: Any) -> None:

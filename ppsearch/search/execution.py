@@ -42,15 +42,6 @@ class TrialContext:
     trials_per_node: dict[str, int]  # Ray node id: trials it runs at once (they share its memory budget)
 
 
-def trial_config(settings: RunSettings, configuration: dict[str, Any], seed: int) -> TrialConfig:
-    """A trial of the run: ``configuration`` under the run's dataset, budget, protocol and
-    validation split."""
-    return TrialConfig.create(configuration, dataset=settings.dataset, budget=settings.budget, seed=seed,
-                              budget_overrides=settings.budget_overrides, protocol=settings.protocol,
-                              validation_fraction=settings.validation_fraction, validation_seed=settings.seed,
-                              image_size=settings.image_size)
-
-
 def search_trial(config: dict[str, Any], context: TrialContext) -> None:
     """The Ray Tune trainable: one trial, reporting its rungs and its record at the end."""
     import ray
@@ -77,7 +68,7 @@ def execute_trial(assignment: Assignment, context: TrialContext, report: Callabl
                     **tags, **rung_probes(epoch, context.sets, settings)})
 
     try:
-        trial = trial_config(settings, assignment.configuration, assignment.seed)
+        trial = TrialConfig.for_run(settings, assignment.configuration, assignment.seed)
         sharers = context.trials_per_node.get(node, max(context.trials_per_node.values()))
         record = run_trial(trial, trial_dir, context.sets, identity={**assignment.identity(), Column.NODE: node},
                            access=dataclasses.replace(context.access, sharers=sharers),

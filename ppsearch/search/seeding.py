@@ -59,14 +59,10 @@ def seeded_designs(space: Space, objectives: Sequence[str], run_dirs: Sequence[s
     for run_dir, table in tables.items():
         for row in validation_front(table, tuple(objectives)).to_dict("records"):
             origin = front_origin(Path(run_dir).resolve().name, row[Column.TRIAL_ID])
-            design = Design.from_mapping(typed_config(row))
-            wanted = design.signature()
-            point, problem = _express(space, wanted)
+            wanted = Design.from_mapping(typed_config(row)).signature()
+            point, problem = space.express(wanted)
             key = tuple(sorted(wanted.items(), key=lambda kv: kv[0]))
-            paper = space.paper_name({**space.defaults, **point}) if problem is None else None
-            if problem is None and paper is not None:
-                problem = f"it is the paper configuration paper:{paper}, which the run trains anyway"
-            elif problem is None and key in seen:
+            if problem is None and key in seen:
                 problem = f"the same design as {seen[key]}"
             if problem is None:
                 seen[key] = origin
@@ -74,20 +70,6 @@ def seeded_designs(space: Space, objectives: Sequence[str], run_dirs: Sequence[s
             else:
                 skipped.append(f"{origin} ({_describe(wanted)}): skipped, {problem}")
     return SeededDesigns(tuple(enqueued), tuple(skipped))
-
-
-def _express(space: Space, wanted: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-    """The search point of ``space`` that trains the design ``wanted`` (a signature), or why
-    there is none: a value outside a dimension, or a key the space fixes to another value."""
-    point = space.search_point({**space.defaults, **wanted})
-    for dim in space.dimensions:
-        if dim.name in point and not dim.contains(point[dim.name]):
-            return point, f"{dim.name}={point[dim.name]!r} is outside the space's {dim.name} ({dim.describe()})"
-    trained = Design.from_mapping(space.full({**space.defaults, **point}))
-    for key, value in wanted.items():
-        if trained.signature().get(key) != value:
-            return point, f"the space {space.name} fixes {key} to {trained.signature().get(key)!r}"
-    return point, None
 
 
 def _describe(signature: dict[str, Any]) -> str:

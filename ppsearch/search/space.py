@@ -17,7 +17,7 @@ from typing import Any
 
 import optuna
 
-from ..config import CONFIG_KEYS, DESIGN_KEYS, KEYS, PAPER_PREFIX, parse_override, yaml_number
+from ..config import CONFIG_KEYS, DESIGN_KEYS, KEYS, PAPER_PREFIX, Design, parse_override, yaml_number
 from ..data.datasets import DATASETS
 from ..errors import UserError
 from ..files import read_yaml
@@ -126,6 +126,23 @@ class Space:
             if all(full.get(k) == v for k, v in self.full(preset).items()):
                 return name
         return None
+
+    def express(self, wanted: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """The search point of this space that trains the design ``wanted`` (a design's
+        signature), or why there is none: a value outside a dimension, a key the space fixes to
+        another value, or a paper configuration of the space (which a run trains anyway)."""
+        point = self.search_point({**self.defaults, **wanted})
+        for dim in self.dimensions:
+            if dim.name in point and not dim.contains(point[dim.name]):
+                return point, f"{dim.name}={point[dim.name]!r} is outside the space's {dim.name} ({dim.describe()})"
+        trained = Design.from_mapping(self.full({**self.defaults, **point})).signature()
+        for key, value in wanted.items():
+            if trained.get(key) != value:
+                return point, f"the space {self.name} fixes {key} to {trained.get(key)!r}"
+        paper = self.paper_name({**self.defaults, **point})
+        if paper is not None:
+            return point, f"it is the paper configuration {PAPER_PREFIX}{paper}, which the run trains anyway"
+        return point, None
 
 
 def spaces() -> list[str]:

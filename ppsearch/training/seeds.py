@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..data.streaming import DataAccess
 from ..rundir import RECORDS_STEM, SETS_DIR, write_table
-from .trial import TrialConfig, TrialEpoch, check_streaming, evaluation_sets, run_trial, trial_dataset
+from .trial import TrialConfig, TrialEpoch, check_data, evaluation_sets, run_trial
 
 
 def train_seeds(configs: Sequence[TrialConfig], out: str | Path, *, access: DataAccess = DataAccess(),
@@ -20,8 +20,7 @@ def train_seeds(configs: Sequence[TrialConfig], out: str | Path, *, access: Data
     ``out/seed-<n>``; returns the records, also written to ``out/records.parquet`` and ``.csv``."""
     out = Path(out)
     first = configs[0]
-    data = trial_dataset(first.dataset, access, first.image_size)
-    check_streaming(first, data)
+    data = check_data(first, access)
     sets = evaluation_sets(out / SETS_DIR, first, data, device=device, progress=progress)
     records = []
     for config in configs:

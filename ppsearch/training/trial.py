@@ -47,6 +47,7 @@ from ..rundir import (
     SUMMARY_METRICS,
     T5D_PREFIX,
     Column,
+    RunSettings,
     TrialStatus,
     read_record,
     validation_column,
@@ -106,16 +107,25 @@ class TrialConfig:
         ``validation_fraction`` of the training split (drawn from ``validation_seed``) when given,
         on images of ``image_size`` (imagenet only; default: the dataset's own)."""
         config = check_trainable(config)
+        design = Design.from_mapping(config)
+        model = {key: config.get(key, KEYS[key].default) for key in MODEL_KEYS}
+        b = get_budget(budget, budget_overrides)
         protocol = check_protocol(protocol or default_protocol(dataset), dataset, image_size or native_image_size(dataset))
         if validation_fraction is not None:
             check_validation_fraction(validation_fraction, "--validation-fraction")
-        b = get_budget(budget, budget_overrides)
-        model = {key: config.get(key, KEYS[key].default) for key in MODEL_KEYS}
-        design = Design.from_mapping(config)
         return cls(model["arch"], design, model["augmentation"], model["recipe"] or b.recipe, dataset,
                    image_size or native_image_size(dataset), budget, b.epochs, b.train_images, b.eval_images,
                    b.c_images, b.p_images, seed, protocol,
                    validation_fraction, validation_seed)
+
+    @classmethod
+    def for_run(cls, settings: RunSettings, configuration: Mapping[str, Any], seed: int) -> TrialConfig:
+        """A trial of a search run: ``configuration`` under the run's dataset, budget, protocol and
+        validation split (drawn from the run's seed: the same for every trial)."""
+        return cls.create(configuration, dataset=settings.dataset, budget=settings.budget, seed=seed,
+                          budget_overrides=settings.budget_overrides, protocol=settings.protocol,
+                          validation_fraction=settings.validation_fraction, validation_seed=settings.seed,
+                          image_size=settings.image_size)
 
     @classmethod
     def columns(cls) -> tuple[str, ...]:
@@ -171,9 +181,9 @@ def evaluation_sets(out: Path, config: TrialConfig, data: Dataset, *, device: st
     """The sets of a run's trials (all sharing ``config``'s sizes and split) under ``out``, generated
     on first use from the first ``config.set_images`` test (and validation) images."""
     n = config.set_images
+    validation = config.splits(data)[1]
     test = cached_sets(out / "test", data.test_images[:n], data.test_labels[:n], config.dataset, device=device,
                        progress=progress)
-    validation = config.splits(data)[1]
     if validation is not None:
         validation = cached_sets(out / "validation", validation.images[:n], validation.labels[:n], config.dataset,
                                  device=device, progress=progress)
@@ -193,12 +203,11 @@ def check_value(name: str, value: Any) -> Any:
 
 
 def check_trainable(config: Mapping[str, Any]) -> dict[str, Any]:
-    """:func:`ppsearch.config.check_config` plus :func:`check_value`'s checks of the open keys."""
-    config = check_config(config)
+    """:func:`check_value`'s checks of the open keys plus :func:`ppsearch.config.check_config`."""
     for name in MODEL_KEYS:
         if name in config:
             check_value(name, config[name])
-    return config
+    return check_config(config)
 
 
 @functools.lru_cache(maxsize=2)
@@ -207,11 +216,20 @@ def trial_dataset(name: str, access: DataAccess = DataAccess(), image_size: int 
     return load_dataset(name, access.data_dir, image_size=image_size, access=access)
 
 
-def check_streaming(config: TrialConfig, data: Dataset) -> None:
-    """Refuse, before anything is written, a memory budget too small to stream ``config``'s
-    training batches (nothing to check for data in memory)."""
+def check_data(config: TrialConfig, access: DataAccess = DataAccess()) -> Dataset:
+    """``config``'s dataset (loaded once per process), after refusing, before anything is written,
+    a memory budget too small to stream its training batches (nothing to check for data in memory)."""
+    data = trial_dataset(config.dataset, access, config.image_size)
     train = config.splits(data)[0].images
     plan_loader(train, min(get_recipe(config.recipe).batch_size, len(train)))
+    return data
+
+
+def check_run(settings: RunSettings, defaults: Mapping[str, Any], access: DataAccess) -> tuple[TrialConfig, Dataset]:
+    """A search run's trial of its space's ``defaults`` (the sizes and split every trial of the run
+    shares) and the run's dataset, both checked (:meth:`TrialConfig.create`, :func:`check_data`)."""
+    config = TrialConfig.for_run(settings, defaults, settings.seed)
+    return config, check_data(config, access)
 
 
 def run_trial(
