@@ -1,6 +1,7 @@
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 TESTDATA_VARIABLE = "PPSEARCH_TESTDATA"
@@ -19,6 +20,14 @@ def testdata() -> Path:
             pytest.fail(message + " (CI must run the reference tests)")
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def cifar10c_reference(testdata) -> dict[str, np.ndarray]:
+    """The original CIFAR-10-C generator's outputs on the 64 test images: ``clean`` and one
+    (severities, images, H, W, C) array per corruption."""
+    with np.load(testdata / "cifar10c_reference.npz") as data:
+        return {name: data[name] for name in data.files}
 
 
 @pytest.fixture(scope="session")

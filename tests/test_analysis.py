@@ -56,13 +56,12 @@ def test_an_empty_directory_is_a_one_line_error(tmp_path):
 
 
 def test_table1_of_a_search_keeps_searched_configurations_apart_without_their_selected_seeds(tmp_path):
-    from run_dirs import write_run
-    from test_report import _row
+    from run_dirs import trial_row, write_run
 
-    rows = [_row("a1", "paper:resnet20", "none", 0.10, 1.0, 1.0), _row("a1-seed1", "paper:resnet20", "none", 0.12, 1.0, 1.0),
-            _row("c1", "searched", "b1", 0.01, 0.5, 0.5),  # on the validation front: its search seed was selected
-            _row("c1-seed1", "searched", "b1", 0.09, 0.8, 0.8), _row("c1-seed2", "searched", "b1", 0.11, 0.8, 0.8),
-            _row("d1", "searched", "b2", 0.30, 2.0, 2.0)]  # dominated on validation: not selected, its seed counts
+    rows = [trial_row("a1", "paper:resnet20", "none", 0.10, 1.0, 1.0), trial_row("a1-seed1", "paper:resnet20", "none", 0.12, 1.0, 1.0),
+            trial_row("c1", "searched", "b1", 0.01, 0.5, 0.5),  # on the validation front: its search seed was selected
+            trial_row("c1-seed1", "searched", "b1", 0.09, 0.8, 0.8), trial_row("c1-seed2", "searched", "b1", 0.11, 0.8, 0.8),
+            trial_row("d1", "searched", "b2", 0.30, 2.0, 2.0)]  # dominated on validation: not selected, its seed counts
     run = write_run(tmp_path / "run", rows)
     _analysis("table1", [run])
     table = pd.read_csv(run / "table1.csv").set_index("configuration")

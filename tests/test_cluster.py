@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_search import _space
+from run_dirs import tiny_space
 
 pytestmark = pytest.mark.cluster
 RAY = Path(sys.executable).with_name("ray")
@@ -71,7 +71,7 @@ def test_a_search_on_a_two_node_cluster_with_token_authentication(tmp_path):
                 time.sleep(1)
         nodes.append(_start_node([f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1", "--num-cpus=1"], env))
         run_dir = tmp_path / "run"
-        command = [sys.executable, "-m", "ppsearch", "run", "--space", str(_space(tmp_path)), "--budget", "smoke",
+        command = [sys.executable, "-m", "ppsearch", "run", "--space", str(tiny_space(tmp_path)), "--budget", "smoke",
                    "--budget-set", "train_images=4000", "--trials", "2", "--scheduler", "none",
                    "--address", f"127.0.0.1:{port}", "--out", str(run_dir), "--quiet"]
         wrong_token = subprocess.run(command, env={**env, "RAY_AUTH_TOKEN": "not-the-token"}, capture_output=True,

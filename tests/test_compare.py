@@ -3,8 +3,7 @@ import pandas as pd
 import pytest
 import yaml
 from browser import dom, is_blank, needs_chromium, render
-from run_dirs import write_run
-from test_report import _row
+from run_dirs import trial_row, write_run
 
 from ppsearch.cli import main
 from ppsearch.reporting.compare import design_ranks, load_runs, mixing_note, write_comparison
@@ -14,12 +13,12 @@ from ppsearch.reporting.dashboard import comparison_views, create_app
 def _runs(tmp_path, second_dataset="fashion-mnist"):
     """Two runs of resnet20 (budgets demo and short): pp is on both validation fronts, b1 only on the
     first; the searched pp trial of each run carries alpha 0.5."""
-    first = [_row("a1", "paper:resnet20", "none", 0.10, 1.00, 1.00),
-             _row("b1", "paper:resnet20-b1", "b1", 0.12, 0.70, 0.80),
-             _row("c1", "searched", "pp", 0.09, 0.95, 0.90), _row("c1-seed1", "searched", "pp", 0.09, 0.95, 0.90, seed=1)]
-    second = [_row("a1", "paper:resnet20", "none", 0.08, 0.90, 0.90),
-              _row("b1", "paper:resnet20-b1", "b1", 0.09, 0.95, 0.95),  # dominated by c1 here
-              _row("c1", "searched", "pp", 0.07, 0.85, 0.85), _row("c1-seed1", "searched", "pp", 0.07, 0.85, 0.85, seed=1)]
+    first = [trial_row("a1", "paper:resnet20", "none", 0.10, 1.00, 1.00),
+             trial_row("b1", "paper:resnet20-b1", "b1", 0.12, 0.70, 0.80),
+             trial_row("c1", "searched", "pp", 0.09, 0.95, 0.90), trial_row("c1-seed1", "searched", "pp", 0.09, 0.95, 0.90, seed=1)]
+    second = [trial_row("a1", "paper:resnet20", "none", 0.08, 0.90, 0.90),
+              trial_row("b1", "paper:resnet20-b1", "b1", 0.09, 0.95, 0.95),  # dominated by c1 here
+              trial_row("c1", "searched", "pp", 0.07, 0.85, 0.85), trial_row("c1-seed1", "searched", "pp", 0.07, 0.85, 0.85, seed=1)]
     for rows in (first, second):
         for row in rows:
             row["alpha"] = 0.5 if row["placement"] == "pp" else 1.0
@@ -75,8 +74,8 @@ def test_comparison_report_shares_one_reference_point_and_flags_mixed_datasets(t
 
 
 def test_runs_without_a_shared_objective_cannot_be_compared(tmp_path, capsys):
-    first = write_run(tmp_path / "a", [_row("a1", "paper:resnet20", "none", 0.1, 1.0, 1.0)], objectives=("mce",))
-    second = write_run(tmp_path / "b", [_row("a1", "paper:resnet20", "none", 0.1, 1.0, 1.0)], objectives=("mfr",))
+    first = write_run(tmp_path / "a", [trial_row("a1", "paper:resnet20", "none", 0.1, 1.0, 1.0)], objectives=("mce",))
+    second = write_run(tmp_path / "b", [trial_row("a1", "paper:resnet20", "none", 0.1, 1.0, 1.0)], objectives=("mfr",))
     for command in ("report", "pick"):
         assert main([command, str(first), str(second)]) == 2
         err = capsys.readouterr().err.strip()
@@ -112,7 +111,7 @@ def test_the_comparison_renders_in_a_browser_with_both_fronts(tmp_path):
 
 
 def test_runs_at_different_image_sizes_are_flagged(tmp_path):
-    rows = [_row("a1", "paper:resnet20", "none", 0.10, 1.00, 1.00)]
+    rows = [trial_row("a1", "paper:resnet20", "none", 0.10, 1.00, 1.00)]
     runs = load_runs([write_run(tmp_path / "native", rows), write_run(tmp_path / "at64", rows, image_size=64)])
     assert mixing_note(runs).startswith("These runs differ in image_size (native: the dataset's own, at64: 64)")
     assert mixing_note(runs[:1]) == ""

@@ -13,12 +13,6 @@ from ppsearch.robustness.corruptions.blur import MOTION, _glass_sources, line_bl
 from ppsearch.robustness.corruptions.weather import frost_source, plasma_fractal
 
 
-@pytest.fixture(scope="module")
-def reference(testdata) -> dict[str, np.ndarray]:
-    with np.load(testdata / "cifar10c_reference.npz") as data:
-        return {name: data[name] for name in ("clean", "motion_blur", "frost")}
-
-
 def mean_abs_change(corrupted: np.ndarray, clean: np.ndarray) -> float:
     """Per-image mean absolute change from the clean image, averaged over images."""
     return float(np.abs(corrupted.astype(np.float64) - clean).mean())
@@ -29,7 +23,7 @@ def change_per_severity(clean: np.ndarray, name: str, **options) -> np.ndarray:
 
 
 @pytest.mark.parametrize("severity", [1, 5])
-def test_line_blur_reproduces_imagemagick_at_some_angle(reference, severity):
+def test_line_blur_reproduces_imagemagick_at_some_angle(cifar10c_reference, severity):
     """Every reference motion_blur image is our line_blur at one of the angles: the kernel,
     the pixel offsets, the edge handling and ImageMagick's quantisation all agree."""
     radius, sigma = MOTION[0][severity - 1]
@@ -40,8 +34,8 @@ def test_line_blur_reproduces_imagemagick_at_some_angle(reference, severity):
     offsets = torch.cat([torch.ceil(taps * rad.cos() - 0.5), torch.ceil(taps * rad.sin() - 0.5)]).T
     _, first = np.unique(offsets.numpy(), axis=0, return_index=True)
     angles = angles[np.sort(first)]
-    clean = torch.from_numpy(reference["clean"][:16]).permute(0, 3, 1, 2).float() / 255
-    theirs = torch.from_numpy(reference["motion_blur"][severity - 1, :16]).permute(0, 3, 1, 2).float()
+    clean = torch.from_numpy(cifar10c_reference["clean"][:16]).permute(0, 3, 1, 2).float() / 255
+    theirs = torch.from_numpy(cifar10c_reference["motion_blur"][severity - 1, :16]).permute(0, 3, 1, 2).float()
     for image, target in zip(clean, theirs):
         blurred = line_blur(image.expand(len(angles), -1, -1, -1), radius, sigma, angles)
         ours = torch.floor(torch.round(blurred * 65535) / 257)
@@ -66,17 +60,17 @@ def test_glass_sources_follow_the_sequential_pixel_loop(delta):
         np.testing.assert_array_equal(sources[image].numpy(), pixels.ravel())
 
 
-def test_procedural_frost_changes_images_like_the_reference_textures(reference):
-    clean = reference["clean"]
+def test_procedural_frost_changes_images_like_the_reference_textures(cifar10c_reference):
+    clean = cifar10c_reference["clean"]
     ours = change_per_severity(clean, "frost")
-    theirs = np.array([mean_abs_change(reference["frost"][s - 1], clean) for s in range(1, 6)])
+    theirs = np.array([mean_abs_change(cifar10c_reference["frost"][s - 1], clean) for s in range(1, 6)])
     np.testing.assert_allclose(ours, theirs, rtol=0.25)
 
 
-def test_frost_texture_dir_missing_files_is_an_error(reference, testdata, tmp_path):
+def test_frost_texture_dir_missing_files_is_an_error(cifar10c_reference, testdata, tmp_path):
     shutil.copy(testdata / "frost" / "frost1.png", tmp_path)
     with pytest.raises(ValueError, match="frost2.png"):
-        corrupt(reference["clean"][:2], "frost", 1, frost_dir=tmp_path)
+        corrupt(cifar10c_reference["clean"][:2], "frost", 1, frost_dir=tmp_path)
 
 
 def test_frost_source_describes_the_textures(tmp_path):

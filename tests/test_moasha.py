@@ -13,7 +13,7 @@ from ppsearch.robustness.perturbations import ALL_PERTURBATIONS
 from ppsearch.rundir import MOASHA_FILE, OBJECTIVES, Assignment
 from ppsearch.search.moasha import MOASHA, crowding_distance, promotion_order, rung_metrics, rungs
 from ppsearch.search.probes import PROBE_SEQUENCES, probe_flip_rate
-from ppsearch.search.study_searcher import ASSIGNMENT
+from ppsearch.search.study_searcher import ASSIGNMENT, trial_folder_name
 
 TWO = ("rung_clean_error", "rung_corruption_error")  # the probes of a run on clean error and mCE
 
@@ -135,7 +135,7 @@ def test_a_continued_run_decides_as_an_uninterrupted_one(tmp_path):
     """Results reach rungs 1 and 3; the driver is killed after some of them and a new one (a new
     scheduler, new Ray trial ids) takes the rest: every decision is the uninterrupted run's."""
     rng = np.random.default_rng(0)
-    names = [f"{k:05d}" for k in range(12)]
+    names = [trial_folder_name(k) for k in range(12)]
     values = {(name, epoch): tuple(rng.uniform(0.1, 0.9, 2)) for name in names for epoch in (1, 3)}
     papers = {names[0], names[5]}
 

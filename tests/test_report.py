@@ -4,37 +4,21 @@
 import pandas as pd
 import pytest
 from browser import is_blank, needs_chromium, render
-from run_dirs import write_run
+from run_dirs import tiny_settings, tiny_space, trial_row, write_run
 
 from ppsearch.cli import main
 from ppsearch.reporting.report import PAPER_REPORTED, write_report
-from ppsearch.robustness.corruptions import BENCHMARK_CORRUPTIONS
-
-
-def _run(tmp_path, rows):
-    return write_run(tmp_path / "run", rows)
-
-
-def _row(trial_id, origin, placement, clean, mce, mfr, seed=0, status="completed"):
-    """A trial's row; a seed > 0 is a confirmation of the trial named before its '-'."""
-    return {"trial_id": trial_id, "config_id": trial_id.split("-")[0], "origin": origin, "status": status,
-            "arch": "resnet20", "placement": placement, "antialias": "none", "seed": seed,
-            "clean_error": clean, "mce": mce, "mfr": mfr, "relative_mce": mce * 1.5,
-            "val_clean_error": clean, "val_mce": mce, "val_mfr": mfr, "budget_reached": 4 if status == "completed" else 1,
-            "rung_clean_error": clean if status == "pruned" else None,
-            "finished_at": f"2026-11-23T00:00:{len(trial_id):02d}{trial_id[-1]}",
-            **{f"ce/{c}": mce for c in BENCHMARK_CORRUPTIONS}, "fp/rotate": mfr / 10}
 
 
 def test_report_is_one_offline_html_file_with_its_tables(tmp_path, capsys):
-    run = _run(tmp_path, [_row("a1", "paper:resnet20", "none", 0.10, 1.0, 1.0),
-                          _row("a1-seed1", "paper:resnet20", "none", 0.12, 1.1, 1.2, seed=1),
-                          _row("b1", "paper:resnet20-pp", "pp", 0.11, 0.9, 0.9),
-                          _row("c1", "searched", "b1", 0.09, 0.8, 0.85),  # dominates both papers
-                          _row("a1-seed2", "paper:resnet20", "none", 0.11, 1.05, 1.1, seed=2),
-                          _row("c1-seed1", "searched", "b1", 0.095, 0.82, 0.86, seed=1),
-                          _row("c1-seed2", "searched", "b1", 0.085, 0.81, 0.84, seed=2),
-                          _row("d1", "searched", "b2", 0.01, 0.01, 0.01, status="pruned")])
+    run = write_run(tmp_path / "run", [trial_row("a1", "paper:resnet20", "none", 0.10, 1.0, 1.0),
+                          trial_row("a1-seed1", "paper:resnet20", "none", 0.12, 1.1, 1.2, seed=1),
+                          trial_row("b1", "paper:resnet20-pp", "pp", 0.11, 0.9, 0.9),
+                          trial_row("c1", "searched", "b1", 0.09, 0.8, 0.85),  # dominates both papers
+                          trial_row("a1-seed2", "paper:resnet20", "none", 0.11, 1.05, 1.1, seed=2),
+                          trial_row("c1-seed1", "searched", "b1", 0.095, 0.82, 0.86, seed=1),
+                          trial_row("c1-seed2", "searched", "b1", 0.085, 0.81, 0.84, seed=2),
+                          trial_row("d1", "searched", "b2", 0.01, 0.01, 0.01, status="pruned")])
     assert main(["report", str(run)]) == 0
     assert "report written to" in capsys.readouterr().out
     page = (run / "report.html").read_text()
@@ -71,8 +55,8 @@ def test_report_is_one_offline_html_file_with_its_tables(tmp_path, capsys):
 
 @pytest.mark.parametrize("setup, message", [
     (lambda run: None, "has no results table"),
-    (lambda run: _run(run.parent, [{"trial": 1}]), "written by an older ppsearch"),
-    (lambda run: _run(run.parent, [_row("a", "searched", "pp", 0.1, 1, 1, status="failed")]), "no completed trial yet"),
+    (lambda run: write_run(run, [{"trial": 1}]), "written by an older ppsearch"),
+    (lambda run: write_run(run, [trial_row("a", "searched", "pp", 0.1, 1, 1, status="failed")]), "no completed trial yet"),
 ])
 def test_report_bad_input(tmp_path, capsys, setup, message):
     run = tmp_path / "run"
@@ -83,21 +67,19 @@ def test_report_bad_input(tmp_path, capsys, setup, message):
 
 
 def test_report_of_a_real_run_includes_importance(tmp_path, local_ray):
-    from test_search import _settings, _space
-
     from ppsearch.search.engine import Resources, run_search
 
     run = tmp_path / "run"
-    run_search(run, _settings(_space(tmp_path), trials=3), Resources(), quiet=True)
+    run_search(run, tiny_settings(tiny_space(tmp_path), trials=3), Resources(), quiet=True)
     page = write_report(run).read_text()
     assert "dimension importance" in page and "paper:plain" in page
 
 
 @needs_chromium
 def test_the_report_renders_in_a_browser_without_console_errors(tmp_path):
-    run = _run(tmp_path, [_row("a1", "paper:resnet20", "none", 0.10, 1.0, 1.0),
-                          _row("b1", "paper:resnet20-pp", "pp", 0.11, 0.9, 0.9),
-                          _row("c1", "searched", "b1", 0.09, 0.8, 0.85)])
+    run = write_run(tmp_path / "run", [trial_row("a1", "paper:resnet20", "none", 0.10, 1.0, 1.0),
+                          trial_row("b1", "paper:resnet20-pp", "pp", 0.11, 0.9, 0.9),
+                          trial_row("c1", "searched", "b1", 0.09, 0.8, 0.85)])
     page = write_report(run)
     console = render(page.resolve().as_uri(), tmp_path / "report.png")
     assert console == []
@@ -105,9 +87,9 @@ def test_the_report_renders_in_a_browser_without_console_errors(tmp_path):
 
 
 def test_the_report_names_the_protocol_and_marks_procedural_frost(tmp_path):
-    rows = [{**_row("a1", "paper:resnet20", "none", 0.10, 1.0, 1.0), "protocol": "hendrycks",
+    rows = [{**trial_row("a1", "paper:resnet20", "none", 0.10, 1.0, 1.0), "protocol": "hendrycks",
              "frost": "procedural (ppsearch)"},
-            {**_row("b1", "searched", "pp", 0.09, 0.9, 0.9), "protocol": "hendrycks", "frost": "procedural (ppsearch)"}]
+            {**trial_row("b1", "searched", "pp", 0.09, 0.9, 0.9), "protocol": "hendrycks", "frost": "procedural (ppsearch)"}]
     run = write_run(tmp_path / "run", rows, protocol="hendrycks")
     page = write_report(run).read_text()
     assert "protocol <b>hendrycks</b>" in page and "<b>Protocol:</b> hendrycks (not the paper's" in page
@@ -117,6 +99,6 @@ def test_the_report_names_the_protocol_and_marks_procedural_frost(tmp_path):
 
 
 def test_the_report_names_the_image_size_of_an_imagenet_run(tmp_path):
-    rows = [_row("a1", "paper:resnet20", "none", 0.10, 1.0, 1.0), _row("b1", "searched", "pp", 0.09, 0.9, 0.9)]
+    rows = [trial_row("a1", "paper:resnet20", "none", 0.10, 1.0, 1.0), trial_row("b1", "searched", "pp", 0.09, 0.9, 0.9)]
     page = write_report(write_run(tmp_path / "run", rows, dataset="imagenet", image_size=64)).read_text()
     assert "dataset <b>imagenet at 64x64</b>" in page

@@ -9,6 +9,7 @@ import time
 import optuna
 import pandas as pd
 import pytest
+from run_dirs import TINY_SPACE, tiny_settings, tiny_space
 
 from ppsearch.rundir import RunSettings, open_study, read_settings, write_settings
 from ppsearch.search.confirmation import next_confirmations
@@ -19,39 +20,11 @@ from ppsearch.search.study_searcher import ASSIGNMENT, StudySearcher, enqueue_or
 from ppsearch.selection.pareto import validation_front
 from ppsearch.selection.racing import pairs_to_confirm
 
-TINY_SPACE = """
-name: tiny
-dataset: fashion-mnist
-defaults: {arch: resnet8, augmentation: none}
-dimensions:
-  placement: {choices: [none, pp]}
-  alpha: {low: 0.5, high: 1.0e38, log: true, when: {placement: [pp]}}
-  antialias: {choices: [none, rect2]}
-objectives: [clean_error, mce]
-budgets:
-  smoke: {train_images: 128, eval_images: 100, c_images: 5, p_images: 2}
-paper_configs:
-  plain: {placement: none}
-  pp: {placement: pp}
-"""
-
-
-def _space(tmp_path, extra=""):
-    path = tmp_path / "tiny.yaml"
-    path.write_text(textwrap.dedent(TINY_SPACE) + extra)
-    return path
-
-
-def _settings(space_path, trials, scheduler="none", sampler="tpe"):
-    space = load_space(space_path)
-    return RunSettings(str(space_path), "fashion-mnist", "smoke", space.budget("smoke"), space.objectives,
-                       sampler, scheduler, trials, 0, "seed-paper", 0.1)
-
 
 def test_a_multi_objective_search_end_to_end(tmp_path, local_ray):
-    space = _space(tmp_path, "  exploding: {placement: pp, alpha: 1.0e+38}\n")
+    space = tiny_space(tmp_path, "  exploding: {placement: pp, alpha: 1.0e+38}\n")
     run_dir = tmp_path / "run"
-    table = run_search(run_dir, _settings(space, trials=2, scheduler="moasha"), Resources(cpus_per_trial=1), quiet=True)
+    table = run_search(run_dir, tiny_settings(space, trials=2, scheduler="moasha"), Resources(cpus_per_trial=1), quiet=True)
 
     assert len(table) == 5 and table["trial_id"].is_unique
     by_origin = table.set_index("origin")
@@ -80,8 +53,8 @@ def test_a_multi_objective_search_end_to_end(tmp_path, local_ray):
 
 
 def test_trials_stopped_early_are_told_to_optuna_as_pruned(tmp_path):
-    space_path = _space(tmp_path)
-    settings = RunSettings(**{**_settings(space_path, trials=3).__dict__, "study_name": "pruning"})
+    space_path = tiny_space(tmp_path)
+    settings = RunSettings(**{**tiny_settings(space_path, trials=3).__dict__, "study_name": "pruning"})
     write_settings(tmp_path, settings)
     space = load_space(space_path)
     study = open_study(tmp_path, make_sampler("tpe", 0))
@@ -107,10 +80,10 @@ def test_trials_stopped_early_are_told_to_optuna_as_pruned(tmp_path):
 def test_trials_an_interrupted_driver_left_running_are_resumed_within_the_budget(tmp_path, local_ray):
     """A driver killed after asking Optuna for a trial leaves it RUNNING; the next driver hands it
     out again, into its own folder, and asks for no more trials than the budget."""
-    space_path = _space(tmp_path)
+    space_path = tiny_space(tmp_path)
     space = load_space(space_path)
     run_dir = tmp_path / "run"
-    settings = RunSettings(**{**_settings(space_path, trials=1).__dict__, "study_name": "interrupted"})
+    settings = RunSettings(**{**tiny_settings(space_path, trials=1).__dict__, "study_name": "interrupted"})
     run_dir.mkdir()
     write_settings(run_dir, settings)
     study = open_study(run_dir, make_sampler("tpe", 0))
@@ -183,7 +156,7 @@ def _command(space, run_dir, trials, *extra):
 
 
 def test_kill_9_of_the_driver_then_resume(tmp_path):
-    space = _space(tmp_path)
+    space = tiny_space(tmp_path)
     run_dir = tmp_path / "run"
     _kill_9_and_resume(_command(space, run_dir, 2, "--quiet"), run_dir, records=1)
     _assert_complete(run_dir, trials=2)
@@ -195,7 +168,7 @@ def test_confirmation_seeds_survive_kill_9_and_stay_out_of_the_study(tmp_path):
     """`--confirm-seeds 2` retrains the validation front and the papers with one more seed, as Ray
     trials of the run that are not Optuna trials; a driver killed among them loses and duplicates
     nothing when the command is repeated."""
-    space = _space(tmp_path)
+    space = tiny_space(tmp_path)
     run_dir = tmp_path / "run"
     command = _command(space, run_dir, 1, "--quiet", "--confirm-seeds", "2")
     table = _kill_9_and_resume(command, run_dir, records=4)  # the 3 search trials and a confirmation
@@ -222,7 +195,7 @@ _AS_FROM_A_TERMINAL = ("import runpy, signal; signal.signal(signal.SIGINT, signa
 
 @pytest.mark.parametrize("sent, code, name", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT")])
 def test_an_interrupted_run_says_so_exits_non_zero_and_resumes_within_its_budget(tmp_path, sent, code, name):
-    space = _space(tmp_path)
+    space = tiny_space(tmp_path)
     run_dir = tmp_path / "run"
     python, _, _, *args = _command(space, run_dir, 0)  # python -m ppsearch ARGS
     driver = _start_driver([python, "-c", _AS_FROM_A_TERMINAL, *args], run_dir, records=1)
@@ -239,7 +212,7 @@ def test_an_interrupted_run_says_so_exits_non_zero_and_resumes_within_its_budget
 
 
 def test_a_torn_journal_is_repaired_with_a_copy_kept(tmp_path):
-    space = _space(tmp_path)
+    space = tiny_space(tmp_path)
     run_dir = tmp_path / "run"
     assert subprocess.run(_command(space, run_dir, 0, "--quiet"), capture_output=True, timeout=600).returncode == 0
     journal = run_dir / "optuna.journal"
@@ -277,9 +250,9 @@ def test_run_bad_input_is_one_line_exit_2(tmp_path, capsys, local_ray, args, mes
 
 
 def test_a_run_directory_of_other_settings_is_refused(tmp_path):
-    from ppsearch.search.engine import settings_for_run
+    from ppsearch.rundir import settings_for_run
 
-    settings = _settings(_space(tmp_path), trials=2)
+    settings = tiny_settings(tiny_space(tmp_path), trials=2)
     write_settings(tmp_path / "run", settings_for_run(tmp_path / "run", settings))
     with pytest.raises(ValueError, match="holds a run with sampler='tpe', not 'random'"):
         settings_for_run(tmp_path / "run", RunSettings(**{**settings.__dict__, "sampler": "random"}))
@@ -319,7 +292,7 @@ def test_racing_confirmation_resumes_after_kill_9_without_losing_or_repeating_a_
     """`--confirm-seeds auto`: rounds of one seed each for the configurations of undecided (front,
     paper) pairs. A driver killed in the middle of the rounds is continued by the same command,
     which replays the decisions from the records and runs exactly the seeds still missing."""
-    space = _space(tmp_path).with_name("one-paper.yaml")
+    space = tiny_space(tmp_path).with_name("one-paper.yaml")
     space.write_text(textwrap.dedent(TINY_SPACE).replace("  pp: {placement: pp}\n", ""))
     run_dir = tmp_path / "run"
     command = _command(space, run_dir, 2, "--quiet", "--confirm-seeds", "auto", "--max-seeds", "4")
@@ -336,3 +309,39 @@ def test_racing_confirmation_resumes_after_kill_9_without_losing_or_repeating_a_
         assert sorted(seeds) == list(range(1, len(seeds) + 1)), config  # one seed a round, none skipped
         assert len(seeds) <= 3  # at most --max-seeds, the search's own seed included
     assert next_confirmations(table, settings) == []  # nothing left: every pair decided or at its maximum
+
+
+def test_a_runs_settings_enter_each_module_at_most_twice(tmp_path, local_ray):
+    """Following a search's settings from the command line (the parsed arguments, then the run's
+    settings and what carries them: the prepared run, the trials' context) through every call that
+    receives them, a module is entered at most twice: each does its part in one go, and the data
+    flows down, not back and forth."""
+    import argparse
+
+    from ppsearch.cli import main
+    from ppsearch.search.engine import PreparedRun
+    from ppsearch.search.execution import TrialContext
+
+    carriers = (argparse.Namespace, RunSettings, PreparedRun, TrialContext)
+    entered: list[str] = []
+
+    def profile(frame, event, arg):
+        module = frame.f_globals.get("__name__", "")
+        if event != "call" or not module.startswith("ppsearch") or frame.f_code.co_name == "__init__":
+            return
+        code = frame.f_code
+        arguments = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+        if any(isinstance(frame.f_locals.get(name), carriers) for name in arguments):
+            if not entered or entered[-1] != module:
+                entered.append(module)
+
+    sys.setprofile(profile)
+    try:
+        code = main(["run", "--space", str(tiny_space(tmp_path)), "--budget", "smoke", "--trials", "0", "--scheduler",
+                     "none", "--max-concurrent", "1", "--out", str(tmp_path / "run"), "--quiet"])
+    finally:
+        sys.setprofile(None)
+    assert code == 0
+    visits = {module: entered.count(module) for module in entered}
+    assert {"ppsearch.cli.commands", "ppsearch.search.engine", "ppsearch.rundir", "ppsearch.training.trial"} <= set(visits)
+    assert max(visits.values()) <= 2, " -> ".join(entered)

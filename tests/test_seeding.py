@@ -4,8 +4,7 @@ import textwrap
 
 import pandas as pd
 import pytest
-from run_dirs import write_run
-from test_search import _settings, _space
+from run_dirs import tiny_settings, tiny_space, write_run
 
 from ppsearch.cli import main
 from ppsearch.rundir import RESULTS_STEM, open_study, read_settings, validation_column
@@ -80,7 +79,7 @@ def test_seed_runs_must_be_finished_runs_of_the_same_objectives(tmp_path, capsys
     write_run(earlier, pd.read_parquet(earlier / f"{RESULTS_STEM}.parquet"),
               **{"objectives": ("clean_error", "mce"), "trials": 3, **change})
     out = tmp_path / "new"
-    assert main(["run", "--space", str(_space(tmp_path)), "--budget", "smoke", "--seed-from", str(earlier),
+    assert main(["run", "--space", str(tiny_space(tmp_path)), "--budget", "smoke", "--seed-from", str(earlier),
                  "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"ppsearch: error: --seed-from {earlier}") and message in err and "\n" not in err
@@ -89,7 +88,7 @@ def test_seed_runs_must_be_finished_runs_of_the_same_objectives(tmp_path, capsys
 
 def test_a_seed_run_that_is_not_a_run_is_one_line(tmp_path, capsys):
     out = tmp_path / "new"
-    assert main(["run", "--space", str(_space(tmp_path)), "--budget", "smoke", "--seed-from", str(tmp_path),
+    assert main(["run", "--space", str(tiny_space(tmp_path)), "--budget", "smoke", "--seed-from", str(tmp_path),
                  "--out", str(out), "--quiet"]) == 2
     assert "has no results table" in capsys.readouterr().err
     assert not out.exists()
@@ -99,10 +98,10 @@ def test_a_wrn_search_starts_from_a_resnet_front(tmp_path, local_ray):
     """A smoke run of a tiny ResNet space seeds one of a tiny WideResNet space: the seeded designs
     are trials of the new run with their origin, and its study holds only values it measured."""
     resnet_dir = tmp_path / "resnet"
-    run_search(resnet_dir, _settings(_space(tmp_path), trials=1), Resources(cpus_per_trial=1), quiet=True)
+    run_search(resnet_dir, tiny_settings(tiny_space(tmp_path), trials=1), Resources(cpus_per_trial=1), quiet=True)
     # the tiny space's alpha range, and no paper configuration: every front design is carried
     wrn_space = _wrn_space(tmp_path, WRN_SPACE.replace("high: 2.0", "high: 1.0e38").split("paper_configs:")[0])
-    settings = dataclasses.replace(_settings(wrn_space, trials=1), seed_from=(str(resnet_dir),))
+    settings = dataclasses.replace(tiny_settings(wrn_space, trials=1), seed_from=(str(resnet_dir),))
     space = load_space(wrn_space)
     expected = seeded_designs(space, settings.objectives, settings.seed_from)
     assert expected.enqueued and not expected.skipped
