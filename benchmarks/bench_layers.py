@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ppsearch import PushPull2d, build_model
+from ppsearch.layers import UpsamplePushPull2d
 from ppsearch.models.profile import count_flops
 
 CONFIGS = {
@@ -36,7 +37,7 @@ class NaivePushPull(nn.Module):
     """The reference form: two convolutions, the pull kernel made by an nn.Upsample module on
     every forward pass, separate relu / scale / subtract."""
 
-    def __init__(self, layer: PushPull2d) -> None:
+    def __init__(self, layer: UpsamplePushPull2d) -> None:
         super().__init__()
         self.push = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
                               layer.padding, bias=False)

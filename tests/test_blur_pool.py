@@ -45,3 +45,12 @@ def test_parse_antialias_names_and_sizes(value, size):
 def test_parse_antialias_rejects_unknown_filters(value):
     with pytest.raises(ValueError, match="unknown antialias filter .*allowed: none, rect2, tri3, bin5, 1, 2"):
         parse_antialias(value)
+
+
+def test_the_schema_allows_exactly_the_filter_sizes_the_layer_builds():
+    from ppsearch import config
+    from ppsearch.layers import blur_pool
+
+    assert list(config.FILTER_SIZES) == list(blur_pool.FILTER_SIZES)
+    with pytest.raises(ValueError, match=r"^filt_size must be in 1\.\.7, got 8$"):
+        BlurPool2d(2, 8)

@@ -47,6 +47,18 @@ def test_trainable_alpha_adds_one_parameter_per_output_channel():
     assert n_params(model) - n_params(plain) == 7 * 16
 
 
+@pytest.mark.parametrize("variant", ["upsample", "minmax_avg"])
+def test_one_seed_gives_push_pull_the_plain_models_weights(variant):
+    """Push-pull goes in after the plain model is initialised (its alphas drawn last), so with one seed
+    a design and the plain model differ only by the inhibition: every plain tensor is the same."""
+    torch.manual_seed(0)
+    plain = build_model("resnet20").state_dict()
+    torch.manual_seed(0)
+    model = build_model("resnet20", placement="b2", variant=variant, trainable_alpha=True).state_dict()
+    assert set(plain) < set(model) and all(name.endswith(".alpha") for name in set(model) - set(plain))
+    assert all(torch.equal(plain[name], model[name]) for name in plain)
+
+
 def test_densenet_b1_replaces_only_the_3x3_convs_of_the_first_block():
     names = pushpull_names(build_model("densenet-bc-40-12", placement="b1"))
     assert names == ["stem"] + [f"stages.0.{i}.conv" for i in range(6)]
@@ -137,7 +149,7 @@ def test_the_papers_lpf_resnets_blur_the_strided_blocks_input():
     assert count(seed) == count(zhang) == count(build_model("resnet20"))
     assert seed(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     b1 = build_model("resnet20", placement="b1", antialias="tri3", antialias_position="block_input")
-    assert b1.stages[0][0].conv1.__class__.__name__ == "PushPull2d"
+    assert isinstance(b1.stages[0][0].conv1, PushPull2d)
 
 
 def test_timm_resnets_take_zhangs_placement_only():

@@ -1,11 +1,16 @@
 """PushPull2d against its equations, computed independently with plain F.conv2d."""
+import copy
+import re
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ppsearch import PushPull2d
-from ppsearch.layers import default_pull_kernel_size
+from ppsearch.layers import PUSH_PULL_VARIANTS, UpsamplePushPull2d, create_push_pull, default_pull_kernel_size
 
 F64 = dict(dtype=torch.float64)
 
@@ -144,6 +149,15 @@ def test_from_conv_keeps_the_weights_as_push_kernels():
     assert set(layer.state_dict()) == set(conv.state_dict())
 
 
+def test_from_conv_leaves_out_a_bias_that_means_something_else():
+    """minmax_avg's bias is added after the subtraction: a conv's bias is not its bias."""
+    conv = nn.Conv2d(3, 8, 3, 1, 1, bias=True)
+    with torch.no_grad():
+        conv.bias.fill_(5.0)
+    layer = PushPull2d.from_conv(conv, variant="minmax_avg", avg_kernel_size=3)
+    assert torch.equal(layer.weight, conv.weight) and layer.bias.abs().max() <= 1
+
+
 def test_exports_with_torch_export():
     model = nn.Sequential(PushPull2d(3, 8, 3, 1, 1), nn.ReLU(), PushPull2d(8, 8, 3, 2, 1, variant="minmax_avg",
                                                                              avg_kernel_size=3)).eval()
@@ -152,16 +166,78 @@ def test_exports_with_torch_export():
     torch.testing.assert_close(exported.module()(x), model(x))
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(scale=0.5), "scale must be a number >= 1"),
-    (dict(pull_kernel_size=6), "pull_kernel_size must be an odd integer >= 3"),
-    (dict(pull_kernel_size=1), "pull_kernel_size must be an odd integer"),
-    (dict(variant="gabor"), "unknown variant 'gabor'; allowed: upsample, minmax_avg"),
-    (dict(variant="minmax_avg", avg_kernel_size=4), "avg_kernel_size must be 0 or an odd integer >= 3"),
-    (dict(avg_kernel_size=3), "avg_kernel_size applies to variant='minmax_avg' only"),
-    (dict(pull_impl="fft"), "unknown pull_impl 'fft'"),
-    (dict(alpha=float("nan")), "alpha must be a finite number"),
+@pytest.mark.parametrize("args, kwargs, message", [
+    ((3, 4, 3), dict(scale=0.5), "scale must be a number >= 1, got 0.5"),
+    ((3, 4, 3), dict(scale=True), "scale must be a number >= 1, got True"),
+    ((3, 4, 3), dict(pull_kernel_size=6), "pull_kernel_size must be None or an odd integer >= kernel_size 3, got 6"),
+    ((3, 4, 3), dict(pull_kernel_size=1), "pull_kernel_size must be None or an odd integer >= kernel_size 3, got 1"),
+    ((3, 4, 4), dict(pull_kernel_size=7), "pull_kernel_size must be None or an even integer >= kernel_size 4, got 7"),
+    ((3, 4, 3), dict(variant="gabor"), "unknown variant 'gabor'; allowed: upsample, minmax_avg"),
+    ((3, 4, 3), dict(variant="minmax_avg", avg_kernel_size=4), "avg_kernel_size must be 0 or an odd integer >= 3, got 4"),
+    ((3, 4, 3), dict(avg_kernel_size=3),
+     "avg_kernel_size applies to variant='minmax_avg' only, got avg_kernel_size=3 with variant='upsample'"),
+    ((3, 4, 3), dict(variant="minmax_avg", pull_kernel_size=5),
+     "pull_kernel_size applies to variant='upsample' only, got pull_kernel_size=5 with variant='minmax_avg'"),
+    ((3, 4, 3), dict(variant="minmax_avg", pull_impl="separable"),
+     "pull_impl applies to variant='upsample' only, got pull_impl='separable' with variant='minmax_avg'"),
+    ((3, 4, 3), dict(pull_impl="fft"), "pull_impl must be one of direct, separable, got 'fft'"),
+    ((3, 4, 3), dict(alpha=float("nan")), "alpha must be a finite number >= 0, got nan"),
+    ((3, 4, 3), dict(alpha=-1), "alpha must be a finite number >= 0, got -1"),
+    ((3, 4, 3), dict(trainable_alpha="yes"), "trainable_alpha must be True or False, got 'yes'"),
+    ((3, 4, (3, 5)), dict(), "PushPull2d needs a square kernel_size, got (3, 5)"),
+    ((3, 4, 4), dict(padding="same"), "padding='same' needs an odd kernel_size, got 4"),
+    ((3, 4, 3), dict(padding_mode="reflect"), "PushPull2d supports padding_mode='zeros' only, got 'reflect'"),
 ])
-def test_bad_arguments_name_the_argument(kwargs, message):
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        PushPull2d(3, 4, 3, **kwargs)
+def test_bad_arguments_name_the_argument_the_value_and_what_is_allowed(args, kwargs, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        PushPull2d(*args, **kwargs)
+
+
+def test_create_push_pull_maps_variant_names_to_classes_and_refuses_others():
+    assert set(PUSH_PULL_VARIANTS) == {"upsample", "minmax_avg"}
+    for name, layer_class in PUSH_PULL_VARIANTS.items():
+        layer = create_push_pull(name, 3, 4, 3, padding=1)
+        assert type(layer) is layer_class and type(PushPull2d(3, 4, 3, variant=name)) is layer_class
+        assert isinstance(layer, PushPull2d) and isinstance(layer, nn.Conv2d) and layer.variant == name
+    assert type(PushPull2d(3, 4, 3)) is UpsamplePushPull2d  # the default variant
+    with pytest.raises(ValueError, match=r"^unknown variant 'dog'; allowed: upsample, minmax_avg$"):
+        create_push_pull("dog", 3, 4, 3)
+
+
+def test_another_variants_keywords_at_their_defaults_change_nothing():
+    """A design row sets every variant's keywords: those the variant does not use leave it as it is."""
+    for variant, unused in [("upsample", dict(avg_kernel_size=0)),
+                            ("minmax_avg", dict(scale=3.0, pull_kernel_size=None, pull_impl="direct"))]:
+        torch.manual_seed(0)
+        bare = create_push_pull(variant, 3, 4, 3, padding=1, trainable_alpha=True)
+        torch.manual_seed(0)
+        layer = create_push_pull(variant, 3, 4, 3, padding=1, trainable_alpha=True, **unused)
+        assert repr(layer) == repr(bare)
+        assert all(torch.equal(a, b) for a, b in zip(layer.state_dict().values(), bare.state_dict().values()))
+
+
+def test_the_forward_pass_uses_no_private_conv2d_method(monkeypatch):
+    def private(*_):
+        raise AssertionError("nn.Conv2d._conv_forward called")
+
+    monkeypatch.setattr(nn.Conv2d, "_conv_forward", private)
+    x = torch.randn(1, 3, 8, 8)
+    for design in [dict(), dict(pull_impl="separable"), dict(variant="minmax_avg", avg_kernel_size=3)]:
+        assert PushPull2d(3, 4, 3, padding=1, **design)(x).shape == (1, 4, 8, 8)
+
+
+def test_a_layer_deep_copies_and_pickles_as_its_variant(tmp_path):
+    x = torch.randn(1, 3, 8, 8)
+    for layer in [PushPull2d(3, 4, 3, padding=1, trainable_alpha=True),
+                  PushPull2d(3, 4, 3, padding=1, variant="minmax_avg", avg_kernel_size=3)]:
+        torch.save(layer, tmp_path / "layer.pt")
+        for copy_ in (copy.deepcopy(layer), torch.load(tmp_path / "layer.pt", weights_only=False)):
+            assert type(copy_) is type(layer) and torch.equal(copy_(x), layer(x))
+
+
+def test_the_layers_import_nothing_from_the_search_schema():
+    """The layers are reusable without ppsearch's configuration schema or search."""
+    code = ("import sys, ppsearch.layers; "
+            "print([m for m in sys.modules if m == 'ppsearch.config' or m.startswith('ppsearch.search')])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -12,8 +12,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import FILTER_SIZES
 from ..errors import UserError
+
+FILTER_SIZES = range(1, 8)  # binomial filters of 1 to 7 taps, Zhang's sizes
 
 
 class BlurPool2d(nn.Module):
