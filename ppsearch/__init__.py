@@ -13,6 +13,7 @@ _EXPORTS = {
     "Design": "ppsearch.config",
     "PushPull2d": "ppsearch.layers",
     "build_model": "ppsearch.models",
+    "create_push_pull": "ppsearch.layers",
     "corrupt": "ppsearch.robustness.corruptions",
     "load_model": "ppsearch.models.model_file",
     "perturb": "ppsearch.robustness.perturbations",

@@ -194,7 +194,9 @@ def test_bad_arguments_name_the_argument_the_value_and_what_is_allowed(args, kwa
 
 
 def test_create_push_pull_maps_variant_names_to_classes_and_refuses_others():
-    assert set(PUSH_PULL_VARIANTS) == {"upsample", "minmax_avg"}
+    from ppsearch.config import VARIANTS
+
+    assert tuple(PUSH_PULL_VARIANTS) == VARIANTS  # the layer's registry is the search schema's list
     for name, layer_class in PUSH_PULL_VARIANTS.items():
         layer = create_push_pull(name, 3, 4, 3, padding=1)
         assert type(layer) is layer_class and type(PushPull2d(3, 4, 3, variant=name)) is layer_class
