@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -184,82 +184,27 @@ def evaluate(
     p_kind, p_dir = parse_source(p_source)
     setup = metrics.get_protocol(protocol).setup(dataset, max(images.shape[1:3]))
     perturbations = setup.perturbations
-    c_tree = c_kind == "official" and is_image_tree(c_dir)
-    if c_tree:  # a bad file or folder fails now, not after the others were evaluated
-        if classes is None:
-            raise UserError(f"{c_dir} is an ImageNet-C tree: its class folders need the test set's class names")
-        check_imagenet_c(c_dir, corruptions, classes)
-    elif c_kind == "official":
-        check_cifar_set(c_dir, corruptions, False, images.shape[1:3])
-    p_tree = p_kind == "official" and is_image_tree(p_dir)
-    if p_tree:
-        if classes is None:
-            raise UserError(f"{p_dir} is an ImageNet-P tree: its class folders need the test set's class names")
-        check_imagenet_p(p_dir, perturbations, classes)
-    elif p_kind == "official":
-        check_cifar_set(p_dir, perturbations, True, images.shape[1:3])
+    c_tree = _checked_tree(c_kind, c_dir, corruptions, classes, images.shape[1:3], sequences=False)
+    p_tree = _checked_tree(p_kind, p_dir, perturbations, classes, images.shape[1:3], sequences=True)
     if images.shape[-1] == 1:  # the recipes are defined on RGB
         images = images.expand(-1, -1, -1, 3)
     steps = (len(corruptions) * len(SEVERITIES) if c_kind != "none" else 0) + (len(perturbations) if p_kind != "none" else 0)
     bar = tqdm(total=steps + 1, desc="eval", unit="set", disable=not progress, leave=False)
     # one pass over the clean images both clean errors need: the reported one and relative CE's
-    limits = (clean_images,) if c_kind == "none" else (clean_images, c_images)
-    measured = None if None in limits else max(limits)
-    wrong = (predictor(images[:measured]) != labels[:measured]).double()
+    wrong = _mistakes(predictor, images, labels, (clean_images,) if c_kind == "none" else (clean_images, c_images))
     clean_error = wrong[:clean_images].mean().item()
     bar.update()
 
     errors, ce = pd.DataFrame(columns=["corruption", "severity", "error"]), None
     if c_kind != "none":
-        truth: dict[tuple[str, int], torch.Tensor] = {}
-
-        def corrupted() -> Iterator[tuple[tuple[str, int], torch.Tensor]]:
-            for name in corruptions:
-                for severity in SEVERITIES:
-                    bar.set_postfix_str(f"{name} {severity}")
-                    if c_tree:
-                        labelled = []
-                        for x, y in imagenet_c_chunks(c_dir, name, severity, classes, images.shape[1], c_images):
-                            labelled.append(y)
-                            yield (name, severity), x
-                        truth[name, severity] = torch.cat(labelled)
-                    elif c_kind == "official":
-                        x, y = load_cifar_c(c_dir, name, severity)
-                        truth[name, severity] = y[:c_images]
-                        yield (name, severity), x[:c_images]
-                    else:
-                        truth[name, severity] = labels[:c_images]
-                        yield from (((name, severity), part) for part in in_chunks(
-                            images[:c_images],
-                            lambda x, s, name=name, severity=severity: corrupt(x, name, severity, s, frost_dir=frost_dir),
-                            seed, predictor.device))
-                    bar.update()
-
-        logits = batched_logits(predictor, corrupted())
-        values = {key: (logits[key].argmax(-1) != truth[key]).double().mean().item() for key in logits}
-        errors = metrics.corruption_errors(values)
+        c_sets = _Sets(c_kind, c_dir, c_tree, corruptions, images, labels, c_images, classes, seed, predictor.device)
+        errors = _corruption_errors(predictor, c_sets, frost_dir, bar)
         rce_clean = wrong[:c_images]
         ce = metrics.ce_table(errors, rce_clean.mean().item(), setup.ce_normaliser)
-
     flips, top5, fr = {}, {}, None
     if p_kind != "none":
-        def perturbed() -> Iterator[tuple[str, torch.Tensor]]:
-            for name in perturbations:
-                bar.set_postfix_str(name)
-                if p_tree:
-                    yield from ((name, part) for part, _ in imagenet_p_chunks(p_dir, name, classes, images.shape[1],
-                                                                              p_images))
-                elif p_kind == "official":
-                    yield name, load_cifar_p(p_dir, name)[0][:p_images]
-                else:
-                    yield from ((name, part) for part in in_chunks(
-                        images[:p_images], lambda x, s, name=name: perturb(x, name, s), seed, predictor.device))
-                bar.update()
-
-        for name, sequences in batched_logits(predictor, perturbed()).items():
-            flips[name] = metrics.flip_probability(sequences.argmax(-1), name, protocol)
-            if sequences.shape[-1] >= TOP5:
-                top5[name] = metrics.top5_distance(sequences, name, protocol)
+        p_sets = _Sets(p_kind, p_dir, p_tree, perturbations, images, labels, p_images, classes, seed, predictor.device)
+        flips, top5 = _flips(predictor, p_sets, protocol, bar)
         fr = metrics.fr_table(flips, setup.fr_normaliser)
     bar.close()
     summary = metrics.summary(setup, ce, fr, top5)
@@ -268,6 +213,106 @@ def evaluate(
                         Column.RCE_CLEAN_ERROR: rce_clean.mean().item(), Column.RCE_IMAGES: len(rce_clean)})
     return Evaluation(len(labels[:clean_images]), clean_error, errors, flips, top5, ce, fr, summary,
                       {"-C": c_source, "-P": p_source})
+
+
+def _mistakes(predictor: Predictor, images: torch.Tensor, labels: torch.Tensor,
+              limits: tuple[int | None, ...]) -> torch.Tensor:
+    """1.0 where the prediction is wrong, 0.0 where it is right, on as many of the first images as
+    the largest of ``limits`` (all of them where one is None)."""
+    measured = None if None in limits else max(limits)
+    return (predictor(images[:measured]) != labels[:measured]).double()
+
+
+def _checked_tree(kind: str, directory: Path | None, names: Sequence[str], classes: Sequence[str] | None,
+                  image_shape: Sequence[int], *, sequences: bool) -> bool:
+    """Whether an official -C (or, ``sequences``, -P) source is an ImageNet tree rather than CIFAR
+    ``.npy`` files, its ``names`` checked now: a bad file or folder fails before the others were evaluated."""
+    if kind != "official":
+        return False
+    if not is_image_tree(directory):
+        check_cifar_set(directory, names, sequences, image_shape)
+        return False
+    benchmark = "ImageNet-P" if sequences else "ImageNet-C"
+    if classes is None:
+        raise UserError(f"{directory} is an {benchmark} tree: its class folders need the test set's class names")
+    (check_imagenet_p if sequences else check_imagenet_c)(directory, names, classes)
+    return True
+
+
+@dataclasses.dataclass(frozen=True)
+class _Sets:
+    """The -C or -P sets of one evaluation: official files in ``directory`` (an ImageNet tree, or
+    CIFAR ``.npy`` files) or generated from the clean test images."""
+
+    kind: str  # official or generated
+    directory: Path | None
+    tree: bool
+    names: Sequence[str]  # corruptions or perturbations
+    images: torch.Tensor  # the clean test images, RGB
+    labels: torch.Tensor  # their labels, a generated -C cell's
+    subset: int | None  # how many are evaluated, from the first (an ImageNet tree's class-balanced); None: all
+    classes: Sequence[str] | None  # the test set's: what an ImageNet tree's class folders are matched to
+    seed: int
+    device: torch.device
+
+    def generated(self, make: Callable[[torch.Tensor, int], torch.Tensor]) -> Iterator[torch.Tensor]:
+        """``make(chunk, chunk_seed)`` of the first ``subset`` clean images, a chunk at a time."""
+        return in_chunks(self.images[:self.subset], make, self.seed, self.device)
+
+
+def _corruption_errors(predictor: Predictor, sets: _Sets, frost_dir: str | Path | None, bar: tqdm) -> pd.DataFrame:
+    """The error on every corruption x severity cell of the -C ``sets``, their images streamed
+    through the predictor a piece at a time."""
+    truth: dict[tuple[str, int], torch.Tensor] = {}
+
+    def corrupted() -> Iterator[tuple[tuple[str, int], torch.Tensor]]:
+        for name in sets.names:
+            for severity in SEVERITIES:
+                bar.set_postfix_str(f"{name} {severity}")
+                if sets.tree:
+                    labelled = []
+                    for x, y in imagenet_c_chunks(sets.directory, name, severity, sets.classes, sets.images.shape[1],
+                                                  sets.subset):
+                        labelled.append(y)
+                        yield (name, severity), x
+                    truth[name, severity] = torch.cat(labelled)
+                elif sets.kind == "official":
+                    x, y = load_cifar_c(sets.directory, name, severity)
+                    truth[name, severity] = y[:sets.subset]
+                    yield (name, severity), x[:sets.subset]
+                else:
+                    truth[name, severity] = sets.labels[:sets.subset]
+                    yield from (((name, severity), part) for part in sets.generated(
+                        lambda x, s, name=name, severity=severity: corrupt(x, name, severity, s, frost_dir=frost_dir)))
+                bar.update()
+
+    logits = batched_logits(predictor, corrupted())
+    values = {key: (logits[key].argmax(-1) != truth[key]).double().mean().item() for key in logits}
+    return metrics.corruption_errors(values)
+
+
+def _flips(predictor: Predictor, sets: _Sets, protocol: str, bar: tqdm) -> tuple[dict[str, float], dict[str, float]]:
+    """The flip probability and (with at least :data:`TOP5` classes) the top-5 distance of every
+    perturbation of the -P ``sets``, their sequences streamed through the predictor a piece at a time."""
+
+    def perturbed() -> Iterator[tuple[str, torch.Tensor]]:
+        for name in sets.names:
+            bar.set_postfix_str(name)
+            if sets.tree:
+                yield from ((name, part) for part, _ in imagenet_p_chunks(sets.directory, name, sets.classes,
+                                                                          sets.images.shape[1], sets.subset))
+            elif sets.kind == "official":
+                yield name, load_cifar_p(sets.directory, name)[0][:sets.subset]
+            else:
+                yield from ((name, part) for part in sets.generated(lambda x, s, name=name: perturb(x, name, s)))
+            bar.update()
+
+    flips, top5 = {}, {}
+    for name, sequences in batched_logits(predictor, perturbed()).items():
+        flips[name] = metrics.flip_probability(sequences.argmax(-1), name, protocol)
+        if sequences.shape[-1] >= TOP5:
+            top5[name] = metrics.top5_distance(sequences, name, protocol)
+    return flips, top5
 
 
 TOP5 = 5  # classes a top-5 distance needs

@@ -90,79 +90,115 @@ def fit(
         images = images.to(device)
     labels = labels.to(device)
     optimizer = recipe.optimizer(model)
-    n = images.shape[0]
-    batch = min(recipe.batch_size, n)
-    steps_per_epoch = n // batch  # full batches only: BatchNorm statistics stay comparable
-    total_steps = steps_per_epoch * epochs
-
-    history: list[EpochReport] = []
-    train_seconds = 0.0
-    if checkpointing is not None:
-        state = load_training_checkpoint(checkpointing.directory, model, optimizer)
-        if state is not None:
-            _check_identity(checkpointing, state["identity"])
-            history = [EpochReport(**r) for r in state["history"]]
-            train_seconds = history[-1].train_seconds if history else 0.0
-
-    net = torch.compile(model) if compile else model
-    autocast = torch.autocast("cuda", torch.bfloat16, enabled=device.type == "cuda")
+    history = _resume(checkpointing, model, optimizer)
+    batch = min(recipe.batch_size, images.shape[0])
+    run = _Run(torch.compile(model) if compile else model, optimizer, recipe, augmentation, mean, std, seed,
+               device, torch.autocast("cuda", torch.bfloat16, enabled=device.type == "cuda"),
+               batch, images.shape[0] // batch, epochs)
     for epoch in range(len(history), epochs):
-        generator = torch.Generator(device).manual_seed(epoch_seed(seed, epoch))
-        order = torch.randperm(n, generator=generator, device=device)
-        loss_sum = torch.zeros((), device=device)
-        wrong = torch.zeros((), device=device, dtype=torch.long)
-        skipped = 0
-        started = time.perf_counter()
-        batches = epoch_batches(images, labels, order, batch, steps_per_epoch, device)
-        for i, (x, y, skipped_now) in enumerate(batches):
-            skipped += skipped_now
-            if not len(y):  # every file of the batch was skipped
-                continue
-            step = epoch * steps_per_epoch + i
-            lr = recipe.learning_rate(step, total_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with autocast:
-                loss, logits = _loss(net, x, y, augmentation, recipe, generator, mean, std)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach()
-            wrong += (logits.detach().argmax(1) != y).sum()
-        mean_loss = loss_sum.item() / steps_per_epoch  # .item() waits for the device: timing is honest
-        seconds = time.perf_counter() - started
-        if not math.isfinite(mean_loss):
-            raise NonFiniteLoss(f"non-finite training loss ({mean_loss}) in epoch {epoch + 1}")
-        train_seconds += seconds
-        trained = steps_per_epoch * batch - skipped
-        report = EpochReport(epoch + 1, epochs, trained, mean_loss, wrong.item() / max(trained, 1), lr,
-                             trained / seconds, train_seconds, skipped)
-        history.append(report)
+        train_seconds = history[-1].train_seconds if history else 0.0
+        history.append(_train_epoch(run, images, labels, epoch, train_seconds))
         if checkpointing is not None:
             save_training_checkpoint(checkpointing.directory, model, checkpointing.spec, optimizer,
                                      {"identity": checkpointing.identity,
                                       "history": [dataclasses.asdict(r) for r in history]})
         if on_epoch is not None:
-            on_epoch(report, model)
+            on_epoch(history[-1], model)
             model.train()
     return history
 
 
-def _loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor, augmentation: str, recipe: Recipe,
-          generator: torch.Generator, mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """What every epoch and step of one :func:`fit` reads, fixed from its start to its end."""
+
+    net: nn.Module  # the model, compiled or not
+    optimizer: torch.optim.Optimizer
+    recipe: Recipe
+    augmentation: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    seed: int
+    device: torch.device
+    autocast: torch.autocast  # bfloat16 on GPUs, off on CPUs
+    batch: int
+    steps_per_epoch: int  # full batches only: BatchNorm statistics stay comparable
+    epochs: int
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.epochs
+
+
+def _resume(checkpointing: Checkpointing | None, model: nn.Module, optimizer: torch.optim.Optimizer) -> list[EpochReport]:
+    """The reports of the epochs a checkpoint in ``checkpointing.directory`` holds, with the model,
+    optimiser and RNG states restored from it; none without a checkpoint."""
+    if checkpointing is None:
+        return []
+    state = load_training_checkpoint(checkpointing.directory, model, optimizer)
+    if state is None:
+        return []
+    _check_identity(checkpointing, state["identity"])
+    return [EpochReport(**r) for r in state["history"]]
+
+
+def _train_epoch(run: _Run, images: Images, labels: torch.Tensor, epoch: int, train_seconds: float) -> EpochReport:
+    """Epoch ``epoch`` (0-based), its data order and augmentation drawn from (seed, epoch), after
+    ``train_seconds`` of earlier training. Raises :class:`NonFiniteLoss`."""
+    generator = torch.Generator(run.device).manual_seed(epoch_seed(run.seed, epoch))
+    order = torch.randperm(images.shape[0], generator=generator, device=run.device)
+    loss_sum = torch.zeros((), device=run.device)
+    wrong = torch.zeros((), device=run.device, dtype=torch.long)
+    skipped = 0
+    started = time.perf_counter()
+    batches = epoch_batches(images, labels, order, run.batch, run.steps_per_epoch, run.device)
+    for i, (x, y, skipped_now) in enumerate(batches):
+        skipped += skipped_now
+        if not len(y):  # every file of the batch was skipped
+            continue
+        loss, logits = _step(run, x, y, epoch * run.steps_per_epoch + i, generator)
+        loss_sum += loss.detach()
+        wrong += (logits.detach().argmax(1) != y).sum()
+    mean_loss = loss_sum.item() / run.steps_per_epoch  # .item() waits for the device: timing is honest
+    seconds = time.perf_counter() - started
+    if not math.isfinite(mean_loss):
+        raise NonFiniteLoss(f"non-finite training loss ({mean_loss}) in epoch {epoch + 1}")
+    trained = run.steps_per_epoch * run.batch - skipped
+    lr = run.optimizer.param_groups[0]["lr"]  # the last step's: the schedule's value at the end of the epoch
+    return EpochReport(epoch + 1, run.epochs, trained, mean_loss, wrong.item() / max(trained, 1), lr,
+                       trained / seconds, train_seconds + seconds, skipped)
+
+
+def _step(run: _Run, x: torch.Tensor, y: torch.Tensor, step: int,
+          generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGD step on a uint8 batch at the learning rate of global ``step``: its loss and logits."""
+    lr = run.recipe.learning_rate(step, run.total_steps)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    with run.autocast:
+        loss, logits = _loss(run, x, y, generator)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimizer.step()
+    return loss, logits
+
+
+def _loss(run: _Run, x: torch.Tensor, y: torch.Tensor,
+          generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Training loss of one uint8 batch and the logits of its (first) view."""
-    if augmentation != "augmix":
-        logits = net(to_model_input(augment(x, augmentation, generator), mean, std))
-        return F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing), logits
+    smoothing = run.recipe.label_smoothing
+    if run.augmentation != "augmix":
+        logits = run.net(to_model_input(augment(x, run.augmentation, generator), run.mean, run.std))
+        return F.cross_entropy(logits.float(), y, label_smoothing=smoothing), logits
     # AugMix: one crop, three views (clean, two mixes) in one forward pass, plus the
     # Jensen-Shannon consistency between their predictions.
     x = random_crop_flip(x, generator)
     views = torch.cat([x, augmix(x, generator), augmix(x, generator)])
-    logits = net(to_model_input(views, mean, std)).float().chunk(3)
+    logits = run.net(to_model_input(views, run.mean, run.std)).float().chunk(3)
     probs = [F.softmax(z, 1) for z in logits]
     log_mixture = torch.clamp(sum(probs) / 3, 1e-7, 1).log()
     jsd = sum(F.kl_div(log_mixture, p, reduction="batchmean") for p in probs) / 3
-    return F.cross_entropy(logits[0], y, label_smoothing=recipe.label_smoothing) + AUGMIX_JSD_WEIGHT * jsd, logits[0]
+    return F.cross_entropy(logits[0], y, label_smoothing=smoothing) + AUGMIX_JSD_WEIGHT * jsd, logits[0]
 
 
 def _check_identity(checkpointing: Checkpointing, saved: dict[str, Any]) -> None:
