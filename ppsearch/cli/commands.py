@@ -179,7 +179,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                            image_size=args.image_size, confirm_seeds=args.confirm_seeds, max_seeds=args.max_seeds,
                            verdict_alpha=args.verdict_alpha)
     resources = Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.time_budget, args.address)
-    prepared = prepare_run(out, settings, resources, access=_access(args), quiet=args.quiet)
+    prepared = prepare_run(out, space, settings, resources, access=_access(args), quiet=args.quiet)
     search(prepared)
     table = confirm(prepared)
     analysis = analyse(table, prepared.settings)

@@ -83,20 +83,20 @@ def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources 
     """Run (or continue) the search in ``run_dir``, then confirm its validation front and the
     papers' configurations with further seeds as ``settings.confirm_seeds`` says; returns the
     results table."""
-    prepared = prepare_run(run_dir, settings, resources, access=access, quiet=quiet)
+    prepared = prepare_run(run_dir, load_space(settings.space), settings, resources, access=access, quiet=quiet)
     search(prepared)
     return confirm(prepared)
 
 
-def prepare_run(run_dir: str | Path, settings: RunSettings, resources: Resources = Resources(), *,
+def prepare_run(run_dir: str | Path, space: Space, settings: RunSettings, resources: Resources = Resources(), *,
                 access: DataAccess = DataAccess(), quiet: bool = False) -> PreparedRun:
     """Check everything before anything is written; then connect Ray, write the run's settings
     (a new run), repair a torn journal, make the -C/-P sets and open the study with the papers'
-    configurations and the ``--seed-from`` designs enqueued."""
+    configurations and the ``--seed-from`` designs enqueued. ``space`` is the one
+    ``settings.space`` names, loaded."""
     started = time.monotonic()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     run_dir = Path(run_dir).resolve()
-    space = load_space(settings.space)
     settings = settings_for_run(run_dir, settings)
     sampler = make_sampler(settings.sampler, settings.seed)
     moasha = check_scheduler(settings.scheduler) == Scheduler.MOASHA
