@@ -9,12 +9,14 @@ The variants differ in how the pull kernel is derived, each in its own module:
 - ``"minmax_avg"`` (:class:`~ppsearch.layers.push_pull_minmax.MinMaxPushPull2d`; PushPull-Net,
   Bennabhaktula et al. 2024).
 
-``PushPull2d(..., variant=NAME, ...)`` builds the variant's class through
-:func:`~ppsearch.layers.create_push_pull.create_push_pull`; every variant's layer is a ``PushPull2d``.
+``PushPull2d(..., variant=NAME, ...)`` builds the class registered under that name (as
+:func:`~ppsearch.layers.create_push_pull.create_push_pull` does); every variant's layer is a
+``PushPull2d``.
 """
 from __future__ import annotations
 
 import abc
+import inspect
 import math
 import numbers
 from typing import Any, ClassVar
@@ -54,16 +56,39 @@ def _tracing() -> bool:
     return torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
 
 
+# Only supplies a default (upsample's pull size, which an explicit pull_kernel_size overrides too),
+# so a variant that derives nothing from it ignores it whatever its value.
+_DEFAULT_ONLY_KEYWORDS = ("scale",)
+
+
+def _variant_keywords(layer_class: type) -> dict[str, Any]:
+    """The keywords a variant adds to PushPull2d's, with their defaults."""
+    parameters = inspect.signature(layer_class.__init__).parameters.values()
+    return {p.name: p.default for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
 class _BuiltByVariant(abc.ABCMeta):
-    """Calling ``PushPull2d`` itself builds the class its ``variant`` keyword names; calling a
-    variant's class builds that class."""
+    """Calling ``PushPull2d`` itself builds the class its ``variant`` keyword names (each variant's
+    class registers itself under its name); calling a variant's class builds that class."""
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls is not PushPull2d:
             return super().__call__(*args, **kwargs)
-        from .create_push_pull import create_push_pull  # the variants' modules import this one
-
-        return create_push_pull(kwargs.pop("variant", "upsample"), *args, **kwargs)
+        variant = kwargs.pop("variant", "upsample")
+        layer_class = PushPull2d.variants.get(variant)
+        if layer_class is None:
+            raise UserError(f"unknown variant {variant!r}; allowed: {', '.join(PushPull2d.variants)}")
+        # a design sets every variant's keywords: another variant's is accepted at its default
+        own = _variant_keywords(layer_class)
+        for other, other_class in PushPull2d.variants.items():
+            for name, default in _variant_keywords(other_class).items():
+                if name in own or name not in kwargs:
+                    continue
+                value = kwargs.pop(name)
+                if value != default and name not in _DEFAULT_ONLY_KEYWORDS:
+                    raise UserError(f"{name} applies to variant={other!r} only, got {name}={value!r} "
+                                    f"with variant={variant!r}")
+        return layer_class(*args, **kwargs)
 
 
 class PushPull2d(nn.Conv2d, metaclass=_BuiltByVariant):
@@ -83,8 +108,14 @@ class PushPull2d(nn.Conv2d, metaclass=_BuiltByVariant):
         trainable_alpha: learn one alpha per output channel, initialised as the variant's paper does.
     """
 
-    variant: ClassVar[str]  # the name create_push_pull knows the class by
+    variant: ClassVar[str]  # the name the class is registered and built by
+    variants: ClassVar[dict[str, type[PushPull2d]]] = {}  # variant name -> its class, in registration order
     bias_is_conv_bias: ClassVar[bool]  # whether self.bias plays nn.Conv2d's role (so from_conv keeps it)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "variant" in cls.__dict__:
+            PushPull2d.variants[cls.variant] = cls
 
     def __init__(
         self,
