@@ -33,6 +33,7 @@ from ppsearch.robustness.metrics import (
     mfr,
     relative_mce,
 )
+from ppsearch.robustness.names import SEED_PAPER
 from ppsearch.rundir import Column
 
 COLUMNS = {Column.CLEAN_ERROR: "E", Column.MCE: "mCE", Column.RELATIVE_MCE: "rCE", Column.MFR: "mFR"}
@@ -44,7 +45,6 @@ COLUMNS = {Column.CLEAN_ERROR: "E", Column.MCE: "mCE", Column.RELATIVE_MCE: "rCE
 CORRUPTION_FILE = "C_details.txt"
 PERTURBATION_FILE = "P_flipprob.txt"
 FLIP_LINE = re.compile(r"Perturbation:\s*(\S+)\s*\|\s*Flip Prob:\s*(\S+)")
-SEED_PROTOCOL = "seed-paper"
 
 EPILOG = """\
 The authors' results/ folder holds one folder per model (results/resnet/resnet-20,
@@ -95,7 +95,7 @@ def seed_table1(results_dir: str | Path, clean_errors: dict[str, float]) -> pd.D
 
 def seed_setup() -> Setup:
     """The seed paper's protocol on CIFAR-10 (32 px): its 10 mFR perturbations and its AlexNet."""
-    return get_protocol(SEED_PROTOCOL).setup("cifar10", CIFAR_IMAGE_SIZE)
+    return get_protocol(SEED_PAPER).setup("cifar10", CIFAR_IMAGE_SIZE)
 
 
 def _model_folders(root: Path) -> dict[str, Path]:

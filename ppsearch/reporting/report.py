@@ -26,6 +26,7 @@ import plotly.graph_objects as go
 
 from ..errors import UserError
 from ..files import write_text
+from ..robustness.names import SEED_PAPER
 from ..rundir import (
     AUTO,
     FINAL_STATUSES,
@@ -312,7 +313,7 @@ def _budget_note(settings: RunSettings) -> str:
 
 
 def _protocol_note(settings: RunSettings) -> str:
-    if settings.protocol == "seed-paper":
+    if settings.protocol == SEED_PAPER:
         return " (the paper's: its numbers and ours compare)"
     return " (not the paper's: its reported numbers below were measured under the seed-paper protocol)"
 

@@ -230,7 +230,7 @@ def get_protocol(name: str) -> Protocol:
 def default_protocol(dataset: str) -> str:
     """The protocol a dataset's numbers are usually compared under: ImageNet's reference
     evaluators, the seed paper's for CIFAR-size data."""
-    return "hendrycks" if dataset == IMAGENET else SEED_PAPER
+    return HENDRYCKS if dataset == IMAGENET else SEED_PAPER
 
 
 def check_protocol(name: str, dataset: str, image_size: int) -> str:
@@ -323,7 +323,7 @@ def _frame_pairs(x: torch.Tensor, name: str, protocol: str) -> tuple[torch.Tenso
     return reference, x[:, 1:]
 
 
-def flip_probability(predictions: np.ndarray | torch.Tensor, name: str, protocol: str = "seed-paper") -> float:
+def flip_probability(predictions: np.ndarray | torch.Tensor, name: str, protocol: str = SEED_PAPER) -> float:
     """FP of perturbation ``name`` from predicted classes of shape (N sequences, T frames), with
     frames paired as ``protocol`` does.
 
@@ -338,7 +338,7 @@ def flip_probability(predictions: np.ndarray | torch.Tensor, name: str, protocol
     return (compared != reference).double().mean().item()
 
 
-def top5_distance(logits: np.ndarray | torch.Tensor, name: str, protocol: str = "seed-paper") -> float:
+def top5_distance(logits: np.ndarray | torch.Tensor, name: str, protocol: str = SEED_PAPER) -> float:
     """Mean top-5 distance (T5D, ImageNet-P) of perturbation ``name`` from (N, T, K) logits.
 
     For each compared frame pair, the reference frame's top-5 classes (in rank order) are looked
