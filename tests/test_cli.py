@@ -33,6 +33,13 @@ def test_models_profiles_a_design():
     (["models", "--arch", "resnet20", "--scale", "abc"], "scale must be a number >= 1 (the upsampling factor h), got 'abc'"),
     (["models", "--arch", "resnet20", "--alpha", "-1"], "alpha must be a finite number >= 0"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["corrupt", "--dataset", "fashion-mnist", "--out", "x", "--device", "banana"],
+     "argument --device: must be cpu, cuda or cuda:N, got 'banana'"),
+    (["eval", "--checkpoint", "x.safetensors", "--device", "cuda:7"], "argument --device: cuda:7: no such CUDA device"),
+    (["corrupt", "--dataset", "fashion-mnist", "--out", "x", "--seed", str(2**32)],
+     "argument --seed: must be an integer from 0 to 4294967295, got '4294967296'"),
+    (["run", "--seed", str(2**64)], "argument --seed: must be an integer from 0 to 4294967295"),
+    (["run", "--seed", "-1"], "argument --seed: must be an integer from 0 to 4294967295, got '-1'"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, message):
     result = ppsearch(*args)

@@ -224,7 +224,7 @@ def test_cli_corrupt_and_eval(tmp_path, checkpoint):
 @pytest.mark.parametrize("args, message", [
     (["corrupt", "--dataset", "mnist", "--out", "x"], "unknown dataset 'mnist'"),
     (["corrupt", "--dataset", "fashion-mnist", "--out", "x", "--data-dir", "/nonexistent"], "fashion-mnist not found"),
-    (["corrupt", "--dataset", "fashion-mnist", "--out", "x", "--device", "cuda"], "no CUDA device"),
+    (["corrupt", "--dataset", "fashion-mnist", "--out", "x", "--device", "cuda"], "no such CUDA device"),
     (["eval", "--checkpoint", "/nonexistent.safetensors"], "does not exist"),
     (["eval", "--checkpoint", "CHECKPOINT", "--c-source", "offical:/x"], "source must be 'generated', 'none' or"),
     (["eval", "--checkpoint", "GARBAGE"], "is not a readable safetensors file"),

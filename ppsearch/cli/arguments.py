@@ -57,6 +57,26 @@ def integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+# numpy's and torch's seeding both take 0 .. 2**32-1 (numpy refuses more, torch wraps it silently)
+seed = integer(0, 2**32 - 1)
+_DEVICE = re.compile(r"cpu|cuda(:\d+)?")
+
+
+def device(text: str) -> str:
+    """``cpu``, ``cuda`` or ``cuda:N``, naming a device this machine has (torch is imported only to
+    check a CUDA device)."""
+    if not _DEVICE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"must be cpu, cuda or cuda:N, got {text!r}")
+    if text.startswith("cuda"):
+        import torch
+
+        index = int(text.partition(":")[2] or 0)
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(f"{text}: no such CUDA device here "
+                                             f"({torch.cuda.device_count()} available)")
+    return text
+
+
 def real(minimum: float | None = None, *, above: bool = False) -> Callable[[str], float]:
     """A finite number, at least ``minimum`` (greater than it with ``above``)."""
     def parse(text: str) -> float:

@@ -46,14 +46,6 @@ def cmd_models(args: argparse.Namespace) -> None:
     print(profile.render())
 
 
-def _device(name: str) -> str:
-    import torch
-
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: no CUDA device is available here")
-    return name
-
-
 def _access(args: argparse.Namespace):
     from ..data.streaming import DataAccess
 
@@ -76,7 +68,7 @@ def cmd_corrupt(args: argparse.Namespace) -> None:
     if out.exists():
         raise UserError(f"output directory {out} already exists; choose a new --out")
     images, labels, _ = _test_split(args)
-    out = write_sets(images, labels, out, args.dataset, device=_device(args.device),
+    out = write_sets(images, labels, out, args.dataset, device=args.device,
                      frost_dir=args.frost_dir, seed=args.seed, progress=not args.quiet)
     print(f"wrote {images.shape[0]} images x {len(ALL_CORRUPTIONS)} corruptions x {len(SEVERITIES)} severities and "
           f"{len(ALL_PERTURBATIONS)} perturbations to {out}")
@@ -97,7 +89,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     protocol = check_protocol(args.protocol or default_protocol(args.dataset), args.dataset,
                               args.image_size or native_image_size(args.dataset))
     images, labels, classes = _test_split(args)
-    predictor = Predictor(model, spec.mean, spec.std, _device(args.device), args.batch_size)
+    predictor = Predictor(model, spec.mean, spec.std, args.device, args.batch_size)
     # --subset limits official files too, which hold the whole test set (ImageNet-C: per cell)
     result = evaluate(predictor, images, labels, c_source=args.c_source, p_source=args.p_source,
                       protocol=protocol, dataset=args.dataset, frost_dir=args.frost_dir,
@@ -127,7 +119,6 @@ def cmd_train(args: argparse.Namespace) -> None:
                                   budget_overrides=overrides, protocol=args.protocol,
                                   validation_fraction=args.validation_fraction, image_size=args.image_size)
                for seed in range(args.seeds)]
-    device = _device(args.device)
     label = "-".join(t.removeprefix(PAPER_PREFIX).replace("=", "") for t in args.config) or "defaults"
     out = check_output(args.out or f"runs/train/{space.name}-{label}-{dataset_name}-{args.budget}", "directory")
 
@@ -138,7 +129,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                   f"{r.train_error:.4f}  test error {epoch.clean_error:.4f}  {r.images_per_second:.0f} images/s",
                   flush=True)
 
-    table = train_seeds(configs, out, access=_access(args), device=device, compile=args.compile,
+    table = train_seeds(configs, out, access=_access(args), device=args.device, compile=args.compile,
                         progress=not args.quiet, on_epoch=progress)
     for row in table[table[Column.STATUS] != TrialStatus.COMPLETED].itertuples():
         print(f"seed {row.seed} failed: {row.failure_reason}")

@@ -20,10 +20,12 @@ from .arguments import (
     add_design_arguments,
     alpha,
     confirm_seeds,
+    device,
     integer,
     objectives,
     one_of,
     real,
+    seed,
     validation_fraction,
     weights,
 )
@@ -88,7 +90,7 @@ def _protocol_parent() -> Parser:
 
 def _device_parent() -> Parser:
     parent = Parser(add_help=False)
-    parent.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    parent.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N (a device this machine has)")
     return parent
 
 
@@ -98,7 +100,7 @@ def _test_set_parent() -> Parser:
     parent.add_argument("--subset", type=integer(1), default=None, help="use the first N test images")
     parent.add_argument("--frost-dir", default=None,
                         help="directory with the reference frost textures (default: ppsearch's procedural frost)")
-    parent.add_argument("--seed", type=integer(0), default=0)
+    parent.add_argument("--seed", type=seed, default=0, help="0 .. 2**32-1")
     return parent
 
 
@@ -162,7 +164,7 @@ def _add_run(subcommands: argparse._SubParsersAction) -> None:
                      help=f"{Scheduler.MOASHA}: stop the trials dominated at a rung (multi-objective ASHA); "
                           f"{Scheduler.NONE}: every trial trains its whole budget (default: %(default)s)")
     run.add_argument("--trials", type=integer(0), default=10, help="searched trials beyond the papers' configurations")
-    run.add_argument("--seed", type=integer(0), default=0, help="seed of the sampler, the validation split and "
+    run.add_argument("--seed", type=seed, default=0, help="0 .. 2**32-1: seed of the sampler, the validation split and "
                                                                 "every search trial")
     run.add_argument("--confirm-seeds", type=confirm_seeds, default="1", metavar=f"K|{AUTO}",
                      help="after the search, retrain every validation-front and paper configuration with K-1 "
