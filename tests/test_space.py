@@ -81,12 +81,44 @@ def _space(tmp_path, text):
     ("paper_configs:\n  odd: {placement: pp, scale: 3.0}\ndimensions:\n  placement: {choices: [none, pp]}\n",
      "paper_configs.odd: scale=3.0 cannot be reached: scale is not an active dimension"),
     ("paper_configs:\n  odd: {placement: pp, colour: red}\n", "paper_configs.odd: unknown configuration key 'colour'; allowed: arch, augmentation, recipe, placement"),
+    ("dimensions:\n  alpha: {low: 0.5, high: 2.0, step: 0}\n", "dimensions.alpha.step: must be a number > 0, got 0"),
+    ("dimensions:\n  alpha: {low: 0.5, high: 2.0, step: -0.5}\n", "dimensions.alpha.step: must be a number > 0, got -0.5"),
+    ("dimensions:\n  alpha: {low: 0.5, high: 2.0, step: big}\n", "dimensions.alpha.step: must be a number > 0, got 'big'"),
+    ("dimensions:\n  alpha: {low: 0.5, high: 2.0, step: 0.5, log: true}\n",
+     "dimensions.alpha: give log: true or a step, not both"),
+    ("dimensions:\n  alpha: {low: 0.5, high: 2.0, log: 'no'}\n", "dimensions.alpha.log: must be true or false, got 'no'"),
+    ("dimensions:\n  pull_kernel_size: {low: 3, high: 9}\n",
+     "dimensions.pull_kernel_size: the range holds 4, which is not allowed: pull_kernel_size must be an odd integer"),
+    ("dimensions:\n  pull_kernel_size: {low: 3, high: 9, step: 1.5}\n",
+     "dimensions.pull_kernel_size.step: must be an integer > 0, got 1.5"),
+    ("dimensions:\n  placement: {choices: [none, pp, none]}\n", "dimensions.placement.choices: 'none' is given twice"),
+    ("dimensions:\n  alpha: {choices: [1, 1.0]}\n", "dimensions.alpha.choices: 1.0 is given twice"),
     ("- a\n- b\n", "must hold a mapping"),
     ("dimensions: [1, 2\n", "is not valid YAML"),
 ])
 def test_a_malformed_space_names_the_field_the_value_and_what_is_allowed(tmp_path, text, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
         load_space(_space(tmp_path, text))
+
+
+def test_numeric_choices_and_steps_are_read_as_numbers(tmp_path):
+    """YAML 1.1 reads 1e-3 as text: a float key's choices and steps are numbers all the same, and a
+    stepped odd range samples odd sizes only."""
+    space = load_space(_space(tmp_path, """
+        dimensions:
+          alpha: {choices: [1e-3, 2]}
+          scale: {low: 1.0, high: 3.0, step: 5e-1}
+          pull_kernel_size: {low: 3, high: 9, step: 2}
+        """))
+    dims = {d.name: d for d in space.dimensions}
+    assert dims["alpha"].choices == (0.001, 2.0) and dims["scale"].step == 0.5
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    sizes = set()
+    for _ in range(40):
+        trial = study.ask()
+        space.suggest(trial)
+        sizes.add(trial.params["pull_kernel_size"])
+    assert sizes == {3, 5, 7, 9}
 
 
 def test_unknown_space_names_the_embedded_ones():

@@ -10,6 +10,7 @@ took one of those values (and were themselves active); otherwise the trial keeps
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -212,10 +213,12 @@ def _dimension(name: str, spec: Any, where: str) -> Dimension:
     if "choices" in spec:
         if {"low", "high", "log", "step"} & set(spec):
             raise UserError(f"{where}: give either choices or low/high, not both")
-        choices = tuple(float(c) if name in _FLOAT_KEYS and isinstance(c, int) and not isinstance(c, bool) else c
-                        for c in _list(spec["choices"], f"{where}.choices"))
+        choices = tuple(_choice(name, c) for c in _list(spec["choices"], f"{where}.choices"))
         if not choices:
             raise UserError(f"{where}.choices: empty; give at least one value")
+        repeated = [c for i, c in enumerate(choices) if c in choices[:i]]
+        if repeated:
+            raise UserError(f"{where}.choices: {repeated[0]!r} is given twice")
         for value in choices:
             try:
                 check_value(name, value)
@@ -235,8 +238,41 @@ def _dimension(name: str, spec: Any, where: str) -> Dimension:
             raise UserError(f"{where}: bound {value!r} is not allowed: {error}") from None
     if name not in _FLOAT_KEYS and name not in _INT_KEYS:
         raise UserError(f"{where}: {name} takes choices, not a numeric range")
-    return Dimension(name, low=low, high=high, log=bool(spec.get("log", False)), step=spec.get("step"), when=when,
-                     integer=name in _INT_KEYS)
+    log, step = spec.get("log", False), _step(name, spec, where)
+    if name in _INT_KEYS:  # a handful of sizes: each must be a value of the key (pull sizes are odd)
+        for value in itertools.islice(range(int(low), int(high) + 1, int(step or 1)), 1000):
+            try:
+                check_value(name, value)
+            except UserError as error:
+                raise UserError(f"{where}: the range holds {value}, which is not allowed: {error}; "
+                                f"narrow it or give a step") from None
+    return Dimension(name, low=low, high=high, log=log, step=step, when=when, integer=name in _INT_KEYS)
+
+
+def _choice(name: str, value: Any) -> Any:
+    """A choice as the key's type: YAML reads 1e-3 as text and 2 as an integer for a float key."""
+    if name in _FLOAT_KEYS:
+        value = yaml_number(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+    return value
+
+
+def _step(name: str, spec: Mapping[str, Any], where: str) -> float | int | None:
+    """A range's ``step`` (None: continuous, or every integer), checked with ``log``."""
+    log, step = spec.get("log", False), yaml_number(spec.get("step"))
+    if not isinstance(log, bool):
+        raise UserError(f"{where}.log: must be true or false, got {log!r}")
+    if step is None:
+        return None
+    integer_key = name in _INT_KEYS
+    if isinstance(step, bool) or not isinstance(step, int if integer_key else (int, float)) \
+            or not math.isfinite(step) or step <= 0:
+        kind = "an integer" if integer_key else "a number"
+        raise UserError(f"{where}.step: must be {kind} > 0, got {step!r}")
+    if log:
+        raise UserError(f"{where}: give log: true or a step, not both (a log scale has no fixed step)")
+    return step
 
 
 def _check_conditions(dimensions: tuple[Dimension, ...], where: str) -> None:
