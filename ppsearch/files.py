@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,14 +85,41 @@ def read_json(path: str | Path) -> Any:
         raise UserError(f"{path} is not a text file") from None
 
 
+MAX_YAML_BYTES = 1 << 20  # a space or a configuration is a few kilobytes; more is a mistake or an attack
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML as ppsearch's files are written: no aliases (an alias bomb expands a small file into
+    gigabytes) and no key given twice (YAML would silently keep the last)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.events.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed",
+                                              self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, Hashable):  # an unhashable key is the base class's error to name
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice",
+                                                            key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def read_yaml(path: str | Path, what: str = "file") -> Any:
-    """The YAML document at ``path``; a missing or malformed one is a UserError naming the file and,
-    for a syntax error, the line."""
+    """The YAML document at ``path``; a missing, oversized or malformed one (aliases and repeated
+    keys included) is a UserError naming the file and, for a syntax error, the line."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{what} {path} does not exist")
+    if path.stat().st_size > MAX_YAML_BYTES:
+        raise UserError(f"{what} {path} is {path.stat().st_size:,} bytes; at most {MAX_YAML_BYTES:,} are read")
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.load(path.read_text(), Loader=_StrictLoader)  # a SafeLoader, stricter
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -93,12 +93,26 @@ def _space(tmp_path, text):
      "dimensions.pull_kernel_size.step: must be an integer > 0, got 1.5"),
     ("dimensions:\n  placement: {choices: [none, pp, none]}\n", "dimensions.placement.choices: 'none' is given twice"),
     ("dimensions:\n  alpha: {choices: [1, 1.0]}\n", "dimensions.alpha.choices: 1.0 is given twice"),
+    ("dimensions:\n  placement: {choices: [none, pp]}\n  placement: {choices: [b1]}\n",
+     "is not valid YAML at line 3: key 'placement' is given twice"),
+    ("paper_configs:\n  plain: {placement: none}\n  plain: {placement: pp}\n",
+     "is not valid YAML at line 3: key 'plain' is given twice"),
+    ("a: &a [lol, lol, lol]\nb: &b [*a, *a, *a]\ndescription: *b\n",
+     "is not valid YAML at line 2: aliases "),
     ("- a\n- b\n", "must hold a mapping"),
     ("dimensions: [1, 2\n", "is not valid YAML"),
 ])
 def test_a_malformed_space_names_the_field_the_value_and_what_is_allowed(tmp_path, text, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
         load_space(_space(tmp_path, text))
+
+
+def test_an_oversized_space_file_is_refused_before_it_is_parsed(tmp_path):
+    from ppsearch.files import MAX_YAML_BYTES
+
+    path = _space(tmp_path, "name: big\n" + "# padding\n" * (MAX_YAML_BYTES // 10))
+    with pytest.raises(ValueError, match=f"^space file {path} is [0-9,]+ bytes; at most {MAX_YAML_BYTES:,} are read$"):
+        load_space(path)
 
 
 def test_numeric_choices_and_steps_are_read_as_numbers(tmp_path):
