@@ -99,6 +99,12 @@ def _space(tmp_path, text):
      "is not valid YAML at line 3: key 'plain' is given twice"),
     ("a: &a [lol, lol, lol]\nb: &b [*a, *a, *a]\ndescription: *b\n",
      "is not valid YAML at line 2: aliases "),
+    ("dimensions:\n  placement: {choices: [none, pp]}\n  alpha: {low: 0.5, high: 2.0, when: {placement: [b1]}}\n",
+     "dimensions.alpha.when.placement: 'b1' is not one of placement's choices (none, pp)"),
+    ("defaults: {placement: pp}\ndimensions:\n  alpha: {low: 0.5, high: 2.0, when: {placement: [b1]}}\n",
+     "dimensions.alpha.when.placement: the space does not search placement, which stays 'pp': alpha would never be searched"),
+    ("name: ../../etc\n", "name must be letters, digits, '.', '_' or '-' (it names run folders), got '../../etc'"),
+    ("description: {a: 1}\n", "description must be text, got a dict"),
     ("- a\n- b\n", "must hold a mapping"),
     ("dimensions: [1, 2\n", "is not valid YAML"),
 ])

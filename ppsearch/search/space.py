@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -166,13 +167,18 @@ def load_space(name_or_path: str | Path) -> Space:
     unknown = sorted(set(raw) - set(FIELDS))
     if unknown:
         raise UserError(f"{where}: unknown field {unknown[0]!r}; allowed: {', '.join(FIELDS)}")
+    name, description = raw.get("name", path.stem), raw.get("description", "")
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise UserError(f"{where}: name must be letters, digits, '.', '_' or '-' (it names run folders), got {name!r}")
+    if not isinstance(description, str):
+        raise UserError(f"{where}: description must be text, got a {type(description).__name__}")
     dataset = raw.get("dataset", "cifar10")
     if dataset not in DATASETS:
         raise UserError(f"{where}: dataset {dataset!r} is not one of {', '.join(DATASETS)}")
     defaults = _mapping(raw.get("defaults", {}), f"{where}: defaults")
     dimensions = tuple(_dimension(name, spec, f"{where}: dimensions.{name}")
                        for name, spec in _mapping(raw.get("dimensions", {}), f"{where}: dimensions").items())
-    _check_conditions(dimensions, where)
+    _check_conditions(dimensions, defaults, where)
     objectives = tuple(_list(raw.get("objectives", ["clean_error", "mce", "mfr"]), f"{where}: objectives"))
     check_objectives(objectives, f"{where}: objectives")
     budgets = {}
@@ -183,7 +189,7 @@ def load_space(name_or_path: str | Path) -> Space:
             raise UserError(f"{where}: budgets.{name}: {error}") from None
         budgets[name] = dict(overrides)
     presets = _mapping(raw.get("paper_configs", {}), f"{where}: paper_configs")
-    space = Space(raw.get("name", path.stem), raw.get("description", ""), dataset, defaults, dimensions, objectives,
+    space = Space(name, description, dataset, defaults, dimensions, objectives,
                   budgets, {}, path)
     for name, preset in {"defaults": {}, **presets}.items():
         field = "defaults" if name == "defaults" else f"paper_configs.{name}"
@@ -197,6 +203,7 @@ def load_space(name_or_path: str | Path) -> Space:
     return dataclasses.replace(space, paper_configs={k: dict(v) for k, v in presets.items()})
 
 
+_NAME = re.compile(r"[A-Za-z0-9._-]+")
 _DIMENSION_FIELDS = ("choices", "low", "high", "log", "step", "when")
 _FLOAT_KEYS = tuple(name for name, key in KEYS.items() if float in key.types)
 _INT_KEYS = tuple(name for name, key in KEYS.items() if int in key.types and str not in key.types)
@@ -275,17 +282,31 @@ def _step(name: str, spec: Mapping[str, Any], where: str) -> float | int | None:
     return step
 
 
-def _check_conditions(dimensions: tuple[Dimension, ...], where: str) -> None:
-    seen: set[str] = set()
+def _check_conditions(dimensions: tuple[Dimension, ...], defaults: Mapping[str, Any], where: str) -> None:
+    """Every ``when:`` names a key before its dimension, with values that key can take: a
+    dimension's choices, or the default of a key the space does not search (else the dependent
+    dimension could never be active)."""
+    seen: dict[str, Dimension] = {}
+    names = {d.name for d in dimensions}
     for dim in dimensions:
-        for parent in dim.when:
+        for parent, values in dim.when.items():
+            at = f"{where}: dimensions.{dim.name}.when"
             if parent not in CONFIG_KEYS:
-                raise UserError(f"{where}: dimensions.{dim.name}.when: unknown key {parent!r}; "
-                                 f"allowed: {', '.join(CONFIG_KEYS)}")
-            if parent in {d.name for d in dimensions} and parent not in seen:
+                raise UserError(f"{at}: unknown key {parent!r}; allowed: {', '.join(CONFIG_KEYS)}")
+            if parent in names and parent not in seen:
                 raise UserError(f"{where}: dimensions.{dim.name}.when names {parent!r}, which must come "
                                  f"before {dim.name!r} in the file")
-        seen.add(dim.name)
+            if parent in seen and seen[parent].choices is not None:
+                unknown = [v for v in values if v not in seen[parent].choices]
+                if unknown:
+                    raise UserError(f"{at}.{parent}: {unknown[0]!r} is not one of {parent}'s choices "
+                                    f"({', '.join(map(str, seen[parent].choices))})")
+            elif parent not in names:
+                fixed = defaults.get(parent, KEYS[parent].default)
+                if fixed not in values:
+                    raise UserError(f"{at}.{parent}: the space does not search {parent}, which stays {fixed!r}: "
+                                    f"{dim.name} would never be searched")
+        seen[dim.name] = dim
 
 
 def _check_reachable(space: Space, config: Mapping[str, Any], where: str) -> None:
