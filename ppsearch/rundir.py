@@ -14,6 +14,8 @@ import enum
 import json
 import shutil
 import sys
+import types
+import typing
 import uuid
 import warnings
 from collections.abc import Mapping, Sequence
@@ -295,8 +297,35 @@ def read_settings(run_dir: str | Path) -> RunSettings:
     required = {f.name for f in dataclasses.fields(RunSettings) if f.default is dataclasses.MISSING}
     if not isinstance(raw, dict) or not required <= set(raw):
         raise UserError(f"{path} is not a ppsearch run file (it lacks the run's settings)")
+    hints = typing.get_type_hints(RunSettings)
+    for name in fields & set(raw):
+        if not _conforms(raw[name], hints[name]):
+            raise UserError(f"{path}: {name} must be {_type_text(hints[name])}, got {raw[name]!r}: the file was "
+                            f"edited or damaged; restore it, or start a new run (another --out)")
     return RunSettings(**{**{k: v for k, v in raw.items() if k in fields}, "objectives": tuple(raw["objectives"]),
                           "seed_from": tuple(raw.get("seed_from", ()))})
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a declared type (JSON has lists for tuples, numbers for floats)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        return any(_conforms(value, arg) for arg in args)
+    if hint is type(None):
+        return value is None
+    if origin is tuple:
+        return isinstance(value, list | tuple) and all(_conforms(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(isinstance(k, str) for k in value)
+    if isinstance(value, bool):
+        return hint is bool
+    if hint is float:
+        return isinstance(value, int | float)
+    return isinstance(value, hint)
+
+
+def _type_text(hint: Any) -> str:
+    return hint.__name__ if isinstance(hint, type) else str(hint)
 
 
 def write_settings(run_dir: str | Path, settings: RunSettings) -> None:

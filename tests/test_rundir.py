@@ -44,6 +44,24 @@ def test_settings_round_trip_and_other_files_are_refused(tmp_path):
         read_settings(tmp_path / "elsewhere")
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("objectives", 3, "objectives must be tuple[str, ...], got 3"),
+    ("trials", "10", "trials must be int, got '10'"),
+    ("validation_fraction", True, "validation_fraction must be float, got True"),
+    ("image_size", "big", "image_size must be int | None, got 'big'"),
+])
+def test_a_run_file_with_a_value_of_the_wrong_type_is_named(tmp_path, capsys, field, value, message):
+    from ppsearch.cli import main
+
+    write_run(tmp_path / "run", [{"trial_id": "a", "origin": "searched", "status": "completed"}])
+    raw = json.loads((tmp_path / "run" / "run.json").read_text())
+    (tmp_path / "run" / "run.json").write_text(json.dumps({**raw, field: value}))
+    for command in ("pick", "report"):
+        assert main([command, str(tmp_path / "run")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"run.json: {message}: the file was edited or damaged" in err
+
+
 def test_yaml_errors_name_the_file_and_the_line(tmp_path):
     path = tmp_path / "space.yaml"
     path.write_text("name: x\ndimensions:\n  placement: {choices: [none, pp}\n")
