@@ -194,8 +194,7 @@ class Assignment:
 
 def failed_record(assignment: Assignment, reason: str) -> dict[str, Any]:
     """The record of a trial that failed before it trained (an exception outside training)."""
-    return {**assignment.configuration, **assignment.identity(), Column.STATUS: TrialStatus.FAILED,
-            Column.EPOCHS_COMPLETED: 0, Column.FAILURE_REASON: reason}
+    return ended_record(assignment, TrialStatus.FAILED, 0, reason, {})
 
 
 def ended_record(assignment: Assignment, status: TrialStatus, epochs: int, reason: str,

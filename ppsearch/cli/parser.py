@@ -11,7 +11,7 @@ import argparse
 
 from ..data.names import BAD_IMAGE_POLICIES, BAD_IMAGES_FAIL, DATASETS, IMAGENET, STREAM_AUTO, STREAM_MODES
 from ..robustness.names import HENDRYCKS, PROTOCOL_NAMES, SEED_PAPER
-from ..rundir import AUTO, OBJECTIVES, RunSettings
+from ..rundir import AUTO, MIN_RACING_SEEDS, OBJECTIVES, RunSettings
 from ..search.strategies import SAMPLERS, Scheduler
 from ..training.names import BUDGET_NAMES, DEMO, OVERRIDABLE
 from . import commands
@@ -170,7 +170,7 @@ def _add_run(subcommands: argparse._SubParsersAction) -> None:
                      help="after the search, retrain every validation-front and paper configuration with K-1 "
                           f"further seeds (default 1: none); {AUTO}: a seed per round to the configurations of "
                           "undecided (front, paper) pairs until each is decided or has --max-seeds")
-    run.add_argument("--max-seeds", type=integer(3), default=RunSettings.max_seeds,
+    run.add_argument("--max-seeds", type=integer(MIN_RACING_SEEDS), default=RunSettings.max_seeds,
                      help=f"--confirm-seeds {AUTO}: the most seeds a configuration gets (default %(default)s)")
     run.add_argument("--verdict-alpha", type=alpha, default=RunSettings.verdict_alpha,
                      help="level of the verdicts: the chance of any false 'dominates' in a report (default %(default)s)")

@@ -21,6 +21,7 @@ from typing import Any
 
 import optuna
 import pandas as pd
+from ray.tune.schedulers import FIFOScheduler
 
 from ..data.streaming import DataAccess
 from ..rundir import (
@@ -111,8 +112,6 @@ def prepare_run(run_dir: str | Path, space: Space, settings: RunSettings, resour
     # the trials load their own copies, sharing each node's memory budget; the driver keeps none
     del data
     trial_dataset.cache_clear()
-    from ray.tune.schedulers import FIFOScheduler
-
     scheduler = MOASHA(defaults.epochs, rung_metrics(settings.objectives), run_dir) if moasha else FIFOScheduler()
     context = TrialContext(run_dir, space, settings, sets, tuple(scheduler.rungs) if moasha else (),
                            max(1, int(resources.cpus_per_trial)), access, trials_per_node)
@@ -137,8 +136,6 @@ def search(prepared: PreparedRun) -> None:
 def confirm(prepared: PreparedRun) -> pd.DataFrame:
     """Train the validation front's and the papers' configurations with further seeds, a round at
     a time, until confirmation is finished or --time-budget is spent; returns the results table."""
-    from ray.tune.schedulers import FIFOScheduler
-
     while (left := prepared.remaining()) is None or left > 0:
         assignments = next_confirmations(prepared.table.frame(), prepared.settings)
         if not assignments:
@@ -201,11 +198,12 @@ def results_callback(table: ResultsTable, objectives: tuple[str, ...], quiet: bo
                     table.live(trial.config[ASSIGNMENT], _TUNE_STATUS.get(trial.status, status))
             if status == TrialStatus.RUNNING:
                 table.live(changing.config[ASSIGNMENT], status)
+                frame = table.frame()
             else:
                 table.ended(changing.config[ASSIGNMENT], status)
-                table.write()
+                frame = table.write()
             if not quiet:
-                print(_progress_line(table.frame(), objectives, started), flush=True)
+                print(_progress_line(frame, objectives, started), flush=True)
 
         def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
             self._update(trials, trial, TrialStatus.RUNNING)
