@@ -67,7 +67,7 @@ class PreparedRun:
     scheduler: Any  # MO-ASHA, or Ray Tune's FIFO scheduler
     table: ResultsTable
     quiet: bool
-    started: float = dataclasses.field(default_factory=time.monotonic)
+    started: float  # time.monotonic() when the run began: --time-budget counts from it
 
     def remaining(self) -> float | None:
         """Seconds left of --time-budget (None: no limit)."""
