@@ -1,3 +1,4 @@
+import gzip
 import os
 import pickle
 
@@ -9,6 +10,7 @@ from PIL import Image
 from torchvision import transforms
 
 from ppsearch.data.datasets import DATASETS, DEBIAN_FASHION_MNIST, DatasetNotFoundError, load_dataset
+from ppsearch.errors import UserError
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -70,6 +72,37 @@ def test_truncated_idx_file_is_reported(tmp_path):
         load_dataset("fashion-mnist", data_dir=tmp_path)
 
 
+def _idx(dims, data_bytes):
+    """An uncompressed uint8 idx file's bytes: the header of ``dims``, then ``data_bytes`` zeros."""
+    return b"\x00\x00\x08" + bytes([len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims) + bytes(data_bytes)
+
+
+@pytest.mark.parametrize(("name", "content", "problem"), [
+    ("t10k-labels-idx1-ubyte.gz", None, "is a directory, not a Fashion-MNIST idx file"),
+    ("t10k-labels-idx1-ubyte.gz", lambda real: real[:100], "is damaged: Compressed file ended before the end-of-stream marker was reached"),
+    ("t10k-labels-idx1-ubyte.gz", lambda real: b"garbage", "is damaged: Not a gzipped file (b'ga')"),
+    ("t10k-labels-idx1-ubyte.gz", lambda real: gzip.compress(b"\x00\x00\x08\x09" + bytes(7)), "is not a uint8 idx file"),
+    ("t10k-labels-idx1-ubyte.gz", lambda real: gzip.compress(_idx([5], 5)),
+     "holds labels of shape (5,); t10k-images-idx3-ubyte.gz holds 10000 images"),
+    ("t10k-images-idx3-ubyte.gz", lambda real: gzip.compress(_idx([10000, 1, 1], 10000)),
+     "holds an array of shape (10000, 1, 1); Fashion-MNIST images are (N, 28, 28)"),
+])
+@pytest.mark.bad_input
+def test_a_damaged_fashion_mnist_file_is_named(tmp_path, name, content, problem):
+    for path in DEBIAN_FASHION_MNIST.glob("*-ubyte.gz"):
+        (tmp_path / path.name).symlink_to(path)
+    target = tmp_path / name
+    target.unlink()
+    if content is None:
+        target.mkdir()
+    else:
+        target.write_bytes(content((DEBIAN_FASHION_MNIST / name).read_bytes()))
+    with pytest.raises(UserError) as info:
+        load_dataset("fashion-mnist", data_dir=tmp_path)
+    assert str(info.value) == f"{target} {problem}"
+
+
+@pytest.mark.bad_input
 def test_missing_fashion_mnist_says_how_to_get_it(tmp_path):
     with pytest.raises(DatasetNotFoundError) as info:
         load_dataset("fashion-mnist", data_dir=tmp_path)
@@ -79,18 +112,24 @@ def test_missing_fashion_mnist_says_how_to_get_it(tmp_path):
     assert "--data-dir" in message and "download" in message
 
 
-def test_cifar10_in_torchvision_layout(tmp_path, monkeypatch):
-    # Files in CIFAR's own format (rows of 1024 R, 1024 G, 1024 B values); torchvision's md5 check
-    # is bypassed because the files are fakes.
-    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda path, md5=None: os.path.isfile(path))
-    folder = tmp_path / "cifar-10-batches-py"
+def _stand_in_cifar10(root, monkeypatch=None):
+    """A cifar-10-batches-py folder of two-image batches in CIFAR's own format (rows of 1024 R,
+    1024 G, 1024 B values). With ``monkeypatch``, torchvision's md5 check is bypassed (the files are
+    fakes); without, the check runs and the fakes fail it, as a damaged download would."""
+    if monkeypatch is not None:
+        monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda path, md5=None: os.path.isfile(path))
+    folder = root / "cifar-10-batches-py"
     folder.mkdir()
     row = np.arange(3072) % 251
     for k, name in enumerate([f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]):
         batch = {"data": np.stack([row, 255 - row]).astype(np.uint8), "labels": [k, 9 - k]}
         (folder / name).write_bytes(pickle.dumps(batch))
     (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"class{i}" for i in range(10)]}))
+    return folder
 
+
+def test_cifar10_in_torchvision_layout(tmp_path, monkeypatch):
+    _stand_in_cifar10(tmp_path, monkeypatch)
     data = load_dataset("cifar10", data_dir=tmp_path)
     assert data.train_images.shape == (10, 32, 32, 3) and data.train_images.is_contiguous()
     assert data.train_labels.tolist() == [0, 9, 1, 8, 2, 7, 3, 6, 4, 5]
@@ -100,9 +139,47 @@ def test_cifar10_in_torchvision_layout(tmp_path, monkeypatch):
     assert data.classes[3] == "class3"
 
 
+@pytest.mark.bad_input
 def test_missing_cifar_names_the_expected_folder(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="cifar-100-python"):
         load_dataset("cifar100", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize(("damage", "problem"), [
+    (lambda path: path.write_bytes(path.read_bytes()[:100]), "is damaged (not a readable pickle: pickle data was truncated)"),
+    (lambda path: path.write_bytes(b"garbage"), "is damaged (not a readable pickle: "),
+    (lambda path: path.write_bytes(b""), "is damaged (not a readable pickle: Ran out of input)"),
+    (lambda path: path.write_bytes(pickle.dumps({"data": np.zeros((2, 10), np.uint8), "labels": [0, 1]})),
+     "is damaged (it holds no uint8 (N, 3072) images with N labels)"),
+    (lambda path: (path.unlink(), path.mkdir()), "is a directory, not a CIFAR file"),
+])
+@pytest.mark.bad_input
+def test_a_damaged_cifar_batch_is_named_not_reported_missing(tmp_path, monkeypatch, damage, problem):
+    batch = _stand_in_cifar10(tmp_path, monkeypatch) / "data_batch_3"
+    damage(batch)
+    with pytest.raises(UserError) as info:
+        load_dataset("cifar10", data_dir=tmp_path)
+    assert not isinstance(info.value, DatasetNotFoundError)
+    assert str(info.value).startswith(f"cifar10: {batch} {problem}") and "\n" not in str(info.value)
+
+
+@pytest.mark.bad_input
+def test_a_cifar_file_that_fails_its_checksum_is_named_as_damaged(tmp_path):
+    _stand_in_cifar10(tmp_path)  # torchvision's md5 check runs: the first batch fails it
+    with pytest.raises(UserError, match=r"^cifar10: .*/cifar-10-batches-py/data_batch_1 is damaged \(its MD5 checksum is not "
+                                        r"the published file's\); replace it with a fresh copy, or allow download$"):
+        load_dataset("cifar10", data_dir=tmp_path)
+
+
+@pytest.mark.bad_input
+def test_damaged_cifar_metadata_and_a_missing_batch_are_named(tmp_path, monkeypatch):
+    folder = _stand_in_cifar10(tmp_path, monkeypatch)
+    (folder / "batches.meta").write_bytes(pickle.dumps({"names": []}))
+    with pytest.raises(UserError, match=f"^cifar10: {folder / 'batches.meta'} is damaged \\(it holds no label_names\\)"):
+        load_dataset("cifar10", data_dir=tmp_path)
+    (folder / "test_batch").unlink()
+    with pytest.raises(DatasetNotFoundError, match=f"^cifar10 not found: {folder / 'test_batch'} is missing"):
+        load_dataset("cifar10", data_dir=tmp_path)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -112,6 +189,7 @@ def test_missing_cifar_names_the_expected_folder(tmp_path):
     (dict(name="fashion-mnist", image_size=64), "imagenet only"),
     (dict(name="fashion-mnist", subset=0), "positive"),
 ])
+@pytest.mark.bad_input
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         load_dataset(**kwargs)
@@ -157,6 +235,31 @@ def test_imagenet_converts_grayscale_and_reports_bad_files(tmp_path):
         load_dataset("imagenet", data_dir=tmp_path, image_size=20)
 
 
+@pytest.mark.bad_input
+def test_imagenet_files_where_folders_should_be_are_named(tmp_path):
+    _image_folder(tmp_path, {"train": [(20, 20)]})
+    (tmp_path / "val").write_text("not a folder")
+    with pytest.raises(UserError, match=f"^{tmp_path / 'val'} is a file, not an ImageFolder directory$"):
+        load_dataset("imagenet", data_dir=tmp_path)
+    with pytest.raises(UserError, match=f"^ImageFolder {tmp_path / 'val' / 'train'}: {tmp_path / 'val'} is a file, not a directory$"):
+        load_dataset("imagenet", data_dir=tmp_path / "val")
+
+
+@pytest.mark.bad_input
+def test_imagenet_images_that_cannot_be_read_or_are_too_large_are_named(tmp_path, monkeypatch):
+    _image_folder(tmp_path, {"train": [(40, 60)], "val": [(20, 20)]})
+    link = tmp_path / "val" / "n01" / "link.png"
+    link.symlink_to(link.name)
+    with pytest.raises(UserError, match=f"^cannot read image {link}: Too many levels of symbolic links$"):
+        load_dataset("imagenet", data_dir=tmp_path, image_size=16)
+    link.unlink()
+    # PIL refuses an image of over twice its pixel limit as a decompression bomb
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(UserError, match=f"^cannot decode image {tmp_path / 'train' / 'n01' / '0.png'}: Image size \\(2400 pixels\\) exceeds"):
+        load_dataset("imagenet", data_dir=tmp_path, image_size=16)
+
+
+@pytest.mark.bad_input
 def test_imagenet_missing_split(tmp_path):
     _image_folder(tmp_path, {"train": [(20, 20)]})
     with pytest.raises(DatasetNotFoundError, match="val"):

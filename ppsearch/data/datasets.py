@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import gzip
 import math
+import pickle
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -139,10 +142,15 @@ def native_image_size(name: str) -> int:
 
 def _read_idx(path: Path) -> np.ndarray:
     """Parse an idx file (optionally gzipped): big-endian header of 4-byte dims, then uint8 data."""
-    data = path.read_bytes()
-    if path.suffix == ".gz":
-        data = gzip.decompress(data)
-    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
+    try:
+        data = path.read_bytes()
+        if path.suffix == ".gz":
+            data = gzip.decompress(data)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as err:  # a truncated or garbled archive
+        raise UserError(f"{path} is damaged: {err}") from None
+    except OSError as err:
+        raise UserError(f"{path} cannot be read: {err.strerror}") from None
+    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08 or len(data) < 4 + 4 * data[3]:
         raise UserError(f"{path} is not a uint8 idx file")
     ndim = data[3]
     shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
@@ -153,10 +161,15 @@ def _read_idx(path: Path) -> np.ndarray:
 
 
 def _find_idx_files(folder: Path) -> dict[str, Path] | None:
-    """The four Fashion-MNIST files in ``folder``, gzipped or not; None if any is missing."""
+    """The four Fashion-MNIST files in ``folder``, gzipped or not; None if any is missing. A
+    directory (or anything else) under a file's name is refused, not taken for a missing file."""
     found = {}
     for stem in (s for pair in _FASHION_FILES.values() for s in pair):
         candidates = [folder / f"{stem}.gz", folder / stem]
+        for path in candidates:
+            if path.exists() and not path.is_file():
+                raise UserError(f"{path} is {'a directory' if path.is_dir() else 'not a regular file'}, "
+                                "not a Fashion-MNIST idx file")
         path = next((p for p in candidates if p.is_file()), None)
         if path is None:
             return None
@@ -180,6 +193,11 @@ def _load_fashion_mnist(root: Path | None, download: bool) -> dict[str, tuple[to
     splits = {}
     for split, (image_stem, label_stem) in _FASHION_FILES.items():
         raw, labels = _read_idx(files[image_stem]), _read_idx(files[label_stem])
+        if raw.ndim != 3 or raw.shape[1:] != (28, 28):
+            raise UserError(f"{files[image_stem]} holds an array of shape {raw.shape}; Fashion-MNIST images are (N, 28, 28)")
+        if labels.shape != raw.shape[:1]:
+            raise UserError(f"{files[label_stem]} holds labels of shape {labels.shape}; "
+                            f"{files[image_stem].name} holds {raw.shape[0]} images")
         images = torch.zeros((raw.shape[0], 32, 32, 1), dtype=torch.uint8)
         images.numpy()[:, 2:30, 2:30, 0] = raw  # centred zero padding 28 -> 32
         splits[split] = images, torch.from_numpy(labels.astype(np.int64))
@@ -194,15 +212,63 @@ def _load_cifar(name: str, root: Path | None, download: bool) -> tuple[dict, tup
     root = root if root is not None else CACHE_DIR
     if download:
         _download(cls, name, root)
-    try:
-        parts = {split: cls(str(root), train=split == "train") for split in ("train", "test")}
-    except RuntimeError:  # torchvision's "Dataset not found or corrupted"
+    folder = root / cls.base_folder
+    if not folder.is_dir():
         raise DatasetNotFoundError(
-            f"{name} not found in {root} (expects {cls.base_folder}/ there); "
-            "pass --data-dir, or allow download") from None
-    splits = {split: (torch.from_numpy(d.data).contiguous(), torch.as_tensor(d.targets, dtype=torch.int64))
-              for split, d in parts.items()}
-    return splits, tuple(parts["train"].classes)
+            f"{name} not found in {root} (expects {cls.base_folder}/ there); pass --data-dir, or allow download")
+    splits = {split: _read_cifar_batches(name, folder, files) for split, files in (("train", cls.train_list),
+                                                                                   ("test", cls.test_list))}
+    meta_path = folder / cls.meta["filename"]
+    meta = _read_cifar_file(name, meta_path, cls.meta["md5"])
+    if not isinstance(meta, dict) or not isinstance(meta.get(cls.meta["key"]), list):
+        raise _damaged_cifar(name, meta_path, f"it holds no {cls.meta['key']}")
+    return splits, tuple(meta[cls.meta["key"]])
+
+
+def _read_cifar_batches(name: str, folder: Path, files: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """One split of a CIFAR folder: its batch ``files`` (name, MD5) in order, as uint8 NHWC images
+    and int64 labels."""
+    images, labels = [], []
+    for file, md5 in files:
+        path = folder / file
+        batch = _read_cifar_file(name, path, md5)
+        data = batch.get("data") if isinstance(batch, dict) else None
+        # CIFAR-100 calls its class labels fine_labels
+        targets = batch.get("labels", batch.get("fine_labels")) if isinstance(batch, dict) else None
+        if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == 3 * 32 * 32
+                and isinstance(targets, list) and len(targets) == len(data)):
+            raise _damaged_cifar(name, path, "it holds no uint8 (N, 3072) images with N labels")
+        images.append(data)
+        labels.extend(targets)
+    # each row is a 32x32 red plane, then green, then blue
+    nhwc = np.vstack(images).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return torch.from_numpy(np.ascontiguousarray(nhwc)), torch.as_tensor(labels, dtype=torch.int64)
+
+
+def _read_cifar_file(name: str, path: Path, md5: str) -> Any:
+    """The unpickled content of one file of a CIFAR folder. Unpickling can run code, so, as
+    torchvision does, only a file with the published checksum is unpickled (torchvision's own check,
+    which tests replace to admit stand-in files)."""
+    if not path.exists():
+        raise DatasetNotFoundError(f"{name} not found: {path} is missing; pass --data-dir, or allow download")
+    if not path.is_file():
+        raise UserError(f"{name}: {path} is {'a directory' if path.is_dir() else 'not a regular file'}, "
+                        "not a CIFAR file")
+    try:
+        if not torchvision.datasets.cifar.check_integrity(str(path), md5):
+            raise _damaged_cifar(name, path, "its MD5 checksum is not the published file's")
+        with path.open("rb") as file:
+            content = file.read()
+    except OSError as err:
+        raise UserError(f"{name}: {path} cannot be read: {err.strerror}") from None
+    try:
+        return pickle.loads(content, encoding="latin1")
+    except Exception as err:  # noqa: BLE001 - unpickling damaged bytes raises any type (see pickle's docs)
+        raise _damaged_cifar(name, path, f"not a readable pickle: {err}") from None
+
+
+def _damaged_cifar(name: str, path: Path, why: str) -> UserError:
+    return UserError(f"{name}: {path} is damaged ({why}); replace it with a fresh copy, or allow download")
 
 
 def _download(cls: type, name: str, root: Path) -> None:
@@ -241,10 +307,16 @@ def image_folder_samples(root: Path, subset: int | None = None, extensions: tupl
     sorted class folder names) and the classes. Files are taken round-robin over the classes (the
     k-th of every class before any (k+1)-th), so the first ``subset`` are class-balanced and
     deterministic."""
+    existing = next(p for p in (root, *root.parents) if p.exists())  # "." or "/" at the latest
+    if not existing.is_dir():
+        where = "" if existing == root else f"ImageFolder {root}: "
+        raise UserError(f"{where}{existing} is a file, not {'a' if where else 'an ImageFolder'} directory")
     try:
         folder = torchvision.datasets.DatasetFolder(str(root), loader=str, extensions=extensions)
     except FileNotFoundError as err:
         raise DatasetNotFoundError(f"no ImageFolder at {root}: {err}") from None
+    except OSError as err:  # a folder of the tree that may not be read
+        raise UserError(f"ImageFolder {root}: {err.filename} cannot be read: {err.strerror}") from None
     paths = [p for p, _ in folder.samples]
     labels = np.asarray(folder.targets, dtype=np.int64)
     # Samples are grouped by class; rank each within its class and order by (rank, class).

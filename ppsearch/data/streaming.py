@@ -74,7 +74,9 @@ def decode_image(path: str, image_size: int, crop_pct: float = IMAGENET_CROP_PCT
     try:
         with Image.open(path) as file:
             image = file.convert("RGB")
-    except OSError as err:
+    except (OSError, Image.DecompressionBombError) as err:  # a bomb: far more pixels than a dataset's image
+        if isinstance(err, OSError) and err.errno is not None:  # the file system's (missing, a link loop), not PIL's
+            raise UnreadableImage(f"cannot read image {path}: {err.strerror}") from None
         raise UnreadableImage(f"cannot decode image {path}: {err}") from None
     image = TF.resize(image, [math.floor(image_size / crop_pct)])
     return np.asarray(TF.center_crop(image, [image_size, image_size]))
