@@ -1,22 +1,26 @@
 """Files that are never half-written and parse errors that name their file.
 
 Every file ppsearch writes for later reading goes through :func:`atomic_path` (write beside, then
-rename over): an interruption at any moment leaves either the old file or the new one, whole.
+rename over): an interruption at any moment leaves either the old file or the new one, whole;
+files that belong together go through :func:`write_texts`, which does the same for the set.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
+import signal
 import tempfile
-from collections.abc import Hashable, Iterator
+import threading
+from collections.abc import Hashable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .errors import UserError
+from .errors import StorageFault, UserError
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -69,6 +73,46 @@ def write_text(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
+def write_texts(texts: Mapping[str | Path, str]) -> None:
+    """Write several files as one unit (a report and its tables): each is written beside its place
+    first, then all are renamed over their places with the stopping signals (Ctrl-C, SIGTERM,
+    SIGHUP) held until the last rename, so an interruption leaves either the previous set or the
+    new one, whole."""
+    partials = {Path(path).with_name(Path(path).name + PARTIAL_SUFFIX): Path(path) for path in texts}
+    try:
+        for (partial, path), text in zip(partials.items(), texts.values()):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(text)
+        with _signals_held():
+            for partial, path in partials.items():
+                os.replace(partial, path)
+    finally:
+        for partial in partials:
+            partial.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """The stopping signals received in the block are delivered when it ends. Only the main thread
+    can set handlers, and only it is interrupted by them: another thread has nothing to hold. A
+    handler installed outside Python cannot be put back, so its signal is left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    held = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+            if signal.getsignal(number) is not None}
+    for number in held:
+        signal.signal(number, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        for number, handler in held.items():
+            signal.signal(number, handler)
+        for number in received:
+            signal.raise_signal(number)
+
+
 def write_json(path: str | Path, data: Any) -> Path:
     return write_text(path, json.dumps(data, indent=1))
 
@@ -111,22 +155,35 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 def read_yaml(path: str | Path, what: str = "file") -> Any:
-    """The YAML document at ``path``; a missing, oversized or malformed one (aliases and repeated
-    keys included) is a UserError naming the file and, for a syntax error, the line."""
+    """The YAML document at ``path``; a missing, unreadable, oversized or malformed one (aliases and
+    repeated keys included), or one that is not a regular file, is a UserError naming the file and
+    what is wrong with it and, for a syntax error, the line."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{what} {path} does not exist")
-    if path.stat().st_size > MAX_YAML_BYTES:
-        raise UserError(f"{what} {path} is {path.stat().st_size:,} bytes; at most {MAX_YAML_BYTES:,} are read")
     try:
-        return yaml.load(path.read_text(), Loader=_StrictLoader)  # a SafeLoader, stricter
+        size = path.stat().st_size  # follows links: a missing target or a loop is raised here
+        if path.is_dir():
+            raise UserError(f"{what} {path} is a directory")
+        if not path.is_file():  # a FIFO or a device: reading would block or never end
+            raise UserError(f"{what} {path} is not a regular file")
+        if size > MAX_YAML_BYTES:
+            raise UserError(f"{what} {path} is {size:,} bytes; at most {MAX_YAML_BYTES:,} are read")
+        text = path.read_text()
+    except FileNotFoundError:
+        # a dangling link is there to be seen: say where it points rather than that nothing is there
+        problem = f"is a symbolic link to {os.readlink(path)}, which does not exist" if path.is_symlink() else "does not exist"
+        raise UserError(f"{what} {path} {problem}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{what} {path} is not a text file") from None
+    except OSError as error:  # a symbolic link loop, no permission, a file where a folder should be
+        problem = "is a symbolic link loop" if error.errno == errno.ELOOP else f"cannot be read: {error.strerror}"
+        raise UserError(f"{what} {path} {problem}") from None
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader, stricter
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise UserError(f"{what} {path} is not valid YAML{where}: {problem}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{what} {path} is not a text file") from None
 
 
 def check_output(path: str | Path, kind: str) -> Path:
@@ -155,3 +212,48 @@ def check_output(path: str | Path, kind: str) -> Path:
 
 
 _NAME_MAX = 255  # bytes in one file name on Linux file systems
+
+
+# what an OSError's errno says when the file system, not the data, refused a write
+_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG})
+_PROBE_BYTES = 1 << 20  # a write this size fails on a full disk even where a smaller one still fits
+
+
+def storage_fault(error: BaseException, folder: str | Path) -> str | None:
+    """``path: cause`` when ``error`` came from the file system refusing a write under ``folder``
+    (full, read-only, no permission), else None (the work's own failure). Libraries say a full disk
+    in their own words (torch: "file write failed", numpy: "N requested and M written"), so besides
+    an OSError with such an errno anywhere in the chain, a probe write into ``folder`` (or its nearest
+    existing parent; nothing is created) decides."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno in _STORAGE_ERRNOS:
+            return f"{cause.filename or folder}: {cause.strerror}"
+        cause = cause.__cause__ or cause.__context__
+    folder = Path(folder)
+    while not folder.is_dir() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        with tempfile.TemporaryFile(dir=folder) as probe:
+            probe.write(bytes(_PROBE_BYTES))
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as probe_error:
+        return f"{folder}: {probe_error.strerror or probe_error}"
+    return None
+
+
+@contextlib.contextmanager
+def storage_faults(folder: str | Path) -> Iterator[None]:
+    """Turn an exception of the block that came from the file system refusing a write under
+    ``folder`` (:func:`storage_fault`) into a :class:`StorageFault` naming the path and the cause."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as error:
+        fault = storage_fault(error, folder)
+        if fault is None:
+            raise
+        raise StorageFault(f"cannot write {fault}; free space or fix the permissions there, then run the same "
+                           f"command again to continue") from error

@@ -14,8 +14,6 @@ import enum
 import json
 import shutil
 import sys
-import types
-import typing
 import uuid
 import warnings
 from collections.abc import Mapping, Sequence
@@ -25,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .config import PAPER_PREFIX
+from .declared import field_problem
 from .errors import UserError
 from .files import atomic_path, read_json, write_json
 
@@ -32,22 +31,25 @@ if TYPE_CHECKING:
     import optuna
 
 RUN_FILE = "run.json"
+LOCK_FILE = "run.lock"
 JOURNAL_FILE = "optuna.journal"
 SETS_DIR = "sets"
 TUNE_DIR = "tune"
 MOASHA_FILE = "moasha.json"
 TRIALS_DIR = "trials"
 RECORD_FILE = "record.json"
+CHECKPOINT_DIR = "checkpoint"  # a trial's latest epoch checkpoint (resumed from)
 RESULTS_STEM = "results"  # a search's table
 RECORDS_STEM = "records"  # a `ppsearch train` run's table
 # what a search run directory holds: (path, what it is)
 RUN_LAYOUT = (
     (RUN_FILE, "the run's settings (RunSettings), including the Optuna study's name"),
+    (LOCK_FILE, "the driver running the run now (host, pid, start), locked while it lives: one driver at a time"),
     (JOURNAL_FILE, "the Optuna study (JournalStorage; optuna-dashboard opens it)"),
     (f"{SETS_DIR}/", "the -C/-P sets every trial is measured on, made once (test, and validation)"),
     (f"{TUNE_DIR}/", "Ray Tune's experiment state (not needed to continue a run)"),
     (MOASHA_FILE, "MO-ASHA's rung records, so that a continued run stops what an uninterrupted one would"),
-    (f"{TRIALS_DIR}/<id>/", "one trial: checkpoint/, model.safetensors, sparsity.csv, then record.json (written last)"),
+    (f"{TRIALS_DIR}/<id>/", f"one trial: {CHECKPOINT_DIR}/, model.safetensors, sparsity.csv, then record.json (written last)"),
     (f"{RESULTS_STEM}.parquet", f"the results table, one row per trial (and {RESULTS_STEM}.csv for people)"),
 )
 
@@ -296,35 +298,12 @@ def read_settings(run_dir: str | Path) -> RunSettings:
     required = {f.name for f in dataclasses.fields(RunSettings) if f.default is dataclasses.MISSING}
     if not isinstance(raw, dict) or not required <= set(raw):
         raise UserError(f"{path} is not a ppsearch run file (it lacks the run's settings)")
-    hints = typing.get_type_hints(RunSettings)
-    for name in fields & set(raw):
-        if not _conforms(raw[name], hints[name]):
-            raise UserError(f"{path}: {name} must be {_type_text(hints[name])}, got {raw[name]!r}: the file was "
-                            f"edited or damaged; restore it, or start a new run (another --out)")
+    problem = field_problem(raw, RunSettings)
+    if problem:
+        raise UserError(f"{path}: {problem}: the file was edited or damaged; restore it, or start a new run "
+                        f"(another --out)")
     return RunSettings(**{**{k: v for k, v in raw.items() if k in fields}, "objectives": tuple(raw["objectives"]),
                           "seed_from": tuple(raw.get("seed_from", ()))})
-
-
-def _conforms(value: Any, hint: Any) -> bool:
-    """Whether a JSON value fits a declared type (JSON has lists for tuples, numbers for floats)."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (types.UnionType, typing.Union):
-        return any(_conforms(value, arg) for arg in args)
-    if hint is type(None):
-        return value is None
-    if origin is tuple:
-        return isinstance(value, list | tuple) and all(_conforms(v, args[0]) for v in value)
-    if origin is dict:
-        return isinstance(value, dict) and all(isinstance(k, str) for k in value)
-    if isinstance(value, bool):
-        return hint is bool
-    if hint is float:
-        return isinstance(value, int | float)
-    return isinstance(value, hint)
-
-
-def _type_text(hint: Any) -> str:
-    return hint.__name__ if isinstance(hint, type) else str(hint)
 
 
 def write_settings(run_dir: str | Path, settings: RunSettings) -> None:
@@ -342,8 +321,11 @@ def torn_journal_tail(path: Path) -> int:
 
 def repair_journal(path: Path) -> str | None:
     """Drop a torn last record from the Optuna journal ``path`` (so nothing is ever written after
-    it), keeping a copy of the damaged file; returns what was done, or None when nothing was needed."""
+    it), keeping a copy of the damaged file; returns what was done, or None when nothing was needed.
+    A record damaged before the last cannot be dropped (the records after it build on it): that is
+    a UserError naming its line."""
     torn = torn_journal_tail(path)
+    _check_journal_records(path, torn)
     if not torn:
         return None
     copy = path.with_name(f"{path.name}.damaged-{int(path.stat().st_mtime)}")
@@ -351,6 +333,19 @@ def repair_journal(path: Path) -> str | None:
     with open(path, "r+b") as journal:
         journal.truncate(path.stat().st_size - torn)
     return f"repaired {path}: dropped a partial last record of {torn} bytes (the damaged file is kept as {copy.name})"
+
+
+def _check_journal_records(path: Path, torn: int) -> None:
+    if not path.is_file():
+        return
+    with open(path, "rb") as journal:
+        whole = journal.read(path.stat().st_size - torn)
+    for number, line in enumerate(whole.splitlines(), start=1):
+        try:
+            json.loads(line)
+        except ValueError:
+            raise UserError(f"{path}: record {number} is damaged (not JSON), so the study cannot be read past it; "
+                            f"restore the file from a backup, or start a new run (another --out)") from None
 
 
 def read_record(trial_dir: str | Path) -> dict[str, Any] | None:
@@ -462,7 +457,7 @@ def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, RunSettings]:
     if not path.is_file() or not (run_dir / RUN_FILE).is_file():
         raise UserError(f"{run_dir} has no results table ({path.name} and {RUN_FILE}); "
                         f"is it a `ppsearch run` directory?")
-    table = pd.read_parquet(path)
+    table = read_table(run_dir)
     missing = [c for c in (Column.TRIAL_ID, Column.ORIGIN, Column.STATUS) if c not in table]
     if missing:
         raise UserError(f"{path} lacks column {str(missing[0])!r}: it was written by an older ppsearch; "
@@ -472,13 +467,31 @@ def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, RunSettings]:
     return table, read_settings(run_dir)
 
 
+def read_table(run_dir: str | Path, stem: str = RESULTS_STEM) -> pd.DataFrame:
+    """A run's table; one that cannot be read (damaged, truncated) is rebuilt from the trial records
+    (the source of truth), said on stderr, or named when the run has no records to rebuild it from."""
+    import pyarrow
+
+    path = Path(run_dir) / f"{stem}.parquet"
+    try:
+        return pd.read_parquet(path)
+    except (pyarrow.ArrowException, OSError) as error:
+        problem = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if stem != RESULTS_STEM or not any((Path(run_dir) / TRIALS_DIR).glob(f"*/{RECORD_FILE}")):
+        raise UserError(f"{path} cannot be read ({problem}) and there are no trial records to rebuild it from; "
+                        f"rerun the command that wrote it")
+    table = ResultsTable(run_dir).write()
+    print(f"ppsearch: rebuilt {path} from the trial records: it could not be read ({problem})", file=sys.stderr)
+    return table
+
+
 def completed_trials(run_dir: str | Path) -> pd.DataFrame:
     """The completed trials of a search run (``results``) or a ``ppsearch train`` run (``records``),
     with an ``origin`` column either way (a train run's is its folder name)."""
     run_dir = Path(run_dir)
     for stem in (RESULTS_STEM, RECORDS_STEM):
         if (run_dir / f"{stem}.parquet").is_file():
-            table = pd.read_parquet(run_dir / f"{stem}.parquet")
+            table = read_table(run_dir, stem)
             break
     else:
         raise UserError(f"{run_dir} holds neither {RESULTS_STEM}.parquet (ppsearch run) nor "

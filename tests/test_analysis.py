@@ -50,6 +50,7 @@ def test_figure4(runs):
     assert (runs[0] / "figure4.html").stat().st_size > 1_000_000  # plotly.js embedded: opens offline
 
 
+@pytest.mark.bad_input
 def test_an_empty_directory_is_a_one_line_error(tmp_path):
     result = subprocess.run([sys.executable, str(ANALYSIS / "table1.py"), str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "holds neither results.parquet" in result.stderr

@@ -41,6 +41,7 @@ def _fingerprint(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(1).double() @ weights
 
 
+@pytest.mark.bad_input
 def test_unknown_name_and_bad_images_raise(images):
     with pytest.raises(ValueError, match="allowed: none, standard, cutout, autoaugment"):
         augment(images, "randaugment", _generator(0))

@@ -42,6 +42,7 @@ def test_parse_antialias_names_and_sizes(value, size):
 
 
 @pytest.mark.parametrize("value", ["gauss", 8, 0.5, "tri"])
+@pytest.mark.bad_input
 def test_parse_antialias_rejects_unknown_filters(value):
     with pytest.raises(ValueError, match="unknown antialias filter .*allowed: none, rect2, tri3, bin5, 1, 2"):
         parse_antialias(value)

@@ -41,6 +41,7 @@ def test_models_profiles_a_design():
     (["run", "--seed", str(2**64)], "argument --seed: must be an integer from 0 to 4294967295"),
     (["run", "--seed", "-1"], "argument --seed: must be an integer from 0 to 4294967295, got '-1'"),
 ])
+@pytest.mark.bad_input
 def test_bad_input_is_one_line_and_exit_code_2(args, message):
     result = ppsearch(*args)
     assert result.returncode == 2
@@ -60,6 +61,7 @@ def test_bad_input_is_one_line_and_exit_code_2(args, message):
     (["--stream", "sometimes"], "argument --stream: unknown stream mode 'sometimes'; allowed: auto, always, never"),
     (["--bad-images", "ignore"], "argument --bad-images: unknown bad-images policy 'ignore'; allowed: fail, skip"),
 ])
+@pytest.mark.bad_input
 def test_a_name_outside_its_registry_is_refused_by_the_parser(tmp_path, args, message):
     out = tmp_path / "run"
     result = ppsearch("run", "--out", str(out), *args)

@@ -73,6 +73,7 @@ def test_type_shape_and_values_preserved_across_input_types(name, shape):
     (np.zeros((2, 32, 32, 1), np.uint8), "brightness", 1, r"images must have shape \(N, H, W, 3\)"),
     (np.zeros((0, 32, 32, 3), np.uint8), "brightness", 1, "images is an empty batch"),
 ], ids=["unknown-name", "severity-0", "severity-6", "float-severity", "float32", "one-channel", "empty"])
+@pytest.mark.bad_input
 def test_corrupt_rejects_bad_input(images, name, severity, message):
     with pytest.raises(ValueError, match=message):
         corrupt(images, name, severity)

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from ppsearch.errors import UserError
 from ppsearch.robustness.corruptions import corrupt
 from ppsearch.robustness.corruptions.blur import MOTION, _glass_sources, line_blur
-from ppsearch.robustness.corruptions.weather import frost_source, plasma_fractal
+from ppsearch.robustness.corruptions.weather import FROST_FILES, frost_source, plasma_fractal
 
 
 def mean_abs_change(corrupted: np.ndarray, clean: np.ndarray) -> float:
@@ -67,10 +68,19 @@ def test_procedural_frost_changes_images_like_the_reference_textures(cifar10c_re
     np.testing.assert_allclose(ours, theirs, rtol=0.25)
 
 
+@pytest.mark.bad_input
 def test_frost_texture_dir_missing_files_is_an_error(cifar10c_reference, testdata, tmp_path):
     shutil.copy(testdata / "frost" / "frost1.png", tmp_path)
     with pytest.raises(ValueError, match="frost2.png"):
         corrupt(cifar10c_reference["clean"][:2], "frost", 1, frost_dir=tmp_path)
+
+
+@pytest.mark.bad_input
+def test_a_damaged_frost_texture_is_named(tmp_path):
+    for name in FROST_FILES:
+        (tmp_path / name).write_bytes(b"not a png")
+    with pytest.raises(UserError, match=f"frost texture {tmp_path / FROST_FILES[0]} cannot be read \\(cannot identify"):
+        corrupt(torch.zeros(2, 32, 32, 3, dtype=torch.uint8), "frost", 1, frost_dir=tmp_path)
 
 
 def test_frost_source_describes_the_textures(tmp_path):
@@ -88,6 +98,7 @@ def test_plasma_fractal_spans_unit_range_per_image():
         plasma_fractal(1, 24, 2.0, torch.Generator(), torch.device("cpu"))
 
 
+@pytest.mark.bad_input
 def test_line_blur_rejects_bad_arguments():
     x = torch.zeros(2, 1, 8, 8)
     with pytest.raises(ValueError, match="radius"):

@@ -77,3 +77,12 @@ def test_the_readme_links_lead_to_files():
     for target in targets:
         if not re.match(r"[a-z]+://", target):
             assert (ROOT / target).exists(), f"README.md links to {target}, which does not exist"
+
+
+def test_the_readme_states_the_suites_count_of_bad_input_cases(request):
+    """The reliability section's number is the count of this suite's cases marked ``bad_input``."""
+    config = request.config
+    if config.option.keyword or config.option.markexpr or [Path(a).resolve() for a in config.args] != [ROOT / "tests"]:
+        pytest.skip("it counts the whole suite: run pytest without -k, -m or paths")
+    count = sum(item.get_closest_marker("bad_input") is not None for item in request.session.items)
+    assert f"**{count} bad-input and fault cases**" in (ROOT / "README.md").read_text(), count

@@ -26,6 +26,7 @@ def test_a_bug_inside_the_library_shows_its_traceback_and_exits_1(error):
     assert "Traceback (most recent call last)" in result.stderr and "deliberate bug" in result.stderr
 
 
+@pytest.mark.bad_input
 def test_a_user_error_inside_the_library_is_one_line_and_exit_2():
     result = _models_raising("UserError('you asked for something impossible')".replace(
         "UserError", "__import__('ppsearch.errors').errors.UserError"))
@@ -53,6 +54,7 @@ def test_reading_a_run_does_not_import_torch(tmp_path):
     assert result.stdout.strip().endswith("torch not imported")
 
 
+@pytest.mark.bad_input
 def test_argparse_mistakes_are_user_errors(capsys):
     assert main(["models", "--in-chans", "three"]) == 2
     assert "argument --in-chans: must be an integer >= 1, got 'three'" in capsys.readouterr().err

@@ -168,6 +168,7 @@ def test_tiny_imagenet_parameter_sets_are_unnormalised_and_say_so(imagenet_tree)
     assert result.summary["mce"] == pytest.approx(result.summary["corruption_error"])  # CE = mean error
 
 
+@pytest.mark.bad_input
 def test_an_unknown_protocol_is_refused_before_anything_is_written(imagenet_tree, tmp_path, capsys):
     from ppsearch.training.trial import TrialConfig
 
@@ -230,6 +231,7 @@ def test_cli_corrupt_and_eval(tmp_path, checkpoint):
     (["eval", "--checkpoint", "GARBAGE"], "is not a readable safetensors file"),
     (["eval", "--checkpoint", "CHECKPOINT", "--c-source", "official:/nonexistent", "--subset", "2"], "/nonexistent"),
 ])
+@pytest.mark.bad_input
 def test_cli_bad_input_is_one_line(tmp_path, checkpoint, args, message):
     garbage = tmp_path / "garbage.safetensors"
     garbage.write_bytes(b"not a checkpoint")
@@ -342,6 +344,7 @@ def _truncate(path):
     ("p", lambda videos: write_video(videos / "scale" / "n01440764" / "0.mp4", [np.zeros((96, 96, 3), np.uint8)] * 3),
      "ImageNet-P video {dir}/scale/n01440764/0.mp4 has 96x96 frames; the test images are 224x224"),
 ])
+@pytest.mark.bad_input
 def test_eval_refuses_damaged_imagenet_c_and_p_sets_in_one_line(imagenet_tree, tmp_path, capsys, source, damage,
                                                                  message):
     root, tree, videos, model = imagenet_tree

@@ -164,6 +164,7 @@ def test_from_result_normalises_the_baseline_to_one():
                                              "mfr": pytest.approx(1.0), "fr_normaliser": baseline.source}
 
 
+@pytest.mark.bad_input
 def test_unknown_normaliser_name():
     with pytest.raises(ValueError, match="unknown normaliser 'alexnet'; allowed: alexnet-cifar10, alexnet-imagenet, none"):
         Normaliser.from_name("alexnet")
@@ -200,6 +201,7 @@ def test_flip_probability_of_noise_depends_on_the_protocol():
         flip_probability(torch.tensor(PREDICTIONS), "shot_noise", "imagenet")
 
 
+@pytest.mark.bad_input
 def test_flip_probability_rejects_bad_input():
     with pytest.raises(ValueError, match="integer classes"):
         flip_probability(np.zeros((2, 4), np.float32), "rotate")
@@ -323,6 +325,7 @@ def test_seed_paper_on_imagenet_is_raw_as_its_tables():
     assert get_protocol("seed-paper").setup("cifar10", 32).ce_normaliser.source.startswith("seed paper CIFAR-10 AlexNet")
 
 
+@pytest.mark.bad_input
 def test_the_dataset_decides_the_benchmark_and_an_unknown_protocol_is_refused():
     # imagenet at 32 px: its sets follow CIFAR-10-P's recipes, its mFR is still ImageNet-P's test list
     small = get_protocol("hendrycks").setup("imagenet", 32)

@@ -1,8 +1,12 @@
 """The model zoo: placement is one knob, and push-pull never changes the trainable parameter count."""
+import re
+
 import pytest
 import torch
 
 from ppsearch import PushPull2d, build_model
+from ppsearch.cli import main
+from ppsearch.errors import UserError
 from ppsearch.models.profile import profile_model
 
 
@@ -97,6 +101,7 @@ def test_profile_counts_flops_of_the_pushpull_layers():
     ("vgg16", "unknown architecture 'vgg16'; allowed: resnet20"),
     ("timm:not_a_model", "unknown timm model 'not_a_model'"),
 ])
+@pytest.mark.bad_input
 def test_unknown_architectures_are_rejected(arch, message):
     with pytest.raises(ValueError, match=message):
         build_model(arch)
@@ -108,6 +113,7 @@ def test_unknown_architectures_are_rejected(arch, message):
     (dict(placement="pp", scale=0.9), "scale"),
     (dict(depth=2), "unknown design key 'depth'"),
 ])
+@pytest.mark.bad_input
 def test_bad_designs_are_rejected(design, message):
     with pytest.raises(ValueError, match=message):
         build_model("resnet20", **design)
@@ -155,3 +161,58 @@ def test_the_papers_lpf_resnets_blur_the_strided_blocks_input():
 def test_timm_resnets_take_zhangs_placement_only():
     with pytest.raises(ValueError, match="timm's ResNets place the blur after conv1"):
         build_model("timm:resnet18", antialias="tri3", antialias_position="block_input")
+
+
+def _fails(capsys, args: list, message: str) -> str:
+    assert main([str(a) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    return err
+
+
+@pytest.mark.parametrize("flag, value", [("--in-chans", 99_999_999_999), ("--num-classes", 99_999_999_999),
+                                         ("--in-chans", 10**30)])  # beyond torch's 64-bit sizes too
+@pytest.mark.bad_input
+def test_a_model_too_big_for_memory_is_refused_with_its_estimate(capsys, flag, value):
+    # the estimate is exact: the plain model at a small size plus what each channel or class adds
+    in_chans, num_classes = (value, 10) if flag == "--in-chans" else (3, value)
+    small = n_params(build_model("resnet20", in_chans=1, num_classes=2))
+    per_channel = n_params(build_model("resnet20", in_chans=2, num_classes=2)) - small
+    per_class = n_params(build_model("resnet20", in_chans=1, num_classes=3)) - small
+    params = small + (in_chans - 1) * per_channel + (num_classes - 2) * per_class
+    err = _fails(capsys, ["models", "--arch", "resnet20", flag, value],
+                 f"resnet20 with in_chans={in_chans} and num_classes={num_classes} has about {params:,} parameters (")
+    assert "GiB), more than this machine's" in err
+
+
+@pytest.mark.parametrize("sizes, message", [
+    (dict(num_classes=1), "num_classes must be >= 2 (a classifier tells classes apart), got 1"),
+    (dict(num_classes=0), "num_classes must be >= 2 (a classifier tells classes apart), got 0"),
+    (dict(in_chans=0), "in_chans must be >= 1, got 0"),
+])
+@pytest.mark.bad_input
+def test_sizes_that_build_no_classifier_are_refused(sizes, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        build_model("resnet20", **sizes)
+
+
+@pytest.mark.bad_input
+def test_models_refuses_one_class_and_an_image_size_the_model_does_not_take(capsys):
+    _fails(capsys, ["models", "--arch", "resnet20", "--num-classes", "1"], "argument --num-classes: must be an integer >= 2, got '1'")
+    _fails(capsys, ["models", "--arch", "timm:vit_tiny_patch16_224", "--image-size", "32"],
+           "timm:vit_tiny_patch16_224 does not run on 3-channel 32x32 images: AssertionError: Input height (32)")
+
+
+def test_surgery_traces_a_vit_at_the_size_it_is_built_for():
+    model = build_model("timm:vit_tiny_patch16_224", placement="pp")  # was traced at 64: timm's size assertion
+    assert pushpull_names(model) == ["patch_embed.proj"]
+    assert model(torch.zeros(1, 3, 224, 224)).shape == (1, 10)
+
+
+@pytest.mark.bad_input
+def test_train_refuses_a_model_that_does_not_run_on_the_data_before_writing(capsys, tmp_path):
+    out = tmp_path / "run"
+    _fails(capsys, ["train", "--config", "arch=timm:vit_tiny_patch16_224", "--dataset", "fashion-mnist",
+                    "--budget", "smoke", "--quiet", "--out", out],
+           "timm:vit_tiny_patch16_224 does not run on 1-channel 32x32 images: AssertionError: Input height (32)")
+    assert not out.exists()

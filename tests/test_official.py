@@ -6,6 +6,7 @@ from PIL import Image
 from ppsearch.errors import UserError
 from ppsearch.robustness.official import (
     OfficialDataError,
+    check_cifar_set,
     check_imagenet_c,
     imagenet_c_chunks,
     load_cifar_c,
@@ -50,6 +51,7 @@ def _truncate(path, size):
     (lambda root: np.save(root / "labels.npy", np.zeros(19, np.int64)), r"labels\.npy has int64 \(19,\)"),
     (lambda root: np.save(root / "labels.npy", np.zeros(20, np.float32)), "expected integer labels"),
 ])
+@pytest.mark.bad_input
 def test_cifar_c_bad_files_are_named_in_one_line(cifar_c, damage, message):
     root, _ = cifar_c
     damage(root)
@@ -59,6 +61,7 @@ def test_cifar_c_bad_files_are_named_in_one_line(cifar_c, damage, message):
     assert str(root) in str(info.value)
 
 
+@pytest.mark.bad_input
 def test_cifar_c_missing_corruption_lists_what_is_there(cifar_c):
     root, _ = cifar_c
     with pytest.raises(OfficialDataError, match=r"snow\.npy not found; available in .*: fog$"):
@@ -85,6 +88,61 @@ def test_cifar_p_frames_and_labels(tmp_path):
     np.save(tmp_path / "rotate.npy", frames[:5])
     with pytest.raises(OfficialDataError, match=r"labels\.npy has int64 \(6,\); expected integer labels \(5,\)"):
         load_cifar_p(tmp_path, "rotate")
+
+
+CLASSES = tuple(f"class{i}" for i in range(10))
+
+
+@pytest.mark.parametrize("labels, message", [
+    (np.full(5 * ROWS, 99, np.int64), "holds label 99; the test set's 10 classes are labelled 0 to 9"),
+    (np.r_[np.zeros(5 * ROWS - 1, np.int64), -1], "holds label -1; the test set's 10 classes are labelled 0 to 9"),
+    (np.full(5 * ROWS, 10, np.uint8), "holds label 10; the test set's 10 classes are labelled 0 to 9"),
+    (np.zeros(5 * ROWS, np.float32), "has float32 (20,); expected integer labels (20,)"),
+    (np.zeros(5 * ROWS - 1, np.int64), "has int64 (19,); expected integer labels (20,)"),
+    (np.zeros((5 * ROWS, 1), np.int64), "has int64 (20, 1); expected integer labels (20,)"),
+])
+def test_cifar_c_labels_are_checked_before_any_set_is_evaluated(cifar_c, labels, message):
+    root, _ = cifar_c
+    np.save(root / "labels.npy", labels)
+    with pytest.raises(OfficialDataError) as info:
+        check_cifar_set(root, ["fog"], False, (32, 32), CLASSES)
+    assert str(info.value) == f"CIFAR-C file {root / 'labels.npy'} {message}"
+
+
+def test_cifar_p_labels_are_checked_against_the_classes(tmp_path):
+    np.save(tmp_path / "rotate.npy", np.zeros((6, 3, 32, 32, 3), np.uint8))
+    np.save(tmp_path / "labels.npy", np.array([0, 1, 2, 9, 10, 3]))
+    with pytest.raises(OfficialDataError) as info:
+        check_cifar_set(tmp_path, ["rotate"], True, (32, 32), CLASSES)
+    assert str(info.value) == (f"CIFAR-P file {tmp_path / 'labels.npy'} holds label 10; the test set's 10 classes "
+                               f"are labelled 0 to 9")
+    check_cifar_set(tmp_path, ["rotate"], True, (32, 32), CLASSES + ("class10",))  # 11 classes: 10 is one
+    np.save(tmp_path / "labels.npy", np.arange(5))
+    with pytest.raises(OfficialDataError, match=r"has int64 \(5,\); expected integer labels \(6,\)$"):
+        check_cifar_set(tmp_path, ["rotate"], True, (32, 32), CLASSES)
+
+
+@pytest.mark.parametrize("label", [99, -1])
+@pytest.mark.bad_input
+def test_eval_refuses_official_labels_outside_the_test_sets_classes(capsys, tmp_path, label):
+    from ppsearch.cli import main
+    from ppsearch.config import Design
+    from ppsearch.models.model_file import ModelSpec, save_model
+    from ppsearch.robustness.corruptions import BENCHMARK_CORRUPTIONS
+
+    spec = ModelSpec("resnet8", Design().to_dict(), 1, 10, "fashion-mnist", (0.286,), (0.353,))
+    model = save_model(tmp_path / "model.safetensors", spec.build(), spec)
+    folder = tmp_path / "Fashion-MNIST-C"
+    folder.mkdir()
+    for name in BENCHMARK_CORRUPTIONS:
+        np.save(folder / f"{name}.npy", np.zeros((5 * ROWS, 32, 32, 3), np.uint8))
+    np.save(folder / "labels.npy", np.r_[np.arange(5 * ROWS - 1) % 10, label])
+    assert main(["eval", "--checkpoint", str(model), "--dataset", "fashion-mnist", "--subset", str(ROWS),
+                 "--c-source", f"official:{folder}", "--p-source", "none", "--quiet",
+                 "--out", str(tmp_path / "eval")]) == 2
+    assert capsys.readouterr().err == (f"ppsearch: error: CIFAR-C file {folder / 'labels.npy'} holds label {label}; "
+                                       f"the test set's 10 classes are labelled 0 to 9\n")
+    assert not (tmp_path / "eval").exists()
 
 
 @pytest.fixture
@@ -118,6 +176,7 @@ def test_imagenet_c_reads_images_at_their_size_in_chunks(imagenet_c):
     assert _cell(imagenet_c, ("n00", "n01", "n02"), image_size=20)[1].tolist() == [1, 2, 1, 2]
 
 
+@pytest.mark.bad_input
 def test_imagenet_c_missing_or_broken(imagenet_c):
     with pytest.raises(OfficialDataError, match=r"fog/1 not found \(there: 3\)"):
         check_imagenet_c(imagenet_c, ["fog"], ("n01", "n02"))

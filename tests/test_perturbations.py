@@ -118,11 +118,13 @@ def test_spatter_adds_water_that_flows_down(clean):
     (np.zeros((2, 32, 32, 4), np.uint8), "shape"),
     (np.zeros((0, 32, 32, 3), np.uint8), "empty"),
 ])
+@pytest.mark.bad_input
 def test_bad_images_raise(images, match):
     with pytest.raises(ValueError, match=match):
         perturb(images, "rotate")
 
 
+@pytest.mark.bad_input
 def test_unknown_name_lists_the_allowed_ones(clean):
     with pytest.raises(ValueError, match="unknown perturbation 'blur'.*gaussian_noise.*shear"):
         perturb(clean, "blur")

@@ -77,6 +77,7 @@ def test_pick_the_knee_or_under_constraints(tmp_path, capsys):
     (["--objective-weights", "1,x,2"], "--objective-weights: must be comma-separated finite numbers"),
     (["--max-clean-error-increase", "-5"], "no front configuration has validation clean error <="),
 ])
+@pytest.mark.bad_input
 def test_pick_bad_input(tmp_path, capsys, args, message):
     assert main(["pick", str(_run_dir(tmp_path)), *args]) == 2
     assert message in capsys.readouterr().err
@@ -119,10 +120,55 @@ def test_apply_carries_a_configuration_to_a_timm_model(tmp_path, capsys, model, 
     ("placement: pp\n", ["--model", "timm:resnet9000"], "unknown timm model 'resnet9000'"),
     ("placement: pp\n", ["--model", "timm:resnet18", "--checkpoint", "/nonexistent.pth"], "checkpoint /nonexistent.pth does not exist"),
     ("[1, 2]\n", ["--model", "timm:resnet18"], "must hold a mapping of design keys"),
+    # built for 224x224 images only
+    ("placement: pp\n", ["--model", "timm:vit_tiny_patch16_224", "--dataset", "cifar10", "--num-classes", "10"],
+     "timm:vit_tiny_patch16_224 does not run on 3-channel 32x32 images: AssertionError: Input height (32) doesn't "
+     "match model (224)"),
+    ("placement: pp\n", ["--model", "timm:mixer_b16_224", "--dataset", "cifar10", "--num-classes", "10"],
+     "timm:mixer_b16_224 does not run on 3-channel 32x32 images: AssertionError"),
+    # TensorFlow-style 'same' padding: timm's Conv2dSame, which the surgery leaves alone
+    ("placement: pp\n", ["--model", "timm:tf_efficientnet_b0"],
+     "EfficientNet has no convolution that placement pp can make push-pull (it takes square nn.Conv2d kernels"),
+    ("placement: pp\n", ["--model", "resnet20", "--dataset", "cifar10", "--in-chans", "1", "--num-classes", "10"],
+     "in_chans 1 does not fit cifar10's 3-channel images: a model for cifar10 takes 3 input channels"),
+    ("placement: pp\n", ["--model", "resnet20", "--dataset", "fashion-mnist", "--in-chans", "2", "--num-classes", "10"],
+     "in_chans 2 does not fit fashion-mnist's 1-channel images: a model for fashion-mnist takes 1 or 3 input channels"),
+    ("placement: pp\n", ["--model", "timm:resnet18", "--num-classes", "1"],
+     "argument --num-classes: must be an integer >= 2, got '1'"),
+    ("placement: pp\n", ["--model", "timm:resnet18", "--num-classes", "99999999999"],
+     "timm:resnet18 with in_chans=3 and num_classes=99999999999 has about 51,300,011,175,999 parameters ("),
 ])
+@pytest.mark.bad_input
 def test_apply_bad_input(tmp_path, capsys, content, args, message):
     config = tmp_path / "picked.yaml"
     config.write_text(content)
-    assert main(["apply", str(config), *args, "--out", str(tmp_path / "m.safetensors")]) == 2
+    out = tmp_path / "m.safetensors"
+    assert main(["apply", str(config), *args, "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and message in err
+    assert err.count("\n") == 1 and message in err, err
+    assert not out.exists()
+
+
+def test_apply_puts_a_vit_patch_embedding_in_push_pull_at_imagenet_size(tmp_path, capsys):
+    config = tmp_path / "picked.yaml"
+    config.write_text("placement: pp\n")
+    out = tmp_path / "vit.safetensors"
+    assert main(["apply", str(config), "--model", "timm:vit_tiny_patch16_224", "--num-classes", "10",
+                 "--out", str(out)]) == 0
+    assert "1 convolutions became push-pull" in capsys.readouterr().out
+    model = load_model(out)  # rebuilt by `ppsearch eval`: traced at the 224x224 it is built for
+    assert isinstance(model.patch_embed.proj, PushPull2d)
+    assert model(torch.zeros(1, 3, 224, 224)).shape == (1, 10)
+
+
+@pytest.mark.parametrize("arch, noted", [("densenet-bc-40-12", True), ("resnet20", False)])
+def test_apply_says_the_design_was_picked_on_another_architecture(tmp_path, capsys, arch, noted):
+    # what `ppsearch pick` prints names the architecture searched; apply carries the design to --model
+    config = tmp_path / "picked.yaml"
+    config.write_text(f"arch: {arch}\nplacement: pp\n")
+    assert main(["apply", str(config), "--model", "resnet20", "--dataset", "cifar10", "--num-classes", "10",
+                 "--out", str(tmp_path / "m.safetensors")]) == 0
+    printed = capsys.readouterr().out
+    assert ("note: the design was picked on densenet-bc-40-12 (the configuration's arch); it is put into resnet20 "
+            "(--model)" in printed) == noted
+    assert isinstance(load_model(tmp_path / "m.safetensors").stem[0], PushPull2d)

@@ -188,11 +188,13 @@ def test_exports_with_torch_export():
     ((3, 4, 4), dict(padding="same"), "padding='same' needs an odd kernel_size, got 4"),
     ((3, 4, 3), dict(padding_mode="reflect"), "PushPull2d supports padding_mode='zeros' only, got 'reflect'"),
 ])
+@pytest.mark.bad_input
 def test_bad_arguments_name_the_argument_the_value_and_what_is_allowed(args, kwargs, message):
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         PushPull2d(*args, **kwargs)
 
 
+@pytest.mark.bad_input
 def test_create_push_pull_maps_variant_names_to_classes_and_refuses_others():
     from ppsearch.config import VARIANTS
 

@@ -17,6 +17,8 @@ from ppsearch.config import Design
 from ppsearch.models import build_model
 from ppsearch.models.model_file import ModelSpec, save_model
 
+pytestmark = pytest.mark.bad_input
+
 UNWRITABLE = Path("/sys/ppsearch-out")  # sysfs refuses new files, even to root
 
 
@@ -51,7 +53,7 @@ def _fails(capsys, args: list[str], message: str) -> None:
 
 @pytest.mark.parametrize("args, message", [
     (["models", "--in-chans", "0"], "argument --in-chans: must be an integer >= 1, got '0'"),
-    (["models", "--num-classes", "-3"], "argument --num-classes: must be an integer >= 1, got '-3'"),
+    (["models", "--num-classes", "-3"], "argument --num-classes: must be an integer >= 2, got '-3'"),
     (["models", "--arch", "resnet20", "--image-size", "0"], "argument --image-size: must be an integer >= 8"),
     (["models", "--arch", "resnet20", "--alpha", "-1"], "alpha must be a finite number >= 0"),
     (["models", "--arch", "resnet20", "--alpha", "nan"], "alpha must be a finite number >= 0"),

@@ -1,5 +1,8 @@
 """`ppsearch report` on a results table with known content, and its bad input."""
 
+import os
+import signal
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -7,6 +10,7 @@ from browser import is_blank, needs_chromium, render
 from run_dirs import tiny_settings, tiny_space, trial_row, write_run
 
 from ppsearch.cli import main
+from ppsearch.reporting.dashboard import views
 from ppsearch.reporting.report import PAPER_REPORTED, write_report
 
 
@@ -58,6 +62,7 @@ def test_report_is_one_offline_html_file_with_its_tables(tmp_path, capsys):
     (lambda run: write_run(run, [{"trial": 1}]), "written by an older ppsearch"),
     (lambda run: write_run(run, [trial_row("a", "searched", "pp", 0.1, 1, 1, status="failed")]), "no completed trial yet"),
 ])
+@pytest.mark.bad_input
 def test_report_bad_input(tmp_path, capsys, setup, message):
     run = tmp_path / "run"
     setup(run)
@@ -102,3 +107,91 @@ def test_the_report_names_the_image_size_of_an_imagenet_run(tmp_path):
     rows = [trial_row("a1", "paper:resnet20", "none", 0.10, 1.0, 1.0), trial_row("b1", "searched", "pp", 0.09, 0.9, 0.9)]
     page = write_report(write_run(tmp_path / "run", rows, dataset="imagenet", image_size=64)).read_text()
     assert "dataset <b>imagenet at 64x64</b>" in page
+
+
+ROWS = [trial_row("a1", "paper:resnet20", "none", 0.10, 1.0, 1.0), trial_row("c1", "searched", "b1", 0.09, 0.8, 0.85)]
+STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@pytest.fixture
+def signal_handlers():
+    """An interrupted command keeps the stopping signals from pytest (so that its cleanup at exit
+    finishes): put pytest's handlers back."""
+    saved = {number: signal.getsignal(number) for number in STOPPING_SIGNALS}
+    yield
+    for number, handler in saved.items():
+        signal.signal(number, handler)
+
+
+def _written(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.glob("*"))}
+
+
+@pytest.mark.parametrize("several", [False, True], ids=["report", "comparison"])
+@pytest.mark.parametrize("previous", [False, True], ids=["first", "again"])
+@pytest.mark.bad_input
+def test_an_interrupted_report_leaves_the_previous_set_whole(tmp_path, monkeypatch, capsys, signal_handlers, several,
+                                                             previous):
+    runs = [write_run(tmp_path / name, ROWS) for name in (("a", "b") if several else ("a",))]
+    out = tmp_path / "out"
+    command = ["report", *map(str, runs), "--out", str(out / "report.html")]
+    if previous:
+        assert main(command) == 0
+        assert len(_written(out)) == (4 if several else 6)
+    before = _written(out) if out.exists() else {}
+    write_run(runs[0], ROWS + [trial_row("e1", "searched", "pp", 0.05, 0.5, 0.5)])  # the new set would differ
+    write_text, started = Path.write_text, []
+
+    def interrupted_write_text(path, text, *args, **kwargs):
+        if path.name.endswith(".partial"):
+            started.append(path.name)
+            if len(started) == 2:  # Ctrl-C halfway through the second output
+                write_text(path, text[:len(text) // 2], *args, **kwargs)
+                raise KeyboardInterrupt
+        return write_text(path, text, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", interrupted_write_text)
+    capsys.readouterr()
+    assert main(command) == 130
+    monkeypatch.undo()
+    assert len(started) == 2
+    assert (_written(out) if out.exists() else {}) == before  # the previous set, or none: no partial one, no .partial
+    printed = capsys.readouterr()
+    assert "written to" not in printed.out and "ppsearch: interrupted (SIGINT)" in printed.err
+
+
+@pytest.mark.bad_input
+def test_a_signal_while_the_report_is_moved_in_waits_for_the_whole_set(tmp_path, monkeypatch, capsys,
+                                                                          signal_handlers):
+    run = write_run(tmp_path / "run", ROWS)
+    replace, moved = os.replace, []
+
+    def replace_under_sigterm(source, target):
+        if not moved:  # SIGTERM (a batch scheduler's stop) between the set's renames
+            os.kill(os.getpid(), signal.SIGTERM)
+        moved.append(Path(target).name)
+        replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace_under_sigterm)
+    assert main(["report", str(run)]) == 143
+    monkeypatch.undo()
+    reports = {"report.html", "report.md", *(f"report-{name}.csv" for name in
+                                             ("verdicts", "front", "paper_reproduction", "configurations"))}
+    assert set(moved) == reports and {p.name for p in run.glob("report*")} == reports
+    printed = capsys.readouterr()
+    assert "written to" not in printed.out and "ppsearch: interrupted (SIGTERM)" in printed.err
+
+
+@pytest.mark.bad_input
+def test_report_pick_and_the_dashboard_refuse_a_table_without_validation_values_in_one_line(tmp_path, capsys):
+    run = write_run(tmp_path / "run", pd.DataFrame(ROWS).drop(columns=["val_mce", "val_mfr"]))
+    other = write_run(tmp_path / "other", ROWS)
+    line = (f"ppsearch: error: {run / 'results.parquet'} lacks column(s) val_mce, val_mfr: fronts are selected on "
+            f"validation values, so there is nothing to select from; rerun the search command on the directory to "
+            f"rebuild the table from the trial records\n")
+    for command in (["report", str(run)], ["pick", str(run)], ["report", str(other), str(run)],
+                    ["pick", str(other), str(run)]):
+        assert main(command) == 2
+        assert capsys.readouterr().err == line, command
+    assert not list(tmp_path.glob("*/report*")) and not list(tmp_path.glob("comparison*"))
+    assert views(run, {}).status.endswith(line.removeprefix("ppsearch: error: ").strip())

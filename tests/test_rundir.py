@@ -50,6 +50,7 @@ def test_settings_round_trip_and_other_files_are_refused(tmp_path):
     ("validation_fraction", True, "validation_fraction must be float, got True"),
     ("image_size", "big", "image_size must be int | None, got 'big'"),
 ])
+@pytest.mark.bad_input
 def test_a_run_file_with_a_value_of_the_wrong_type_is_named(tmp_path, capsys, field, value, message):
     from ppsearch.cli import main
 
@@ -62,6 +63,7 @@ def test_a_run_file_with_a_value_of_the_wrong_type_is_named(tmp_path, capsys, fi
         assert err.count("\n") == 1 and f"run.json: {message}: the file was edited or damaged" in err
 
 
+@pytest.mark.bad_input
 def test_yaml_errors_name_the_file_and_the_line(tmp_path):
     path = tmp_path / "space.yaml"
     path.write_text("name: x\ndimensions:\n  placement: {choices: [none, pp}\n")
@@ -90,6 +92,7 @@ def test_a_run_differs_from_another_by_name(tmp_path):
     ("validation_fraction", "was written before validation splits existed: its search selected on test images, so "
                             "its fronts cannot be reported as held-out results; start a new run"),
 ])
+@pytest.mark.bad_input
 def test_runs_from_before_a_contract_changed_are_refused_saying_why(tmp_path, dropped, message):
     write_run(tmp_path / "run", [{"trial_id": "a", "status": "completed"}])
     settings = json.loads((tmp_path / "run" / "run.json").read_text())

@@ -214,11 +214,13 @@ def pp_checkpoint(tmp_path_factory):
     ("wrn-16-4", {}, "the seed code has checkpoints of CIFAR ResNets and DenseNet-BC, not wrn-16-4"),
     ("resnet21", {}, "CIFAR ResNet depth must be 6n\\+2"),
 ])
+@pytest.mark.bad_input
 def test_a_checkpoint_that_does_not_fit_is_refused_naming_the_tensor(pp_checkpoint, arch, design, message):
     with pytest.raises(UserError, match=message):
         ppsearch.load_model(pp_checkpoint, arch=arch, **design)
 
 
+@pytest.mark.bad_input
 def test_a_tensor_of_another_shape_is_named_as_the_file_names_it(tmp_path):
     path = save_as_the_seed_code(SeedDenseNetCifar(16, 4), tmp_path / "k4.pth", data_parallel=False)
     with pytest.raises(UserError, match=r"tensor 'features.denseblock1.denselayer1.conv1.weight' \(ppsearch: "
@@ -227,6 +229,7 @@ def test_a_tensor_of_another_shape_is_named_as_the_file_names_it(tmp_path):
         ppsearch.load_model(path, arch="densenet-bc-16-8")
 
 
+@pytest.mark.bad_input
 def test_a_blur_filter_other_than_the_designs_is_refused(tmp_path):
     path = save_as_the_seed_code(SeedResNetCifar(size_lpf=5), tmp_path / "lpf5.pth.tar")
     with pytest.raises(UserError, match=r"blur filter 'module.layer2.0.conv1.0.filt' of shape \(16, 1, 5, 5\) is not "

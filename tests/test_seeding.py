@@ -86,6 +86,7 @@ def test_seed_runs_must_be_finished_runs_of_the_same_objectives(tmp_path, capsys
     assert not out.exists()
 
 
+@pytest.mark.bad_input
 def test_a_seed_run_that_is_not_a_run_is_one_line(tmp_path, capsys):
     out = tmp_path / "new"
     assert main(["run", "--space", str(tiny_space(tmp_path)), "--budget", "smoke", "--seed-from", str(tmp_path),

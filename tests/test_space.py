@@ -1,9 +1,13 @@
 """Search spaces: the embedded YAML files, conditional sampling, paper points, validation errors."""
+import errno
+import os
 import textwrap
+from pathlib import Path
 
 import optuna
 import pytest
 
+from ppsearch.errors import UserError
 from ppsearch.search.space import load_space, spaces
 from ppsearch.training.trial import TrialConfig
 
@@ -108,16 +112,55 @@ def _space(tmp_path, text):
     ("- a\n- b\n", "must hold a mapping"),
     ("dimensions: [1, 2\n", "is not valid YAML"),
 ])
+@pytest.mark.bad_input
 def test_a_malformed_space_names_the_field_the_value_and_what_is_allowed(tmp_path, text, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
         load_space(_space(tmp_path, text))
 
 
+@pytest.mark.bad_input
 def test_an_oversized_space_file_is_refused_before_it_is_parsed(tmp_path):
     from ppsearch.files import MAX_YAML_BYTES
 
     path = _space(tmp_path, "name: big\n" + "# padding\n" * (MAX_YAML_BYTES // 10))
     with pytest.raises(ValueError, match=f"^space file {path} is [0-9,]+ bytes; at most {MAX_YAML_BYTES:,} are read$"):
+        load_space(path)
+
+
+def _not_a_space_file(path, kind):
+    """``path`` made into ``kind``: something other than a readable YAML file."""
+    if kind == "a directory":
+        path.mkdir()
+    elif kind == "a symbolic link loop":
+        path.symlink_to(path.name)
+    elif kind == "a dangling link":
+        path.symlink_to("gone.yaml")
+    elif kind == "a FIFO":
+        os.mkfifo(path)
+
+
+@pytest.mark.parametrize(("kind", "problem"), [
+    ("a directory", "is a directory"),
+    ("a symbolic link loop", "is a symbolic link loop"),
+    ("a dangling link", "is a symbolic link to gone.yaml, which does not exist"),
+    ("a FIFO", "is not a regular file"),  # reading it would wait for a writer forever
+    ("missing", "does not exist"),
+])
+def test_a_space_path_that_is_no_readable_file_says_what_it_is(tmp_path, kind, problem):
+    path = tmp_path / "space.yaml"
+    _not_a_space_file(path, kind)
+    with pytest.raises(UserError, match=f"^space file {path} {problem}$"):
+        load_space(path)
+
+
+def test_an_unreadable_space_file_says_why(tmp_path, monkeypatch):
+    path = _space(tmp_path, "name: x\n")
+
+    def denied(self, *args, **kwargs):  # tests run as root, where a chmod denies nothing
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    with pytest.raises(UserError, match=f"^space file {path} cannot be read: Permission denied$"):
         load_space(path)
 
 
@@ -141,6 +184,7 @@ def test_numeric_choices_and_steps_are_read_as_numbers(tmp_path):
     assert sizes == {3, 5, 7, 9}
 
 
+@pytest.mark.bad_input
 def test_unknown_space_names_the_embedded_ones():
     with pytest.raises(ValueError, match="unknown space 'vgg'; embedded spaces: densenet-cifar, resnet-cifar, resnet-imagenet, wrn-cifar"):
         load_space("vgg")
@@ -160,8 +204,14 @@ def test_every_sampler_explores_the_conditional_space(sampler):
     assert len(study.best_trials) >= 1
 
 
+@pytest.mark.bad_input
 def test_unknown_sampler():
     from ppsearch.search.strategies import make_sampler
 
     with pytest.raises(ValueError, match="unknown sampler 'cmaes'; allowed: tpe, nsga2, gp, random"):
         make_sampler("cmaes", 0)
+
+
+def test_a_space_keeps_its_own_name_beside_budgets_and_paper_configurations():
+    """The name names the default --out folder; a budget or a paper configuration must not replace it."""
+    assert load_space("densenet-cifar").name == "densenet-cifar" and load_space("wrn-cifar").name == "wrn-cifar"

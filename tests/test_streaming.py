@@ -126,6 +126,7 @@ def damaged(tmp_path):
     return root, root / "train" / WNIDS[1] / "3.JPEG"
 
 
+@pytest.mark.bad_input
 def test_a_bad_image_mid_epoch_fails_or_is_skipped_and_counted(damaged):
     root, bad = damaged
     streamed = {policy: load_dataset("imagenet", root, image_size=24, access=DataAccess(stream="always",
@@ -138,6 +139,7 @@ def test_a_bad_image_mid_epoch_fails_or_is_skipped_and_counted(damaged):
     assert [(r.images, r.skipped_images) for r in history] == [(23, 1), (23, 1)]
 
 
+@pytest.mark.bad_input
 def test_a_budget_too_small_for_two_batches_is_refused(tree):
     files = load_dataset("imagenet", tree, image_size=24, access=DataAccess(stream="always")).train_images
     batch_bytes = 8 * 24 * 24 * 3
@@ -170,6 +172,7 @@ def test_a_search_shares_a_nodes_budget_between_its_concurrent_trials(local_ray)
      "streaming applies to image-folder datasets (imagenet); fashion-mnist is read into memory"),
     (["--dataset", "fashion-mnist", "--image-size", "64"], "image size applies to imagenet only"),
 ])
+@pytest.mark.bad_input
 def test_streaming_bad_input_is_one_line_exit_2_before_anything_is_written(tree, tmp_path, capsys, args, message):
     out = tmp_path / "out"
     assert main(["train", "--space", "resnet-imagenet", "--data-dir", str(tree), "--budget", "smoke",

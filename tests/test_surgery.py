@@ -49,6 +49,7 @@ def test_pretrained_state_dict_loads_into_the_pushpull_model():
     assert unexpected == [] and all(key.endswith(".bias") for key in missing)
 
 
+@pytest.mark.bad_input
 def test_surgery_of_none_changes_nothing_and_antialias_is_refused():
     model = torchvision.models.resnet18()
     assert pushpullify(model, {"placement": "none"}) == []

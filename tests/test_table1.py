@@ -104,17 +104,20 @@ def _one_line_error(result) -> str:
     return result.stderr
 
 
+@pytest.mark.bad_input
 def test_a_missing_corruption_file_is_a_one_line_error(results):
     (results / "resnet" / "net" / "C_details.txt").unlink()
     assert "net lacks C_details.txt" in _one_line_error(_script("--seed-results", results))
 
 
+@pytest.mark.bad_input
 def test_a_missing_corruption_is_a_one_line_error(results):
     details = results / "resnet" / "net-pp" / "C_details.txt"
     details.write_text("".join(line for line in details.read_text().splitlines(True) if not line.startswith("fog:")))
     assert "mCE needs all of 15 corruptions; missing: fog" in _one_line_error(_script("--seed-results", results))
 
 
+@pytest.mark.bad_input
 def test_a_malformed_line_is_a_one_line_error(results):
     details = results / "resnet" / "net" / "C_details.txt"
     details.write_text(details.read_text() + "contrast: 0.1 0.2 oops 0.4 0.5\n")
@@ -122,12 +125,14 @@ def test_a_malformed_line_is_a_one_line_error(results):
     assert "C_details.txt line 20: expected 'corruption: e1 e2 e3 e4 e5'" in error
 
 
+@pytest.mark.bad_input
 def test_a_malformed_flip_probability_is_a_one_line_error(results):
     (results / "resnet" / "net" / "P_flipprob.txt").write_text("Perturbation: snow | Flip Prob: 1.5\n")
     assert "P_flipprob.txt line 1: expected 'Perturbation: name | Flip Prob: p'" in _one_line_error(
         _script("--seed-results", results))
 
 
+@pytest.mark.bad_input
 def test_bad_clean_errors_and_folders_are_one_line_errors(results, tmp_path):
     assert "not a model folder" in _one_line_error(_script("--seed-results", results, "--clean-error", "resnet-20=7.56"))
     assert "expected NAME=PERCENT" in _one_line_error(_script("--seed-results", results, "--clean-error", "net=seven"))

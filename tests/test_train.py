@@ -44,6 +44,7 @@ def test_optimizer_is_nesterov_sgd_and_spares_alpha_from_weight_decay():
     assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.parameters()))
 
 
+@pytest.mark.bad_input
 def test_unknown_recipe_names_the_choices():
     with pytest.raises(ValueError, match="unknown recipe .adam.; allowed: paper, paper-imagenet, paper-densenet, fast"):
         get_recipe("adam")
@@ -109,6 +110,7 @@ def test_resume_from_a_mid_training_checkpoint_gives_the_same_weights(tmp_path, 
     assert not torch.equal(other_seed.stem[0].weight, straight.stem[0].weight)
 
 
+@pytest.mark.bad_input
 def test_checkpoint_of_another_configuration_is_refused(tmp_path, fashion):
     with pytest.raises(Interrupt):
         _train(tmp_path / "run", fashion, stop_after=1)

@@ -108,6 +108,7 @@ def test_a_finished_trial_is_not_trained_again(smoke_record, sets):
     assert again == json.loads(json.dumps(record)) and epochs == []
 
 
+@pytest.mark.bad_input
 def test_a_nan_loss_is_a_failed_trial(sets, tmp_path):
     config = TrialConfig.create({"placement": "pp", "alpha": 1e38}, dataset="fashion-mnist", budget="smoke")
     record = run_trial(config, tmp_path, sets)
@@ -133,6 +134,7 @@ def test_space_presets_and_overrides():
     ("alpha", "malformed override 'alpha': expected key=value or paper:NAME"),
     ("depth=3", "unknown key 'depth'"),
 ])
+@pytest.mark.bad_input
 def test_malformed_overrides(token, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         parse_override(token)
@@ -178,12 +180,14 @@ def test_train_command_writes_records_and_resumes(tmp_path, capsys):
     (["--budget-set", "epochs=many"], "malformed budget override 'epochs=many': epochs must be an integer"),
     (["--budget-set", "lr=3"], "unknown budget field 'lr'; allowed: train_images, epochs,"),
 ])
+@pytest.mark.bad_input
 def test_train_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):
     assert main(["train", "--dataset", "fashion-mnist", "--budget", "smoke", "--out", str(tmp_path), *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
 
 
+@pytest.mark.bad_input
 def test_a_run_directory_of_another_configuration_is_refused(tmp_path, capsys):
     assert _train(tmp_path, "--budget-set", "epochs=1") == 0
     capsys.readouterr()

@@ -25,6 +25,7 @@ from ..rundir import (
     Column,
     RunSettings,
     TrialStatus,
+    completed,
     load_run,
     status_counts,
     validation_column,
@@ -89,6 +90,15 @@ def cmd_eval(args: argparse.Namespace) -> None:
     protocol = check_protocol(args.protocol or default_protocol(args.dataset), args.dataset,
                               args.image_size or native_image_size(args.dataset))
     images, labels, classes = _test_split(args)
+    # a model for other data would give errors that mean nothing: its outputs are not these classes
+    if spec.num_classes != len(classes):
+        raise UserError(f"checkpoint {args.checkpoint} has {spec.num_classes} classes; the {args.dataset} test set "
+                        f"has {len(classes)}")
+    # _test_split made fashion-mnist's grey images RGB for the -C/-P recipes: a model takes them as either
+    channels = 1 if args.dataset == FASHION_MNIST else images.shape[-1]
+    if spec.in_chans not in (channels, images.shape[-1]):
+        raise UserError(f"checkpoint {args.checkpoint} takes {spec.in_chans}-channel images; the {args.dataset} test "
+                        f"images have {channels}")
     predictor = Predictor(model, spec.mean, spec.std, args.device, args.batch_size)
     # --subset limits official files too, which hold the whole test set (ImageNet-C: per cell)
     result = evaluate(predictor, images, labels, c_source=args.c_source, p_source=args.p_source,
@@ -150,7 +160,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     from ..reporting.report import analyse, config_table, verdict_summary
     from ..robustness.metrics import default_protocol
     from ..search.cluster import Resources
-    from ..search.engine import confirm, prepare_run, search
+    from ..search.engine import check_complete, confirm, prepare_run, search
     from ..search.space import load_space
     from ..selection.uncertainty import ci_column
     from ..training.budgets import parse_budget_overrides
@@ -173,20 +183,26 @@ def cmd_run(args: argparse.Namespace) -> None:
     prepared = prepare_run(out, space, settings, resources, access=_access(args), quiet=args.quiet)
     search(prepared)
     table = confirm(prepared)
-    analysis = analyse(table, prepared.settings)
-    front = config_table(analysis.summary, analysis.front_ids, analysis.objectives)
-    shown = [Column.CONFIG_ID, Column.ORIGIN, "placement", "variant", "scale", "alpha", "antialias", "augmentation",
-             *[validation_column(o) for o in objectives], "seeds", *[c for o in objectives for c in (o, ci_column(o))]]
-    print(f"\n{len(table)} trials: {status_counts(table, FINAL_STATUSES)}; Pareto front on {', '.join(objectives)} "
-          f"selected on validation images ({len(front)} configurations; test estimates beside them, unprefixed, over "
-          f"the seeds that estimate each: a searched configuration's selected seed is left out):")
-    print(front[[c for c in shown if c in front]].to_string(index=False, float_format="%.4f"))
-    print(verdict_summary(analysis))
+    print(f"\n{len(table)} trials: {status_counts(table, FINAL_STATUSES)}", end="")
+    if completed(table).empty:
+        print("; none completed: no Pareto front")
+    else:
+        analysis = analyse(table, prepared.settings)
+        front = config_table(analysis.summary, analysis.front_ids, analysis.objectives)
+        shown = [Column.CONFIG_ID, Column.ORIGIN, "placement", "variant", "scale", "alpha", "antialias", "augmentation",
+                 *[validation_column(o) for o in objectives], "seeds",
+                 *[c for o in objectives for c in (o, ci_column(o))]]
+        print(f"; Pareto front on {', '.join(objectives)} selected on validation images ({len(front)} configurations; "
+              f"test estimates beside them, unprefixed, over the seeds that estimate each: a searched configuration's "
+              f"selected seed is left out):")
+        print(front[[c for c in shown if c in front]].to_string(index=False, float_format="%.4f"))
+        print(verdict_summary(analysis))
     for row in table[table[Column.STATUS] == TrialStatus.FAILED].itertuples():
         print(f"failed: {row.trial_id} ({row.origin}): {row.failure_reason}")
     _print_skipped(table)
     print(f"results table: {out / RESULTS_STEM}.parquet and .csv; Optuna study "
           f"{prepared.settings.study_name} in {out / JOURNAL_FILE}")
+    check_complete(prepared.study, table)
 
 
 def _print_skipped(table) -> None:
@@ -201,6 +217,7 @@ def cmd_pick(args: argparse.Namespace) -> None:
     import yaml
 
     from ..config import typed_config
+    from ..reporting.report import check_validation_columns
     from ..selection.pick import against_plain, pick, plain_paper
     from ..selection.uncertainty import Verdict, ci_column, configurations, selected_column
 
@@ -209,6 +226,7 @@ def cmd_pick(args: argparse.Namespace) -> None:
         return
     run_dir = Path(args.run_dir[0])
     table, settings = load_run(run_dir)
+    check_validation_columns(table, settings.objectives, run_dir)
     objectives = settings.objectives
     row = pick(table, objectives, weights=args.objective_weights,
                max_clean_error_increase=args.max_clean_error_increase)
@@ -265,6 +283,10 @@ def cmd_apply(args: argparse.Namespace) -> None:
     applied = apply_design(config, args.model, checkpoint=args.checkpoint, in_chans=args.in_chans,
                            num_classes=args.num_classes, dataset=args.dataset)
     design = Design.from_mapping(applied.spec.design)
+    # `pick` prints the architecture the design was searched on; carrying it to --model is what apply is for
+    if config.get("arch", args.model) != args.model:
+        print(f"note: the design was picked on {config['arch']} (the configuration's arch); it is put into "
+              f"{args.model} (--model), and the configuration's model keys (arch, augmentation, recipe) are not used")
     if applied.antialias_left_out:
         print(f"note: antialias {config.get('antialias')} is not applied: {args.model} has no anti-aliasing hook "
               f"(timm offers one for ResNets only); push-pull is")
@@ -306,3 +328,6 @@ def cmd_dashboard(args: argparse.Namespace) -> None:
                              f"the port is in use or not allowed, pass another --port") from None
     print(f"ppsearch dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True)
     app.run(host=args.host, port=args.port, debug=False)
+    # the server returns only when a signal stopped it, having swallowed the KeyboardInterrupt
+    # (werkzeug's serve_forever): raise it again, so the dashboard exits as interrupted, not 0
+    raise KeyboardInterrupt

@@ -108,7 +108,7 @@ def _add_models(subcommands: argparse._SubParsersAction) -> None:
     models = subcommands.add_parser("models", help="list architectures, or profile one with a design")
     models.add_argument("--arch", help="architecture name (see `ppsearch models`)")
     models.add_argument("--in-chans", type=integer(1), default=3)
-    models.add_argument("--num-classes", type=integer(1), default=10)
+    models.add_argument("--num-classes", type=integer(2), default=10)
     models.add_argument("--image-size", type=integer(8), default=None, help="default: 32 for CIFAR models, 224 otherwise")
     add_design_arguments(models)
     models.set_defaults(run=commands.cmd_models)
@@ -216,7 +216,7 @@ def _add_apply(subcommands: argparse._SubParsersAction) -> None:
     apply.add_argument("--model", required=True, help="timm:NAME, an ImageNet ResNet name, or a ppsearch architecture")
     apply.add_argument("--checkpoint", default=None, help="weights of the plain model (.safetensors or .pth)")
     apply.add_argument("--in-chans", type=integer(1), default=3)
-    apply.add_argument("--num-classes", type=integer(1), default=1000)
+    apply.add_argument("--num-classes", type=integer(2), default=1000)
     apply.add_argument("--dataset", default=IMAGENET, **one_of("dataset", DATASETS),
                        help="what the model is for: its normalisation, eval's default (default: %(default)s)")
     apply.add_argument("--out", default=None, help="output .safetensors (default: <model>-pushpull.safetensors)")

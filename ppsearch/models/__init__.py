@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import re
 from collections.abc import Callable
 from typing import Any
 
+import torch
 import torch.nn as nn
 
 from ..config import check_design, parse_antialias
@@ -125,13 +127,62 @@ def default_image_size(arch: str) -> int:
 
 def build_model(arch: str, *, in_chans: int = 3, num_classes: int = 10, **design: Any) -> nn.Module:
     """Build ``arch`` with the inhibition ``design`` (``Design`` fields: placement, variant, scale,
-    pull_kernel_size, alpha, trainable_alpha, avg_kernel_size, antialias), freshly initialised.
+    pull_kernel_size, alpha, trainable_alpha, avg_kernel_size, antialias), freshly initialised; one
+    whose parameters would not fit in this machine's memory is refused before anything is allocated.
 
     >>> build_model("resnet20", placement="b1", variant="upsample", scale=2.0, alpha=1.0,
     ...             antialias="tri3", in_chans=3, num_classes=10)  # doctest: +SKIP
     """
     spec = check_design(design)
+    if in_chans < 1:
+        raise UserError(f"in_chans must be >= 1, got {in_chans}")
+    if num_classes < 2:
+        raise UserError(f"num_classes must be >= 2 (a classifier tells classes apart), got {num_classes}")
+    base, per_channel, per_class = _parameter_costs(arch, spec.antialias, spec.antialias_position)
+    params = base + (in_chans - 1) * per_channel + (num_classes - 2) * per_class
+    needed = params * torch.get_default_dtype().itemsize
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > memory:  # refused here, not by the allocator (or the OOM killer) halfway through the build
+        raise UserError(f"{arch} with in_chans={in_chans} and num_classes={num_classes} has about {params:,} "
+                        f"parameters ({needed / 2**30:,.1f} GiB), more than this machine's {memory / 2**30:,.1f} GiB "
+                        f"of memory")
     model = _builder(arch)(in_chans=in_chans, num_classes=num_classes, antialias=spec.antialias,
                            antialias_position=spec.antialias_position)
     pushpullify(model, dataclasses.replace(spec, antialias="none"))
     return model
+
+
+@functools.lru_cache(maxsize=64)
+def _parameter_costs(arch: str, antialias: str | int, antialias_position: str) -> tuple[int, int, int]:
+    """The parameters of ``arch`` with 1 input channel and 2 classes, and what each further input
+    channel and class adds: a model is linear in both (the stem's and the classifier's weights), so
+    three builds on the meta device, which allocates nothing, size it for any channels and classes
+    (a build at the asked sizes could overflow torch's 64-bit sizes)."""
+    build = _builder(arch)
+
+    def count(in_chans: int, num_classes: int) -> int:
+        with torch.device("meta"):
+            model = build(in_chans=in_chans, num_classes=num_classes, antialias=antialias,
+                          antialias_position=antialias_position)
+        return sum(p.numel() for p in model.parameters())
+
+    base = count(1, 2)
+    return base, count(2, 2) - base, count(1, 3) - base
+
+
+def input_problem(model: nn.Module, arch: str, in_chans: int, image_size: int) -> str | None:
+    """Why ``model`` cannot classify ``in_chans``-channel images of ``image_size`` pixels, or None:
+    one forward pass of one blank image in eval mode (ViTs and MLP-Mixers are built for one size; a
+    net's fixed pooling may need more pixels than small images have)."""
+    param = next(model.parameters())
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, in_chans, image_size, image_size, device=param.device, dtype=param.dtype))
+    except (AssertionError, RuntimeError) as error:  # timm asserts input sizes; torch's layers raise RuntimeError
+        return (f"{arch} does not run on {in_chans}-channel {image_size}x{image_size} images: "
+                f"{type(error).__name__}: {str(error).splitlines()[0]}")
+    finally:
+        model.train(was_training)
+    return None

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
 
+import torch
 import torch.nn as nn
 from safetensors import SafetensorError
 from safetensors.torch import safe_open, save_file
 
 from .. import __version__
 from ..config import check_design
+from ..data.names import DATASETS
+from ..declared import field_problem
 from ..errors import UserError
 from ..files import atomic_path
 from . import architecture_problem, build_model
@@ -50,6 +54,9 @@ def save_model(path: str | Path, model: nn.Module, spec: ModelSpec) -> Path:
 
 
 def read_spec(path: str | Path) -> ModelSpec:
+    """The specification in the model file at ``path``, every field checked against
+    :class:`ModelSpec`'s declared type and against what a model can be built and fed with: a
+    problem is a UserError naming the file, the field, what it must be and the value."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
@@ -60,14 +67,66 @@ def read_spec(path: str | Path) -> ModelSpec:
         raise UserError(f"checkpoint {path} is not a readable safetensors file: {error}") from None
     if raw is None:
         raise UserError(f"checkpoint {path} has no ppsearch configuration (not written by ppsearch)")
-    fields = {f.name for f in dataclasses.fields(ModelSpec) if f.default is dataclasses.MISSING}
     try:
         data = json.loads(raw)
-        spec = ModelSpec(**{k: tuple(data[k]) if isinstance(data[k], list) else data[k] for k in fields})
-    except (json.JSONDecodeError, TypeError, KeyError) as error:
+    except json.JSONDecodeError as error:
         raise UserError(f"checkpoint {path} has damaged ppsearch metadata ({type(error).__name__}: {error})") from None
-    check_design(spec.design)
+    if not isinstance(data, dict):
+        raise UserError(f"checkpoint {path} has damaged ppsearch metadata (not a JSON object: {data!r})")
+    for field in dataclasses.fields(ModelSpec):
+        if field.name not in data:
+            raise UserError(f"checkpoint {path} has damaged ppsearch metadata (it lacks {field.name})")
+    problem = field_problem(data, ModelSpec)
+    if problem:
+        raise UserError(f"checkpoint {path}: {problem}")
+    # JSON has lists for tuples
+    spec = ModelSpec(**{f.name: tuple(v) if isinstance(v := data[f.name], list) else v
+                        for f in dataclasses.fields(ModelSpec)})
+    problem = _spec_problem(spec)
+    if problem:
+        raise UserError(f"checkpoint {path}: {problem}")
     return spec
+
+
+def _spec_problem(spec: ModelSpec) -> str | None:
+    """Why a spec of the declared types still builds no model or feeds it no images, or None."""
+    problem = architecture_problem(spec.arch)
+    if problem:
+        return f"arch: {problem}"
+    try:
+        check_design(spec.design)
+    except UserError as error:
+        return f"design: {error}"
+    if spec.in_chans < 1:
+        return f"in_chans must be >= 1, got {spec.in_chans}"
+    if spec.num_classes < 2:
+        return f"num_classes must be >= 2, got {spec.num_classes}"
+    if spec.dataset not in DATASETS:
+        return f"dataset must be one of {', '.join(DATASETS)}, got {spec.dataset!r}"
+    # images are normalised channel by channel, divided by std
+    if len(spec.mean) != spec.in_chans or not all(map(math.isfinite, spec.mean)):
+        return f"mean must hold a finite number per input channel (in_chans {spec.in_chans}), got {list(spec.mean)}"
+    if len(spec.std) != spec.in_chans or not all(math.isfinite(s) and s > 0 for s in spec.std):
+        return f"std must hold a finite number > 0 per input channel (in_chans {spec.in_chans}), got {list(spec.std)}"
+    return None
+
+
+def _check_tensors(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Every tensor of ``state`` that ``model`` has is of the model's dtype (``load_state_dict``
+    would convert it silently, float16 or int8 included) and finite (NaN or inf weights evaluate
+    to meaningless errors, not to a failure)."""
+    for name, own in model.state_dict().items():  # in the model's order; a missing or extra one is load_weights'
+        tensor = state.get(name)
+        if tensor is None:
+            continue
+        if tensor.dtype != own.dtype:
+            raise UserError(f"{source}: tensor {name!r} is {_dtype_name(tensor)}, the model's is {_dtype_name(own)}")
+        if tensor.is_floating_point() and not tensor.isfinite().all():
+            raise UserError(f"{source}: tensor {name!r} holds {'NaN' if tensor.isnan().any() else 'inf'}")
+
+
+def _dtype_name(tensor: torch.Tensor) -> str:
+    return str(tensor.dtype).removeprefix("torch.")
 
 
 def load_model(path: str | Path, arch: str | None = None, **design: Any) -> nn.Module:
@@ -85,8 +144,14 @@ def load_model(path: str | Path, arch: str | None = None, **design: Any) -> nn.M
             raise UserError(f"{path} is a ppsearch model file: its architecture and design are stored in it; "
                             f"give neither arch nor design keys")
         spec = read_spec(path)
-        model = spec.build()
-        load_weights(model, read_weights(path), f"checkpoint {path}")
+        source = f"checkpoint {path}"
+        try:
+            model = spec.build()
+        except UserError as error:  # a design the architecture cannot take (e.g. a blur timm has no hook for)
+            raise UserError(f"{source}: {error}") from None
+        state = read_weights(path)
+        _check_tensors(model, state, source)
+        load_weights(model, state, source)
     else:
         if arch is None:
             raise UserError(f"checkpoint {path} is not a ppsearch model file: name its architecture "

@@ -8,8 +8,9 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..errors import UserError
 from ..layers import PushPull2d
-from . import build_model, default_image_size
+from . import build_model, default_image_size, input_problem
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,9 +51,12 @@ def count_flops(model: nn.Module, image_size: int, in_chans: int) -> int:
 def profile_model(arch: str, *, in_chans: int = 3, num_classes: int = 10, image_size: int | None = None,
                   **design: Any) -> ModelProfile:
     model = build_model(arch, in_chans=in_chans, num_classes=num_classes, **design)
+    size = image_size or default_image_size(arch)
+    problem = input_problem(model, arch, in_chans, size)
+    if problem:
+        raise UserError(problem)
     plain = build_model(arch, in_chans=in_chans, num_classes=num_classes,
                         **{k: v for k, v in design.items() if k in ("antialias", "antialias_position")})
-    size = image_size or default_image_size(arch)
     return ModelProfile(
         arch=arch,
         design=design,

@@ -45,8 +45,17 @@ def _first_conv_in_channels(model: nn.Module) -> int:
     raise UserError("model has no Conv2d layer to put push-pull inhibition into")
 
 
-def conv_stages(model: nn.Module, image_size: int = 64) -> dict[str, int]:
-    """Stage of every convolution (see the module docstring), from one forward pass in eval mode."""
+def _fixed_image_size(model: nn.Module) -> int | None:
+    """The one image size ``model`` takes, where timm built it for one (ViTs, MLP-Mixers, Swins:
+    ``pretrained_cfg["fixed_input_size"]``); None for a model that takes any size."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    return cfg["input_size"][-1] if cfg.get("fixed_input_size") else None
+
+
+def conv_stages(model: nn.Module, image_size: int | None = None) -> dict[str, int]:
+    """Stage of every convolution (see the module docstring), from one forward pass in eval mode on
+    an image of ``image_size`` (default: the size the model is built for, else 64)."""
+    image_size = image_size or _fixed_image_size(model) or 64
     modules = dict(model.named_modules())
     convs = {module: name for name, module in modules.items() if isinstance(module, nn.Conv2d)}
     feature_info = getattr(model, "feature_info", None)
@@ -115,7 +124,8 @@ def pushpullify(model: nn.Module, config: Design | Mapping[str, Any]) -> list[Ch
     in place, keeping their weights as push kernels (a pretrained model stays pretrained).
 
     ``config`` is a ``Design`` or its dict (``placement`` none/pp/b1/b2/all plus layer keywords).
-    Only square convolutions larger than 1x1 with zero padding are eligible. Returns what changed.
+    Only square convolutions larger than 1x1 with zero padding are eligible; a model with none where
+    the placement puts push-pull is refused. Returns what changed.
     """
     design = config if isinstance(config, Design) else check_design(config)
     if design.antialias not in ("none", 0, None):
@@ -135,4 +145,7 @@ def pushpullify(model: nn.Module, config: Design | Mapping[str, Any]) -> list[Ch
                 PushPull2d.from_conv(conv, **design.layer_kwargs()))
         changes.append(Change(name, stage, conv.in_channels, conv.out_channels, conv.kernel_size[0],
                               conv.stride[0], conv.groups))
+    if not changes:  # else the model would pass for a push-pull one
+        raise UserError(f"{type(model).__name__} has no convolution that placement {design.placement} can make "
+                        f"push-pull (it takes square nn.Conv2d kernels larger than 1x1 with zero padding)")
     return changes

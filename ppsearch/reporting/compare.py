@@ -23,11 +23,11 @@ import plotly.graph_objects as go
 
 from ..config import Design, typed_config
 from ..errors import UserError
-from ..files import write_text
+from ..files import write_texts
 from ..rundir import Column, RunSettings, completed, is_paper, load_run, search_trials, validation_column
 from ..selection import pareto
 from ..selection.uncertainty import configurations, hypervolume_interval
-from .report import html_page, html_table, volume_text
+from .report import check_validation_columns, html_page, html_table, table_files, volume_text
 
 DESIGN = "design"  # the column naming a design in the comparison tables
 RANK_PREFIX = "rank in "  # per run: the design's Pareto rank on validation values (1: on the front)
@@ -41,14 +41,17 @@ class Run:
 
 
 def load_runs(run_dirs: Sequence[str | Path]) -> list[Run]:
-    """The runs (each a finished or running search with completed trials), named by their folders
-    (with the parent folder where two share a name)."""
+    """The runs (each a finished or running search with completed trials and the validation values
+    fronts are selected on), named by their folders (with the parent folder where two share a name)."""
     paths = [Path(d).resolve() for d in run_dirs]
     if len(set(paths)) < len(paths):
         raise UserError("the same run directory is given twice")
     names = [p.name for p in paths]
     names = [f"{p.parent.name}/{p.name}" if names.count(p.name) > 1 else p.name for p in paths]
-    return [Run(name, *load_run(path)) for name, path in zip(names, paths)]
+    runs = [Run(name, *load_run(path)) for name, path in zip(names, paths)]
+    for run, path in zip(runs, paths):
+        check_validation_columns(run.table, run.settings.objectives, path)
+    return runs
 
 
 def shared_objectives(runs: Sequence[Run]) -> tuple[str, ...]:
@@ -182,7 +185,7 @@ def comparison_figures(runs: Sequence[Run], objectives: Sequence[str], note: str
 
 
 def write_comparison(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
-    """One HTML report comparing ``run_dirs`` (plus its tables as CSV beside it)."""
+    """One HTML report comparing ``run_dirs`` (plus its tables as CSV beside it), as one set."""
     runs = load_runs(run_dirs)
     objectives = shared_objectives(runs)
     note = mixing_note(runs)
@@ -190,9 +193,6 @@ def write_comparison(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
     tables = {"hypervolume": volumes, "designs_across_runs": design_ranks(runs, objectives),
               "same_configuration": side_by_side(runs, objectives)}
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for name, frame in tables.items():
-        frame.to_csv(out.with_name(f"{out.stem}-{name}.csv"), index=False)
     warning = f"<p style='color:#a00'><b>{html.escape(note)}</b></p>" if note else ""
     body = [f"<h1>ppsearch comparison: {html.escape(', '.join(r.name for r in runs))}</h1>",
             "<ul>" + "".join(f"<li><b>{html.escape(r.name)}</b>: space {html.escape(Path(r.settings.space).stem)}, "
@@ -210,5 +210,5 @@ def write_comparison(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
               "same_configuration": "the same architecture and design in several runs (test means over seeds)"}
     for name, frame in tables.items():
         body.append(f"<h2>{titles[name]}</h2>{warning}" + html_table(frame))
-    write_text(out, html_page("ppsearch comparison", body))
+    write_texts({**table_files(out, tables), out: html_page("ppsearch comparison", body)})
     return out

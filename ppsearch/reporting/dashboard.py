@@ -4,48 +4,67 @@ given several runs, the comparison report's views of them, refreshed the same wa
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import plotly.graph_objects as go
 from dash import Dash, Input, Output, dcc, html
 
 from ..errors import UserError
-from ..rundir import RESULTS_STEM, completed, read_settings, status_counts
+from ..rundir import RESULTS_STEM, Column, TrialStatus, completed, read_settings, status_counts
 from ..selection.uncertainty import UNTESTED
 from .compare import comparison_figures, design_ranks, load_runs, mixing_note, shared_objectives
 from .figures import run_figures
-from .report import analyse, config_table, display_verdicts, verdict_summary, volume_text
+from .report import analyse, check_validation_columns, config_table, display_verdicts, verdict_summary, volume_text
 
 FILTER_KEYS = ("arch", "placement", "variant", "antialias", "augmentation", "trainable_alpha")
+FAILURE_COLUMNS = (Column.TRIAL_ID, Column.ORIGIN, Column.FAILURE_REASON)
 REFRESH_MS = 5000
 
 
-def views(run_dir: Path, filters: dict[str, list[str]]) -> tuple[str, list[go.Figure], pd.DataFrame, pd.DataFrame,
-                                                               pd.DataFrame]:
+class View(NamedTuple):
+    """What the dashboard shows of one run now."""
+
+    status: str  # leads with the verdicts, or says why there is nothing to analyse yet
+    figures: list[go.Figure]
+    verdicts: pd.DataFrame | None  # None (and front None): nothing analysed yet, so neither section is shown
+    front: pd.DataFrame | None
+    failures: pd.DataFrame  # the failed trials shown, with their reasons
+    everything: pd.DataFrame  # the unfiltered table (the filters' choices)
+
+
+def views(run_dir: Path, filters: dict[str, list[str]]) -> View:
     """What the dashboard shows now for the trials that pass ``filters`` (dimension -> allowed
-    values; empty: all): a status line that leads with the verdicts, the figures, the verdict table,
-    the front table, and the unfiltered table."""
+    values; empty: all). Before a trial completes (every one failed, or none has ended) it is the
+    run's state: the trials by status and why the failed ones failed."""
     settings = read_settings(run_dir)
     path = run_dir / f"{RESULTS_STEM}.parquet"
-    if not path.is_file():
-        return "waiting for the first trial to finish ...", [], pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
+    if not path.is_file():  # the search writes it when its first trial ends
+        return View("no trial has ended yet: no completed trial yet", [], None, None, pd.DataFrame(), pd.DataFrame())
     everything = pd.read_parquet(path)
     table = everything
     for key, values in filters.items():
         if values and key in table:
             table = table[table[key].map(str).isin(values)]
     status = f"{len(table)} of {len(everything)} trials shown: {status_counts(table)}"
-    if completed(table, settings.objectives).empty:
-        return status + "; no completed trial yet", [], pd.DataFrame(), pd.DataFrame(), everything
+    failures = table[table[Column.STATUS] == TrialStatus.FAILED].reindex(columns=FAILURE_COLUMNS)
+    # the metrics' columns come with the first measured trial: a failed or running trial's row has none
+    if not set(settings.objectives) <= set(table) or completed(table, settings.objectives).empty:
+        return View(status + "; no completed trial yet", [], None, None, failures, everything)
+    try:
+        check_validation_columns(table, settings.objectives, run_dir)
+    except UserError as error:
+        return View(f"{status}; {error}", [], None, None, failures, everything)
     analysis = analyse(table, settings)
     figures = run_figures(table, analysis.summary, analysis.front_ids, analysis.objectives)
     status += (f"; validation front of {len(analysis.front_ids)}; test estimates over the seeds that estimate each "
                f"configuration (selected seeds apart); the front's test hypervolume {volume_text(analysis.volume)}. "
                f"{verdict_summary(analysis)}")
-    return (status, figures, display_verdicts(analysis),
-            config_table(analysis.summary, analysis.front_ids, analysis.objectives), everything)
+    return View(status, figures, display_verdicts(analysis),
+                config_table(analysis.summary, analysis.front_ids, analysis.objectives), failures, everything)
 
 
 def comparison_views(run_dirs: Sequence[Path]) -> tuple[str, list[go.Figure], pd.DataFrame]:
@@ -78,35 +97,47 @@ def create_app(run_dirs: Sequence[str | Path]) -> Dash:
                                style={"minWidth": "180px", "display": "inline-block", "marginRight": "8px"})
                   for key in filters], style={"margin": "1em 0"}),
         dcc.Interval(id="tick", interval=REFRESH_MS),
-        html.H2("verdicts: the front against the papers") if single else None,
         html.Div(id="verdicts"),
         html.Div(id="figures"),
-        html.H2("front" if single else "designs across runs (rank on validation values, 1 = on the front)"),
         html.Div(id="front"),
+        html.Div(id="failures"),
     ])
 
     @app.callback(Output("status", "children"), Output("verdicts", "children"), Output("figures", "children"),
-                  Output("front", "children"),
+                  Output("front", "children"), Output("failures", "children"),
                   *[Output(f"filter-{key}", "options") for key in filters],
                   Input("tick", "n_intervals"), *[Input(f"filter-{key}", "value") for key in filters])
     def refresh(_, *values):
-        verdicts = pd.DataFrame()
-        if single:
-            status, figures, verdicts, front, everything = views(run_dirs[0], dict(zip(filters, values)))
-            options = [sorted(everything[key].dropna().map(str).unique()) if key in everything else []
-                       for key in filters]
-        else:
-            (status, figures, front), options = comparison_views(run_dirs), []
-        return (status, _verdict_tables(verdicts), [dcc.Graph(figure=f) for f in figures], _table(front), *options)
+        if not single:
+            status, figures, ranks = comparison_views(run_dirs)
+            return (status, [], [dcc.Graph(figure=f) for f in figures],
+                    [html.H2("designs across runs (rank on validation values, 1 = on the front)"), _table(ranks)], [])
+        view = views(run_dirs[0], dict(zip(filters, values)))
+        options = [sorted(view.everything[key].dropna().map(str).unique()) if key in view.everything else []
+                   for key in filters]
+        analysed = view.front is not None
+        return (view.status,
+                [html.H2("verdicts: the front against the papers"), *_verdict_tables(view.verdicts)] if analysed else [],
+                [dcc.Graph(figure=f) for f in view.figures],
+                [html.H2("front"), _table(view.front)] if analysed else [],
+                [html.H2("failed trials"), _table(view.failures)] if len(view.failures) else [],
+                *options)
 
     return app
 
 
 def _table(frame: pd.DataFrame) -> html.Table:
     rows = [html.Tr([html.Th(c) for c in frame.columns])] + [
-        html.Tr([html.Td(f"{v:.4f}" if isinstance(v, float) else str(v)) for v in row])
+        html.Tr([html.Td(_cell(v)) for v in row])
         for row in frame.itertuples(index=False)]
     return html.Table(rows)
+
+
+def _cell(value: object) -> str:
+    """A table cell's text: a missing value (a failed trial without a reason) is an empty cell."""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.4f}"
+    return str(value)
 
 
 def _verdict_tables(verdicts: pd.DataFrame) -> list:

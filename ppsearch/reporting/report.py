@@ -25,13 +25,14 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from ..errors import UserError
-from ..files import write_text
+from ..files import write_texts
 from ..robustness.names import SEED_PAPER
 from ..rundir import (
     AUTO,
     FINAL_STATUSES,
     JOURNAL_FILE,
     PROCEDURAL_FROST,
+    RESULTS_STEM,
     Column,
     RunSettings,
     completed,
@@ -41,6 +42,7 @@ from ..rundir import (
     paper_name,
     status_counts,
     torn_journal_tail,
+    validation_column,
 )
 from ..selection import pareto
 from ..selection.pick import pick
@@ -111,11 +113,23 @@ def analyse(table: pd.DataFrame, settings: RunSettings, alpha: float | None = No
                        reference, hypervolume_interval(table, objectives, front_ids, reference), picked)
 
 
+def check_validation_columns(table: pd.DataFrame, objectives: Sequence[str], run_dir: Path) -> None:
+    """Refuse the results table of the run in ``run_dir`` when it lacks the validation values its
+    fronts are selected on: the one check of ``report``, ``pick``, the comparisons and the
+    dashboard, which would otherwise show an empty front or refuse in words of their own."""
+    missing = [validation_column(o) for o in objectives if validation_column(o) not in table]
+    if missing:
+        raise UserError(f"{run_dir / RESULTS_STEM}.parquet lacks column(s) {', '.join(missing)}: fronts are "
+                        f"selected on validation values, so there is nothing to select from; rerun the search command "
+                        f"on the directory to rebuild the table from the trial records")
+
+
 def write_report(run_dir: str | Path, out: str | Path | None = None, alpha: float | None = None) -> Path:
-    """Write ``report.html`` (and ``report.md``, ``report-*.csv``) for the run in ``run_dir``;
-    verdicts at ``alpha`` (default: the run's ``verdict_alpha``)."""
+    """Write ``report.html`` (and ``report.md``, ``report-*.csv``) for the run in ``run_dir``, as
+    one set; verdicts at ``alpha`` (default: the run's ``verdict_alpha``)."""
     run_dir = Path(run_dir)
     table, settings = load_run(run_dir)
+    check_validation_columns(table, settings.objectives, run_dir)
     analysis = analyse(table, settings, alpha)
     importance = _importance_figure(run_dir, settings)
     figures = run_figures(table, analysis.summary, analysis.front_ids, analysis.objectives) \
@@ -127,11 +141,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, alpha: floa
         "configurations": analysis.summary,
     }
     out = Path(out or run_dir / "report.html")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for name, frame in tables.items():
-        frame.to_csv(out.with_name(f"{out.stem}-{name}.csv"), index=False)
     readable = {name: _readable(tables[name]) for name in READABLE_TABLES}
-    write_text(out.with_suffix(".md"), _markdown(run_dir, table, readable, analysis))
     body = [STYLE, f"<h1>ppsearch report: {html.escape(run_dir.name)}</h1>",
             f"<p class='context'>{_context(settings, table, analysis)}</p>",
             "<h2>Verdicts: the front against the papers</h2>", f"<p>{html.escape(verdict_summary(analysis))}</p>",
@@ -143,8 +153,14 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, alpha: floa
     for name, frame in readable.items():
         body.append(f"<h2>{name.replace('_', ' ')}</h2>" + html_table(frame))
     body.append(f"<h2>How these numbers were made</h2><p>{_method_html(settings, table, analysis)}</p>")
-    write_text(out, html_page("ppsearch report", body))
+    write_texts({**table_files(out, tables), out.with_suffix(".md"): _markdown(run_dir, table, readable, analysis),
+                 out: html_page("ppsearch report", body)})
     return out
+
+
+def table_files(page: Path, tables: dict[str, pd.DataFrame]) -> dict[Path, str]:
+    """A page's tables as CSV files beside it (``<page stem>-<name>.csv``), to be written with it."""
+    return {page.with_name(f"{page.stem}-{name}.csv"): frame.to_csv(index=False) for name, frame in tables.items()}
 
 
 READABLE_TABLES = ("front", "paper_reproduction", "configurations")  # shown after the figures, designs made readable

@@ -177,9 +177,10 @@ def evaluate(
     dataset None: judged by the image size, see :meth:`metrics.Protocol.setup`). Relative CE
     subtracts the clean error of the first ``c_images`` images, the ones the corrupted errors are
     measured on, whatever ``clean_images`` is. An ``official:DIR`` source is
-    either CIFAR-C/-P ``.npy`` files or an ImageNet-C tree ``<corruption>/<severity>/<wnid>/`` /
+    either CIFAR-C/-P ``.npy`` files, whose labels must index ``classes`` (the test set's; None:
+    their range is not checked), or an ImageNet-C tree ``<corruption>/<severity>/<wnid>/`` /
     ImageNet-P tree ``<perturbation>/<wnid>/*.mp4``, whose class folders are matched to
-    ``classes`` (the test set's), streamed a chunk at a time."""
+    ``classes``, streamed a chunk at a time."""
     c_kind, c_dir = parse_source(c_source)
     p_kind, p_dir = parse_source(p_source)
     setup = metrics.get_protocol(protocol).setup(dataset, max(images.shape[1:3]))
@@ -230,7 +231,7 @@ def _checked_tree(kind: str, directory: Path | None, names: Sequence[str], class
     if kind != "official":
         return False
     if not is_image_tree(directory):
-        check_cifar_set(directory, names, sequences, image_shape)
+        check_cifar_set(directory, names, sequences, image_shape, classes)
         return False
     benchmark = "ImageNet-P" if sequences else "ImageNet-C"
     if classes is None:

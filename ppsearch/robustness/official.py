@@ -53,17 +53,27 @@ def load_cifar_p(root: str | Path, perturbation: str) -> tuple[torch.Tensor, tor
     return _to_tensor(frames), _to_tensor(labels).long()
 
 
-def check_cifar_set(root: str | Path, names: Iterable[str], perturbations: bool, image_size: tuple[int, int]) -> None:
+def check_cifar_set(root: str | Path, names: Iterable[str], perturbations: bool, image_size: tuple[int, int],
+                    classes: Sequence[str] | None) -> None:
     """Every file an evaluation will read from an official -C (or, with ``perturbations``, -P)
-    folder opens and holds images of ``image_size`` (the clean test images'), checked before any
-    is evaluated (memory-mapped: nothing is read)."""
+    folder opens and holds images of ``image_size`` (the clean test images'), and ``labels.npy``
+    holds one integer label per image, each a class of ``classes`` (the test set's; None, as
+    for sets ppsearch wrote from the test set itself: not checked), checked before any is evaluated
+    (memory-mapped: only the labels are read)."""
     root = Path(root)
+    kind = "CIFAR-P" if perturbations else "CIFAR-C"
     for name in names:
         array = _open_cifar_p(root, name) if perturbations else _open_cifar_c(root, name)
         size = tuple(array.shape[-3:-1])
         if size != tuple(image_size):
             raise OfficialDataError(f"{root / name}.npy holds {size[0]}x{size[1]} images; the test images are "
                                     f"{image_size[0]}x{image_size[1]}")
+        labels = _open_labels(root, array.shape[0], kind)
+        if classes is not None:
+            outside = labels[(labels < 0) | (labels >= len(classes))]
+            if outside.size:
+                raise OfficialDataError(f"{kind} file {root / 'labels.npy'} holds label {outside[0]}; the test set's "
+                                        f"{len(classes)} classes are labelled 0 to {len(classes) - 1}")
 
 
 def _open_cifar_c(root: Path, corruption: str) -> np.ndarray:

@@ -11,30 +11,46 @@ continues it: the Optuna study (the search's state and budget), one folder per t
 number in the study (epoch checkpoints, then its record), the -C/-P sets. Ray Tune's own state is not
 needed to continue: every driver starts a fresh Tuner whose searcher first hands out the trials an
 interrupted driver left unfinished. Results are read from the trial folders, not from Ray's memory.
+
+One driver runs a run directory at a time (``run_lock``). Every start reconciles the study with the
+trial folders (a trial the study holds without a record is run again from its checkpoint). A file
+system that refuses a write, in the driver or in a trial, stops the run with a
+:class:`~ppsearch.errors.StorageFault` naming the path; nothing is recorded as failed for it, so the
+same command continues once the cause is fixed.
 """
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import errno
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pandas as pd
+from ray.tune import Stopper
 from ray.tune.schedulers import FIFOScheduler
 
 from ..data.streaming import DataAccess
+from ..errors import RunIncomplete, StorageFault, UserError
+from ..files import storage_faults
 from ..rundir import (
+    FINAL_STATUSES,
     JOURNAL_FILE,
+    SEARCHED,
     SETS_DIR,
     TRIALS_DIR,
     TUNE_DIR,
     Assignment,
+    Column,
     ResultsTable,
     RunSettings,
     TrialStatus,
     completed,
     ended_record,
+    search_trials,
     settings_for_run,
     start_run,
     status_counts,
@@ -47,10 +63,20 @@ from .cluster import Resources, connect_ray
 from .confirmation import next_confirmations
 from .execution import TrialContext, search_trial
 from .moasha import EPOCH, MOASHA, RUNG_METRICS, rung_metrics
+from .run_lock import RunLock, check_free, hold_run
 from .seeding import seeded_designs
 from .space import Space, load_space
 from .strategies import Scheduler, check_scheduler, make_sampler
-from .study_searcher import ASSIGNMENT, FixedConfigs, StudySearcher, enqueue_origins
+from .study_searcher import (
+    ASSIGNMENT,
+    STORAGE_FAULT,
+    FixedConfigs,
+    StudySearcher,
+    check_study_space,
+    enqueue_origins,
+    to_resume,
+    trial_folder_name,
+)
 
 
 @dataclasses.dataclass
@@ -68,6 +94,8 @@ class PreparedRun:
     table: ResultsTable
     quiet: bool
     started: float  # time.monotonic() when the run began: --time-budget counts from it
+    lock: RunLock
+    resumable: list[int]  # the study's trials to hand out before new ones (study_searcher.to_resume)
 
     def remaining(self) -> float | None:
         """Seconds left of --time-budget (None: no limit)."""
@@ -91,10 +119,11 @@ def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources 
 
 def prepare_run(run_dir: str | Path, space: Space, settings: RunSettings, resources: Resources = Resources(), *,
                 access: DataAccess = DataAccess(), quiet: bool = False) -> PreparedRun:
-    """Check everything before anything is written; then connect Ray, write the run's settings
-    (a new run), repair a torn journal, make the -C/-P sets and open the study with the papers'
-    configurations and the ``--seed-from`` designs enqueued. ``space`` is the one
-    ``settings.space`` names, loaded."""
+    """Check everything before anything is written (the run's records included); then connect Ray,
+    take the run's lock, write the run's settings (a new run), repair a torn journal, open the
+    study (refused if the space changed since its trials were sampled), find the trials to resume
+    (one line each), enqueue the papers' configurations and the ``--seed-from`` designs, and make the
+    -C/-P sets. ``space`` is the one ``settings.space`` names, loaded."""
     started = time.monotonic()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     run_dir = Path(run_dir).resolve()
@@ -102,21 +131,41 @@ def prepare_run(run_dir: str | Path, space: Space, settings: RunSettings, resour
     sampler = make_sampler(settings.sampler, settings.seed)
     moasha = check_scheduler(settings.scheduler) == Scheduler.MOASHA
     defaults, data = check_run(settings, space.defaults, access)
+    continued = (run_dir / JOURNAL_FILE).is_file()
+    if not continued and settings.trials == 0 and not space.paper_configs and not settings.seed_from:
+        raise UserError(f"--trials 0 with space {space.name}, which has no paper configurations: the run would train "
+                        f"nothing; ask for --trials 1 or more")
     # the designs of earlier fronts are enqueued when the study is created; a continued run has them
-    seeded = seeded_designs(space, settings.objectives, () if (run_dir / JOURNAL_FILE).is_file() else settings.seed_from)
+    seeded = seeded_designs(space, settings.objectives, () if continued else settings.seed_from)
+    table = ResultsTable(run_dir)  # every record read (a damaged one named) before anything starts
+    check_free(run_dir)
     trials_per_node = connect_ray(resources)
 
-    study = start_run(run_dir, settings, sampler)
-    enqueue_origins(study, space, seeded.enqueued)
-    sets = evaluation_sets(run_dir / SETS_DIR, defaults, data, progress=not quiet)
+    lock = hold_run(run_dir)
+    try:
+        with storage_faults(run_dir):
+            study = start_run(run_dir, settings, sampler)
+            check_study_space(study, space, run_dir)
+            resumable, repairs = to_resume(study, run_dir / TRIALS_DIR)
+            enqueue_origins(study, space, seeded.enqueued)
+            sets = evaluation_sets(run_dir / SETS_DIR, defaults, data, progress=not quiet)
+    except BaseException:
+        lock.release()
+        raise
+    atexit.register(lock.release)  # an interrupted driver leaves the lock naming nobody
     # the trials load their own copies, sharing each node's memory budget; the driver keeps none
     del data
     trial_dataset.cache_clear()
     scheduler = MOASHA(defaults.epochs, rung_metrics(settings.objectives), run_dir) if moasha else FIFOScheduler()
     context = TrialContext(run_dir, space, settings, sets, tuple(scheduler.rungs) if moasha else (),
                            max(1, int(resources.cpus_per_trial)), access, trials_per_node)
-    prepared = PreparedRun(run_dir, settings, space, resources, context, study, scheduler, ResultsTable(run_dir),
-                           quiet, started)
+    prepared = PreparedRun(run_dir, settings, space, resources, context, study, scheduler, table, quiet, started,
+                           lock, resumable)
+    if lock.taken_over:
+        print(f"ppsearch: took over {run_dir} from the driver that ended without releasing it ({lock.taken_over})",
+              file=sys.stderr, flush=True)
+    for line in repairs:
+        prepared.say(line)
     if seeded.enqueued or seeded.skipped:
         prepared.say(f"seeded from {len(settings.seed_from)} earlier run(s): {len(seeded.enqueued)} front design(s) "
                      f"trained after the papers' configurations")
@@ -130,7 +179,7 @@ def search(prepared: PreparedRun) -> None:
     trials asked for or --time-budget is spent."""
     settings = prepared.settings
     _fit(prepared, StudySearcher(prepared.study, prepared.space, settings.objectives, settings.trials, settings.seed,
-                                 _ended_without_record(prepared)), prepared.scheduler)
+                                 prepared.resumable, _ended_without_record(prepared)), prepared.scheduler)
 
 
 def confirm(prepared: PreparedRun) -> pd.DataFrame:
@@ -143,7 +192,29 @@ def confirm(prepared: PreparedRun) -> pd.DataFrame:
         prepared.say(f"confirming: {len(assignments)} trial(s) of the validation front and the papers' configurations "
                      f"(seeds {', '.join(sorted({str(a.seed) for a in assignments}))})")
         _fit(prepared, FixedConfigs(assignments, _ended_without_record(prepared)), FIFOScheduler())
-    return prepared.table.write()
+    with storage_faults(prepared.run_dir):
+        table = prepared.table.write()
+    prepared.lock.release()
+    return table
+
+
+def check_complete(study: optuna.Study, table: pd.DataFrame) -> None:
+    """Raise :class:`RunIncomplete` when a run ends with a trial of the ``study`` without a record in
+    its results ``table`` (a --time-budget spent before the budget of trials is one way), or with
+    every searched trial (every trial, when none was searched) failed."""
+    ended = set(table.loc[table[Column.STATUS].isin(FINAL_STATUSES), Column.TRIAL_ID]) if len(table) else set()
+    missing = [trial_folder_name(t.number) for t in study.get_trials(deepcopy=False)
+               if trial_folder_name(t.number) not in ended]
+    if missing:
+        raise RunIncomplete(f"{len(missing)} trial(s) of the run's budget have no record ({', '.join(missing[:5])}); "
+                            f"run the same command again to complete them")
+    study_trials = search_trials(table)
+    if study_trials.empty:
+        return
+    searched = study_trials[study_trials[Column.ORIGIN] == SEARCHED]
+    for rows, which in ((searched, "searched trial"), (study_trials, "trial")):
+        if len(rows) and (rows[Column.STATUS] == TrialStatus.FAILED).all():
+            raise RunIncomplete(f"every {which} of the search failed ({len(rows)}); their reasons are listed above")
 
 
 def _fit(prepared: PreparedRun, searcher: Any, scheduler: Any) -> None:
@@ -153,6 +224,41 @@ def _fit(prepared: PreparedRun, searcher: Any, scheduler: Any) -> None:
     resources, sessions = prepared.resources, prepared.run_dir / TUNE_DIR
     trainable = tune.with_resources(tune.with_parameters(search_trial, context=prepared.context),
                                     {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial})
+    stop = SessionStop()
+    with storage_faults(prepared.run_dir):
+        _tune(prepared, trainable, searcher, scheduler, sessions, stop)
+    if stop.fault:
+        raise StorageFault(f"cannot write {stop.fault}; free space or fix the permissions there, then run the "
+                           f"same command again to continue (the trials that were running resume)")
+    if stop.output_closed:
+        raise BrokenPipeError(errno.EPIPE, "the output was closed by its reader")
+    with storage_faults(prepared.run_dir):
+        prepared.table.settle()
+        prepared.table.write()
+
+
+class SessionStop(Stopper):
+    """Stops the whole Tune session when a trial reports that the file system refused its writes,
+    or when the progress lines' reader closed the output (``| head``); trials stopped this way are
+    not told to the searcher, so they stay resumable."""
+
+    def __init__(self) -> None:
+        self.fault = ""
+        self.output_closed = False
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        self.fault = self.fault or result.get(STORAGE_FAULT, "")
+        return False
+
+    def stop_all(self) -> bool:
+        return bool(self.fault) or self.output_closed
+
+
+def _tune(prepared: PreparedRun, trainable: Any, searcher: Any, scheduler: Any, sessions: Path,
+          stop: SessionStop) -> None:
+    from ray import tune
+
+    resources = prepared.resources
     tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1,  # the searcher ends it
@@ -161,11 +267,9 @@ def _fit(prepared: PreparedRun, searcher: Any, scheduler: Any) -> None:
         run_config=tune.RunConfig(name=f"session-{len(list(sessions.glob('session-*'))) + 1}",
                                   storage_path=str(sessions), verbose=0,
                                   callbacks=[results_callback(prepared.table, prepared.settings.objectives,
-                                                              prepared.quiet, prepared.started)],
-                                  failure_config=tune.FailureConfig(max_failures=1)),
+                                                              prepared.quiet, prepared.started, stop)],
+                                  stop=stop, failure_config=tune.FailureConfig(max_failures=1)),
     ).fit()
-    prepared.table.settle()
-    prepared.table.write()
 
 
 def _ended_without_record(prepared: PreparedRun):
@@ -184,7 +288,8 @@ _TUNE_STATUS = {"RUNNING": TrialStatus.RUNNING, "PENDING": TrialStatus.PENDING, 
                 "TERMINATED": TrialStatus.PRUNED, "ERROR": TrialStatus.FAILED}
 
 
-def results_callback(table: ResultsTable, objectives: tuple[str, ...], quiet: bool, started: float):
+def results_callback(table: ResultsTable, objectives: tuple[str, ...], quiet: bool, started: float,
+                     stop: SessionStop):
     from ray import tune
 
     class ResultsCallback(tune.Callback):
@@ -196,14 +301,20 @@ def results_callback(table: ResultsTable, objectives: tuple[str, ...], quiet: bo
             for trial in trials:
                 if ASSIGNMENT in trial.config and trial is not changing:
                     table.live(trial.config[ASSIGNMENT], _TUNE_STATUS.get(trial.status, status))
-            if status == TrialStatus.RUNNING:
+            if STORAGE_FAULT in (changing.last_result or {}):  # not ended: it resumes when the run continues
+                table.live(changing.config[ASSIGNMENT], TrialStatus.PENDING)
+                frame = table.frame()
+            elif status == TrialStatus.RUNNING:
                 table.live(changing.config[ASSIGNMENT], status)
                 frame = table.frame()
             else:
                 table.ended(changing.config[ASSIGNMENT], status)
                 frame = table.write()
-            if not quiet:
-                print(_progress_line(frame, objectives, started), flush=True)
+            if not quiet and not stop.output_closed:
+                try:
+                    print(_progress_line(frame, objectives, started), flush=True)
+                except BrokenPipeError:  # Ray Tune would log it and go on: the session stops instead
+                    stop.output_closed = True
 
         def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
             self._update(trials, trial, TrialStatus.RUNNING)

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from ..data.streaming import DataAccess
+from ..files import storage_fault
 from ..rundir import (
     TRIALS_DIR,
     Assignment,
@@ -25,7 +26,7 @@ from ..training.trial import EvaluationSets, TrialConfig, TrialEpoch, run_trial
 from .moasha import EPOCH, PROTECTED
 from .probes import rung_probes
 from .space import Space
-from .study_searcher import ASSIGNMENT
+from .study_searcher import ASSIGNMENT, STORAGE_FAULT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +55,9 @@ def execute_trial(assignment: Assignment, context: TrialContext, report: Callabl
                   node: str = "") -> dict[str, Any]:
     """Run ``assignment`` into ``trials/<its trial id>`` on ``node`` (resuming it if it has a
     checkpoint, reading it back if it has a record), reporting rungs and the final objectives
-    (measured on the validation split) through ``report``; returns the record."""
+    (measured on the validation split) through ``report``; returns the record. When the file system
+    refuses the trial's writes (full, read-only), it reports :data:`STORAGE_FAULT` and returns an
+    empty record: that is not the trial's result, and the trial stays resumable."""
     torch.set_num_threads(context.threads)
     settings = context.settings
     trial_dir = context.run_dir / TRIALS_DIR / assignment.trial_id
@@ -74,6 +77,10 @@ def execute_trial(assignment: Assignment, context: TrialContext, report: Callabl
                            access=dataclasses.replace(context.access, sharers=sharers),
                            device="cuda" if torch.cuda.is_available() else "cpu", on_epoch=on_epoch)
     except Exception as error:  # noqa: BLE001 - a failing trial is a result: record it, the study goes on
+        fault = storage_fault(error, trial_dir)
+        if fault is not None:
+            report({STORAGE_FAULT: fault})
+            return {}
         reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
         record = write_record(trial_dir, {**failed_record(assignment, reason), Column.NODE: node})
     report({EPOCH: record.get(Column.EPOCHS_COMPLETED, 0), Column.STATUS: record[Column.STATUS], **tags,

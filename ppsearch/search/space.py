@@ -47,12 +47,21 @@ class Dimension:
         return all((parent not in dims or parent in active_dims) and config.get(parent) in values
                    for parent, values in self.when.items())
 
-    def suggest(self, trial: optuna.Trial) -> Any:
+    def distribution(self) -> optuna.distributions.BaseDistribution:
+        """What Optuna samples this dimension from (and holds in the study for every trial that sampled it)."""
         if self.choices is not None:
-            return trial.suggest_categorical(self.name, list(self.choices))
+            return optuna.distributions.CategoricalDistribution(list(self.choices))
         if self.integer:
-            return trial.suggest_int(self.name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
-        return trial.suggest_float(self.name, float(self.low), float(self.high), step=self.step, log=self.log)
+            return optuna.distributions.IntDistribution(int(self.low), int(self.high), step=int(self.step or 1),
+                                                        log=self.log)
+        return optuna.distributions.FloatDistribution(float(self.low), float(self.high), step=self.step, log=self.log)
+
+    def suggest(self, trial: optuna.Trial) -> Any:
+        distribution = self.distribution()
+        if isinstance(distribution, optuna.distributions.CategoricalDistribution):
+            return trial.suggest_categorical(self.name, distribution.choices)
+        suggest = trial.suggest_int if self.integer else trial.suggest_float
+        return suggest(self.name, distribution.low, distribution.high, step=distribution.step, log=distribution.log)
 
     def contains(self, value: Any) -> bool:
         if self.choices is not None:
@@ -182,23 +191,23 @@ def load_space(name_or_path: str | Path) -> Space:
     objectives = tuple(_list(raw.get("objectives", ["clean_error", "mce", "mfr"]), f"{where}: objectives"))
     check_objectives(objectives, f"{where}: objectives")
     budgets = {}
-    for name, overrides in _mapping(raw.get("budgets", {}), f"{where}: budgets").items():
+    for budget, overrides in _mapping(raw.get("budgets", {}), f"{where}: budgets").items():
         try:
-            get_budget(name, _mapping(overrides, f"{where}: budgets.{name}"))
+            get_budget(budget, _mapping(overrides, f"{where}: budgets.{budget}"))
         except UserError as error:
-            raise UserError(f"{where}: budgets.{name}: {error}") from None
-        budgets[name] = dict(overrides)
+            raise UserError(f"{where}: budgets.{budget}: {error}") from None
+        budgets[budget] = dict(overrides)
     presets = _mapping(raw.get("paper_configs", {}), f"{where}: paper_configs")
     space = Space(name, description, dataset, defaults, dimensions, objectives,
                   budgets, {}, path)
-    for name, preset in {"defaults": {}, **presets}.items():
-        field = "defaults" if name == "defaults" else f"paper_configs.{name}"
+    for preset_name, preset in {"defaults": {}, **presets}.items():
+        field = "defaults" if preset_name == "defaults" else f"paper_configs.{preset_name}"
         config = {**defaults, **_mapping(preset, f"{where}: {field}")}
         try:
             check_trainable(config)
         except UserError as error:
             raise UserError(f"{where}: {field}: {error}") from None
-        if name != "defaults":
+        if preset_name != "defaults":
             _check_reachable(space, config, f"{where}: {field}")
     return dataclasses.replace(space, paper_configs={k: dict(v) for k, v in presets.items()})
 

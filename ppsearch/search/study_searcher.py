@@ -4,8 +4,10 @@ The study (in the run's journal) is the search's state and its budget. Each conf
 out carries its trial number in the study, which names the trial's folder. The searcher hands out
 configurations until the study holds the papers' configurations plus the searched ones asked for,
 then reports FINISHED; a driver that starts again first hands out the trials an interrupted driver
-left running (they resume from their epoch checkpoints, or are read back if they had finished), so
-an interruption neither loses a configuration nor adds one.
+left running and those the study holds as finished whose folder has no record (:func:`to_resume`):
+they resume from their epoch checkpoints, or are read back if they had finished, so an interruption
+neither loses a configuration nor adds one. A trial whose file system refused a write reports
+:data:`STORAGE_FAULT` instead of a result: the study is not told, so the trial stays resumable.
 
 Every searcher hands Ray a configuration holding one :class:`~ppsearch.rundir.Assignment` under
 :data:`ASSIGNMENT`. The papers' configurations, and the designs carried from earlier fronts
@@ -17,15 +19,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import optuna
 from ray.tune.search import Searcher
 
-from ..rundir import SEARCHED, Assignment, Column, TrialStatus, paper_origin
+from ..errors import UserError
+from ..rundir import CHECKPOINT_DIR, RECORD_FILE, SEARCHED, Assignment, Column, TrialStatus, paper_origin
 from .space import Space
 
 ASSIGNMENT = "assignment"  # the one key of the configuration Ray hands a trial
+STORAGE_FAULT = "storage_fault"  # reported instead of a result when the file system refused a trial's write
 _RUNNING, _WAITING = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING
 
 
@@ -52,6 +57,37 @@ def enqueue_origins(study: optuna.Study, space: Space, seeded: Sequence[tuple[st
             study.enqueue_trial(point, user_attrs={Column.ORIGIN: origin})
 
 
+def check_study_space(study: optuna.Study, space: Space, run_dir: Path) -> None:
+    """Refuse to continue a run whose space changed since its trials were sampled: every sampled
+    dimension must still be searched from the same distribution."""
+    distributions = {d.name: d.distribution() for d in space.dimensions}
+    for trial in study.get_trials(deepcopy=False):
+        for name, held in trial.distributions.items():
+            if distributions.get(name) != held:
+                now = distributions[name] if name in distributions else "not searched"
+                raise UserError(f"{run_dir} was started with another space: its trials sampled {name} from {held}, "
+                                f"the space {space.path} now says {now}; restore the space or start a new run "
+                                f"(another --out)")
+
+
+def to_resume(study: optuna.Study, trials_dir: Path) -> tuple[list[int], list[str]]:
+    """The study's trials to hand out before new ones, with a line saying what happens to each:
+    those an interrupted driver left running, and those the study holds as finished whose folder
+    has no record (deleted, or lost to a fault). Each resumes from its checkpoint (one that trained
+    its whole budget is only measured again) or, without one, trains from the start."""
+    numbers, lines = [], []
+    for trial in study.get_trials(deepcopy=False):
+        folder = trials_dir / trial_folder_name(trial.number)
+        if trial.state == _WAITING or (trial.state != _RUNNING and (folder / RECORD_FILE).is_file()):
+            continue
+        numbers.append(trial.number)
+        why = ("left running by an interrupted driver" if trial.state == _RUNNING
+               else f"{trial.state.name.lower()} in the study but without a record")
+        how = "resuming it from its checkpoint" if (folder / CHECKPOINT_DIR).is_dir() else "training it from the start"
+        lines.append(f"trial {folder.name}: {why}; {how}")
+    return numbers, lines
+
+
 # called with a trial's assignment when it ended without a result of its own: its status (pruned
 # or failed), its last report (the epochs it trained, its rung values) and, for a failure, what Ray
 # reported
@@ -60,14 +96,13 @@ EndedWithoutRecord = Callable[[Assignment, TrialStatus, dict[str, Any], str], No
 
 class StudySearcher(Searcher):
     def __init__(self, study: optuna.Study, space: Space, objectives: Sequence[str], trials: int, seed: int,
-                 on_ended: EndedWithoutRecord) -> None:
+                 resumable: Sequence[int], on_ended: EndedWithoutRecord) -> None:
         super().__init__(metric=list(objectives), mode=["min"] * len(objectives))
         self.study, self.space, self.objectives, self.seed = study, space, tuple(objectives), seed
         # trials the study holds when the search is done: the enqueued ones (papers, seeded designs) and `trials`
         self.budget = sum(t.user_attrs.get(Column.ORIGIN, SEARCHED) != SEARCHED for t in study.trials) + trials
         self.on_ended = on_ended
-        # trials an interrupted driver left running: handed out first, into their own folders
-        self.resumable = [t.number for t in study.get_trials(deepcopy=False, states=(_RUNNING,))]
+        self.resumable = list(resumable)  # handed out first, into their own folders (:func:`to_resume`)
         self.live: dict[str, Assignment] = {}  # Ray trial id -> the assignment handed out
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str:
@@ -88,9 +123,13 @@ class StudySearcher(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         assignment = self.live.pop(trial_id, None)
-        if assignment is None:
-            return
         result = result or {}
+        if assignment is None or STORAGE_FAULT in result:
+            return
+        if self.study.get_trials(deepcopy=False)[assignment.study_trial].state.is_finished():
+            # a finished trial whose record was missing, run again: the study knows it already
+            _report_ended(self.on_ended, assignment, result, error)
+            return
         values = finished_values(result, self.objectives)
         if values is not None:
             state = optuna.trial.TrialState.COMPLETE
@@ -120,7 +159,7 @@ class FixedConfigs(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         assignment = self.live.pop(trial_id, None)
-        if assignment is not None:
+        if assignment is not None and STORAGE_FAULT not in (result or {}):
             _report_ended(self.on_ended, assignment, result or {}, error)
 
 

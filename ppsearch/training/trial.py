@@ -34,7 +34,7 @@ from ..data.splits import check_validation_fraction, validation_split
 from ..data.streaming import DataAccess, Images, UnreadableImage, plan_loader
 from ..errors import UserError
 from ..files import read_json
-from ..models import architecture_problem
+from ..models import architecture_problem, input_problem
 from ..models.model_file import ModelSpec, save_model
 from ..models.profile import count_flops
 from ..robustness.evaluate import Evaluation, Predictor, evaluate
@@ -42,6 +42,7 @@ from ..robustness.generate import SETS_MANIFEST, cached_sets
 from ..robustness.metrics import check_protocol, default_protocol
 from ..rundir import (
     CE_PREFIX,
+    CHECKPOINT_DIR,
     ERROR_PREFIX,
     FP_PREFIX,
     SUMMARY_METRICS,
@@ -218,10 +219,15 @@ def trial_dataset(name: str, access: DataAccess = DataAccess(), image_size: int 
 
 def check_data(config: TrialConfig, access: DataAccess = DataAccess()) -> Dataset:
     """``config``'s dataset (loaded once per process), after refusing, before anything is written,
-    a memory budget too small to stream its training batches (nothing to check for data in memory)."""
+    a memory budget too small to stream its training batches (nothing to check for data in memory)
+    and a model that does not build or run on the images (one forward pass of one image)."""
     data = trial_dataset(config.dataset, access, config.image_size)
     train = config.splits(data)[0].images
     plan_loader(train, min(get_recipe(config.recipe).batch_size, len(train)))
+    spec = _model_spec(config, data)
+    problem = input_problem(spec.build(), config.arch, spec.in_chans, train.shape[1])
+    if problem:
+        raise UserError(problem)
     return data
 
 
@@ -300,14 +306,14 @@ def _train(config: TrialConfig, model: torch.nn.Module, spec: ModelSpec, data: D
     def report_epoch(report: EpochReport, trained: torch.nn.Module) -> None:
         if on_epoch is not None:
             scored = Split(selection.images[:config.eval_images], selection.labels[:config.eval_images])
-            on_epoch(TrialEpoch(report, trial_dir / "checkpoint", predict, scored))
+            on_epoch(TrialEpoch(report, trial_dir / CHECKPOINT_DIR, predict, scored))
 
     history: list[EpochReport] = []
     try:
         history = fit(model, train.images, train.labels, get_recipe(config.recipe), epochs=config.epochs,
                       augmentation=config.augmentation, mean=spec.mean, std=spec.std, seed=config.seed,
                       device=device, compile=compile, on_epoch=report_epoch,
-                      checkpointing=Checkpointing(trial_dir / "checkpoint", spec, config.to_dict()))
+                      checkpointing=Checkpointing(trial_dir / CHECKPOINT_DIR, spec, config.to_dict()))
     except (NonFiniteLoss, torch.OutOfMemoryError, UnreadableImage) as error:
         return history, f"{type(error).__name__}: {str(error).splitlines()[0]}"
     return history, ""

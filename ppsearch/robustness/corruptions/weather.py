@@ -114,7 +114,11 @@ def _frost_textures(texture_dir: str, scale: float, device: torch.device) -> tup
         if not path.is_file():
             raise UserError(f"frost texture {name} missing from {texture_dir}; "
                              f"get the files from {FROST_TEXTURE_URL_HINT}")
-        rgb = np.asarray(Image.open(path).convert("RGB"))
+        try:
+            rgb = np.asarray(Image.open(path).convert("RGB"))
+        except OSError as error:  # PIL's "cannot identify image file" included
+            raise UserError(f"frost texture {path} cannot be read ({error}); get the files from "
+                            f"{FROST_TEXTURE_URL_HINT}") from None
         t = torch.from_numpy(rgb.copy()).permute(2, 0, 1).float()[None]
         if scale != 1:
             t = F.interpolate(t, scale_factor=scale, mode="bilinear", align_corners=False,
