@@ -93,7 +93,7 @@ def _serve(run, log):
     return server, port, url
 
 
-@pytest.mark.parametrize("sent, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize("sent, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)])
 @pytest.mark.bad_input
 def test_a_stopped_dashboard_exits_as_interrupted(tmp_path, sent, code):
     server, _, url = _serve(write_run(tmp_path / "run", _rows()), tmp_path / "server.log")

@@ -40,17 +40,15 @@ def _run(command):
     return subprocess.run(command, capture_output=True, text=True, timeout=600)
 
 
-@pytest.mark.parametrize("options, cause", [("size=64k", "No space left on device"),
-                                            ("size=64m,ro", "Read-only file system")])
-def test_a_trial_on_a_full_or_read_only_disk_stops_the_run_and_is_resumed_once_fixed(tmp_path, mount, options, cause):
-    """The trials' folder fills up (or is read-only): the run stops with one line naming the path
-    and the cause, exit 2, nothing recorded as failed; once fixed, the same command completes."""
+def test_a_trial_on_a_full_disk_stops_the_run_and_is_resumed_once_space_is_freed(tmp_path, mount):
+    """The trials' folder fills up: the run stops with one line naming the path and the cause,
+    exit 2, nothing recorded as failed; once freed, the same command completes."""
     space, run_dir = tiny_space(tmp_path), tmp_path / "run"
-    mount(run_dir / "trials", options)
+    mount(run_dir / "trials", "size=64k")
     stopped = _run(_command(space, run_dir, 1, "--quiet"))
     assert stopped.returncode == 2, stopped.stderr[-2000:]
     line = stopped.stderr.strip().splitlines()[-1]
-    assert line.startswith(f"ppsearch: error: cannot write {run_dir / 'trials'}") and cause in line, stopped.stderr
+    assert line.startswith(f"ppsearch: error: cannot write {run_dir / 'trials'}") and "No space left on device" in line
     assert "Traceback" not in stopped.stderr and "Pareto front" not in stopped.stdout
     assert not open_study(run_dir).get_trials(states=(optuna.trial.TrialState.FAIL,))  # a full disk is not the trial's result
 
@@ -60,14 +58,16 @@ def test_a_trial_on_a_full_or_read_only_disk_stops_the_run_and_is_resumed_once_f
     _assert_complete(run_dir, trials=1)
 
 
-def test_a_full_disk_while_the_sets_are_made_is_one_line_and_the_run_continues_once_freed(tmp_path, mount):
+def test_a_read_only_disk_while_the_sets_are_made_is_one_line_and_the_run_continues_once_writable(tmp_path, mount):
+    """The driver's own writes (the -C/-P sets) on a read-only file system: one line, exit 2; once
+    it is writable again, the same command completes."""
     space, run_dir = tiny_space(tmp_path), tmp_path / "run"
-    mount(run_dir, "size=1m")
+    mount(run_dir / "sets", "size=64m,ro")
     stopped = _run(_command(space, run_dir, 0, "--quiet"))
     assert stopped.returncode == 2 and "Traceback" not in stopped.stderr, stopped.stderr[-2000:]
     line = stopped.stderr.strip().splitlines()[-1]
-    assert line.startswith(f"ppsearch: error: cannot write {run_dir}") and "No space left on device" in line, line
-    subprocess.run(["mount", "-o", "remount,size=256m", str(run_dir)], check=True)
+    assert line.startswith(f"ppsearch: error: cannot write {run_dir / 'sets'}") and "Read-only file system" in line
+    subprocess.run(["mount", "-o", "remount,rw", str(run_dir / "sets")], check=True)
     resumed = _run(_command(space, run_dir, 0, "--quiet"))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     _assert_complete(run_dir, trials=0)
@@ -84,9 +84,18 @@ def test_a_search_whose_every_trial_failed_exits_non_zero(tmp_path):
     assert "failed: 00000 (paper:exploding): NonFiniteLoss" in ended.stdout
 
 
-def test_continuing_a_run_whose_space_changed_is_refused_in_one_line(tmp_path):
+def test_a_damaged_record_is_named_before_ray_starts_and_a_changed_space_is_refused(tmp_path):
     space, run_dir = tiny_space(tmp_path), tmp_path / "run"
     assert _run(_command(space, run_dir, 0, "--quiet")).returncode == 0
+    record = run_dir / "trials" / "00001" / "record.json"
+    intact = record.read_text()
+    record.write_text(intact[:40])
+    refused = _run(_command(space, run_dir, 0, "--quiet"))
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr[-2000:]
+    assert f"ppsearch: error: {record} is not valid JSON" in refused.stderr
+    assert len(list((run_dir / "tune").iterdir())) == 1  # no Tune session of the refused run
+
+    record.write_text(intact)
     space.write_text(space.read_text().replace("antialias: {choices: [none, rect2]}", "antialias: {choices: [none, tri3]}"))
     refused = _run(_command(space, run_dir, 1, "--quiet"))
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr[-2000:]
@@ -159,14 +168,3 @@ def test_a_run_whose_output_is_closed_stops_as_sigpipe_would_and_stays_resumable
     assert "Traceback" not in err and "Error" not in err, err[-2000:]
     study = open_study(run_dir)
     assert len(study.trials) < 3 and not study.get_trials(states=(optuna.trial.TrialState.FAIL,))
-
-
-def test_a_damaged_record_is_named_before_ray_starts(tmp_path):
-    space, run_dir = tiny_space(tmp_path), tmp_path / "run"
-    assert _run(_command(space, run_dir, 0, "--quiet")).returncode == 0
-    record = run_dir / "trials" / "00001" / "record.json"
-    record.write_text(record.read_text()[:40])
-    refused = _run(_command(space, run_dir, 0, "--quiet"))
-    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr[-2000:]
-    assert f"ppsearch: error: {record} is not valid JSON" in refused.stderr
-    assert len(list((run_dir / "tune").iterdir())) == 1  # no Tune session of the refused run
