@@ -36,6 +36,7 @@ JOURNAL_FILE = "optuna.journal"
 SETS_DIR = "sets"
 TUNE_DIR = "tune"
 MOASHA_FILE = "moasha.json"
+LATENCY_DIR = "latency"  # one measured latency per configuration (models.latency.cached_latency)
 TRIALS_DIR = "trials"
 RECORD_FILE = "record.json"
 CHECKPOINT_DIR = "checkpoint"  # a trial's latest epoch checkpoint (resumed from)
@@ -49,6 +50,7 @@ RUN_LAYOUT = (
     (f"{SETS_DIR}/", "the -C/-P sets every trial is measured on, made once (test, and validation)"),
     (f"{TUNE_DIR}/", "Ray Tune's experiment state (not needed to continue a run)"),
     (MOASHA_FILE, "MO-ASHA's rung records, so that a continued run stops what an uninterrupted one would"),
+    (f"{LATENCY_DIR}/", "each configuration's measured latency, reused by its seeds and by a continued run"),
     (f"{TRIALS_DIR}/<id>/", f"one trial: {CHECKPOINT_DIR}/, model.safetensors, sparsity.csv, then record.json (written last)"),
     (f"{RESULTS_STEM}.parquet", f"the results table, one row per trial (and {RESULTS_STEM}.csv for people)"),
 )
@@ -121,7 +123,12 @@ class Column(enum.StrEnum):
     RCE_CLEAN_ERROR = "rce_clean_error"  # the clean error relative CE subtracts: on the -C images
     RCE_IMAGES = "rce_images"  # those images: the first N test images, the -C errors' own
     PARAMS = "params"
-    FLOPS = "flops"
+    FLOPS = "flops"  # per image, in eval mode
+    LATENCY_MS = "latency_ms"  # median of timed forward passes (models.latency), in eval and inference mode
+    LATENCY_SPREAD_MS = "latency_spread_ms"  # their interquartile range: how noisy the machine was
+    LATENCY_DEVICE = "latency_device"  # "cpu" or the GPU's name
+    LATENCY_THREADS = "latency_threads"
+    LATENCY_BATCH = "latency_batch"  # images per timed pass
     TRAIN_SECONDS = "train_seconds"
     EVAL_SECONDS = "eval_seconds"
     IMAGES_PER_SECOND = "images_per_second"

@@ -216,3 +216,27 @@ def test_train_refuses_a_model_that_does_not_run_on_the_data_before_writing(caps
                     "--budget", "smoke", "--quiet", "--out", out],
            "timm:vit_tiny_patch16_224 does not run on 1-channel 32x32 images: AssertionError: Input height (32)")
     assert not out.exists()
+
+
+def test_latency_is_measured_once_per_configuration_and_reused_from_its_cache(tmp_path):
+    from ppsearch.models.latency import cached_latency
+
+    identity = {"arch": "resnet8", "design": {"placement": "pp"}, "num_classes": 10}
+    model = build_model("resnet8", in_chans=1, placement="pp")
+    first = cached_latency(model, identity, in_chans=1, image_size=28, batch=2, device="cpu", cache=tmp_path)
+    assert first.median_ms > 0 and first.spread_ms >= 0 and (first.batch, first.device) == (2, "cpu")
+    assert len(list(tmp_path.glob("*.json"))) == 1
+    again = cached_latency(build_model("resnet8", in_chans=1), identity, in_chans=1, image_size=28, batch=2,
+                           device="cpu", cache=tmp_path)
+    assert again == first  # read back, not measured again (a plain model would be faster)
+    cached_latency(model, identity, in_chans=1, image_size=28, batch=4, device="cpu", cache=tmp_path)
+    assert len(list(tmp_path.glob("*.json"))) == 2  # another batch is another measurement
+
+
+def test_models_prints_the_measured_latency_beside_the_plain_models(capsys):
+    from ppsearch.cli import main
+
+    assert main(["models", "--arch", "resnet8", "--placement", "pp", "--latency", "--latency-batch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"latency +[\d.]+ ms \(interquartile range [\d.]+ ms\) per batch of 2 on cpu, \d+ thread", out)
+    assert re.search(r"[\d.]+x the plain model's [\d.]+ ms", out)

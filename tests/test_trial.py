@@ -4,6 +4,7 @@ import math
 
 import pandas as pd
 import pytest
+import torch
 
 from ppsearch.cli import main
 from ppsearch.models.model_file import load_model
@@ -76,6 +77,8 @@ def test_a_trial_returns_one_flat_record(smoke_record):
     assert record["ce_normaliser"].startswith("seed paper CIFAR-10 AlexNet")
     assert 0 <= record["clean_error"] <= 1 and record["mfr"] > 0
     assert record["params"] == 272_186 and record["flops"] > 0
+    assert record["latency_ms"] > 0 and record["latency_spread_ms"] >= 0 and record["latency_batch"] == 1
+    assert record["latency_device"] == "cpu" and record["latency_threads"] == torch.get_num_threads()
     assert record["train_seconds"] > 0 and record["images_per_second"] > 0
     assert 0 < record["first_layer_weight_sparsity"] < 1
     assert pd.Series(record).to_frame().T.to_parquet() is not None  # the record is a table row as it is

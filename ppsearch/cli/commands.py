@@ -35,15 +35,16 @@ from .arguments import design_from_args
 
 def cmd_models(args: argparse.Namespace) -> None:
     from ..models import describe_architectures
-    from ..models.profile import profile_model
+    from ..models.profile import LatencyRequest, profile_model
 
     if args.arch is None:
         print(f"{'architectures':48s} family")
         for names, text in describe_architectures():
             print(f"{names:48s} {text}")
         return
+    latency = LatencyRequest(args.latency_batch, args.device) if args.latency else None
     profile = profile_model(args.arch, in_chans=args.in_chans, num_classes=args.num_classes,
-                            image_size=args.image_size, **design_from_args(args))
+                            image_size=args.image_size, latency=latency, **design_from_args(args))
     print(profile.render())
 
 

@@ -105,11 +105,15 @@ def _test_set_parent() -> Parser:
 
 
 def _add_models(subcommands: argparse._SubParsersAction) -> None:
-    models = subcommands.add_parser("models", help="list architectures, or profile one with a design")
+    models = subcommands.add_parser("models", parents=[_device_parent()],
+                                    help="list architectures, or profile one with a design")
     models.add_argument("--arch", help="architecture name (see `ppsearch models`)")
     models.add_argument("--in-chans", type=integer(1), default=3)
     models.add_argument("--num-classes", type=integer(2), default=10)
     models.add_argument("--image-size", type=integer(8), default=None, help="default: 32 for CIFAR models, 224 otherwise")
+    models.add_argument("--latency", action="store_true",
+                        help="also measure the latency of the design and of the plain model on --device")
+    models.add_argument("--latency-batch", type=integer(1), default=1, help="images per timed forward pass")
     add_design_arguments(models)
     models.set_defaults(run=commands.cmd_models)
 

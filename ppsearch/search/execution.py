@@ -12,6 +12,7 @@ import torch
 from ..data.streaming import DataAccess
 from ..files import storage_fault
 from ..rundir import (
+    LATENCY_DIR,
     TRIALS_DIR,
     Assignment,
     Column,
@@ -74,6 +75,7 @@ def execute_trial(assignment: Assignment, context: TrialContext, report: Callabl
         trial = TrialConfig.for_run(settings, assignment.configuration, assignment.seed)
         sharers = context.trials_per_node.get(node, max(context.trials_per_node.values()))
         record = run_trial(trial, trial_dir, context.sets, identity={**assignment.identity(), Column.NODE: node},
+                           latency_cache=context.run_dir / LATENCY_DIR,
                            access=dataclasses.replace(context.access, sharers=sharers),
                            device="cuda" if torch.cuda.is_available() else "cpu", on_epoch=on_epoch)
     except Exception as error:  # noqa: BLE001 - a failing trial is a result: record it, the study goes on

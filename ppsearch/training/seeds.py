@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..data.streaming import DataAccess
-from ..rundir import RECORDS_STEM, SETS_DIR, write_table
+from ..rundir import LATENCY_DIR, RECORDS_STEM, SETS_DIR, write_table
 from .trial import TrialConfig, TrialEpoch, check_data, evaluation_sets, run_trial
 
 
@@ -28,7 +28,7 @@ def train_seeds(configs: Sequence[TrialConfig], out: str | Path, *, access: Data
             if on_epoch is not None:
                 on_epoch(config, epoch)
 
-        records.append(run_trial(config, out / f"seed-{config.seed}", sets, access=access, device=device,
-                                 compile=compile, on_epoch=report))
+        records.append(run_trial(config, out / f"seed-{config.seed}", sets, latency_cache=out / LATENCY_DIR,
+                                 access=access, device=device, compile=compile, on_epoch=report))
         write_table(pd.DataFrame(records), out / RECORDS_STEM)
     return pd.DataFrame(records)

@@ -35,6 +35,7 @@ from ..data.streaming import DataAccess, Images, UnreadableImage, plan_loader
 from ..errors import UserError
 from ..files import read_json
 from ..models import architecture_problem, input_problem
+from ..models.latency import cached_latency
 from ..models.model_file import ModelSpec, save_model
 from ..models.profile import count_flops
 from ..robustness.evaluate import Evaluation, Predictor, evaluate
@@ -60,6 +61,7 @@ from .sparsity import sparsity_table
 from .trainer import Checkpointing, EpochReport, NonFiniteLoss, fit
 
 SPARSITY_IMAGES = 256
+LATENCY_BATCH = 1  # a trial's latency is one image's, as a camera or a request serves it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,13 +246,15 @@ def run_trial(
     sets: EvaluationSets,
     *,
     identity: Mapping[str, Any] | None = None,
+    latency_cache: Path | None = None,
     access: DataAccess = DataAccess(),
     device: str = "cpu",
     compile: bool = False,
     on_epoch: Callable[[TrialEpoch], None] | None = None,
 ) -> dict[str, Any]:
     """Train and measure ``config``; ``sets`` are the run's generated -C and -P folders; the record
-    also holds ``identity`` (a search trial's id, origin, configuration id, node).
+    also holds ``identity`` (a search trial's id, origin, configuration id, node) and the model's
+    latency on ``device`` (measured once per configuration when ``latency_cache`` is a folder).
 
     Resumes from the trial's checkpoint when there is one; returns the stored record without
     training when the trial already finished. ``on_epoch(epoch)`` receives a :class:`TrialEpoch` after
@@ -271,6 +275,13 @@ def run_trial(
     record: dict[str, Any] = {**config.to_dict(), **(identity or {}), Column.STATUS: TrialStatus.COMPLETED,
                               Column.FAILURE_REASON: "", Column.PARAMS: sum(p.numel() for p in model.parameters()),
                               Column.FLOPS: count_flops(model, data.train_images.shape[1], spec.in_chans)}
+    latency = cached_latency(model, {"arch": config.arch, "design": config.design.to_dict(),
+                                     "num_classes": spec.num_classes},
+                             in_chans=spec.in_chans, image_size=data.train_images.shape[1], batch=LATENCY_BATCH,
+                             device=device, cache=latency_cache)
+    record.update({Column.LATENCY_MS: latency.median_ms, Column.LATENCY_SPREAD_MS: latency.spread_ms,
+                   Column.LATENCY_DEVICE: latency.device, Column.LATENCY_THREADS: latency.threads,
+                   Column.LATENCY_BATCH: latency.batch})
     predict = Predictor(model, spec.mean, spec.std, device)
     history, failure = _train(config, model, spec, data, trial_dir, predict, device, compile, on_epoch)
     if failure:

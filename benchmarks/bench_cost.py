@@ -1,0 +1,77 @@
+"""Inference latency of push-pull placements and pull sizes, as ratios to the plain model.
+
+Each model is timed as ppsearch measures a trial's latency (``models.latency.timed_pass``: eval and
+inference mode, channels-last, zero images) and side by side in one run: after warm-up, one pass
+of each model in turn per round (so background load hits them alike), medians and interquartile
+ranges over rounds. The load average is printed before and after; a figure taken under load is
+not a result. Eager torch only (ONNX Runtime is not installed here).
+
+    python benchmarks/bench_cost.py [--device cuda] [--rounds 25]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+
+import torch
+
+from ppsearch import build_model
+from ppsearch.models.latency import WARMUP, timed_pass
+from ppsearch.models.profile import count_flops
+
+RESNET20 = {
+    "plain": {},
+    "pp": {"placement": "pp"},
+    "b1": {"placement": "b1"},
+    "b2": {"placement": "b2"},
+    "all": {"placement": "all"},
+    **{f"pp pull {k}x{k}": {"placement": "pp", "pull_kernel_size": k} for k in (3, 5, 7, 9)},
+    **{f"b1 pull {k}x{k}": {"placement": "b1", "pull_kernel_size": k} for k in (3, 5, 7, 9)},
+}
+RESNET50 = {"plain": {}, "pp": {"placement": "pp"}, "b1": {"placement": "b1"}}
+# Strisciuglio et al.: ResNet-50 on a V100, ImageNet, a batch of 256 (seconds): training 0.78 / 0.85 / 0.95,
+# inference 0.66 / 0.67 / 0.63 for plain / pp / b1
+PAPER_INFERENCE = {"plain": 1.0, "pp": 0.67 / 0.66, "b1": 0.63 / 0.66}
+
+
+def compare(arch: str, designs: dict[str, dict], image_size: int, batch: int, rounds: int, device: str) -> None:
+    models = {name: build_model(arch, **design) for name, design in designs.items()}
+    flops = {name: count_flops(model, image_size, 3) for name, model in models.items()}
+    passes = {name: timed_pass(model, in_chans=3, image_size=image_size, batch=batch, device=device)
+              for name, model in models.items()}
+    for timed in passes.values():
+        for _ in range(WARMUP):
+            timed()
+    load = os.getloadavg()[0]
+    times: dict[str, list[float]] = {name: [] for name in passes}
+    for _ in range(rounds):
+        for name, timed in passes.items():
+            times[name].append(timed())
+    print(f"\n{arch} at {image_size}x{image_size}, batch {batch}, {device}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, {rounds} interleaved rounds; load average {load:.2f} before, "
+          f"{os.getloadavg()[0]:.2f} after")
+    paper = arch == "resnet50"
+    print(f"{'design':16s} {'ms/pass':>9s} {'IQR ms':>8s} {'latency ratio':>14s} {'FLOP ratio':>11s}"
+          + (f" {'paper (V100, batch 256)':>24s}" if paper else ""))
+    base = statistics.median(times["plain"])
+    for name, timings in times.items():
+        quartiles = statistics.quantiles(timings, n=4)
+        median = statistics.median(timings)
+        line = (f"{name:16s} {median:9.2f} {quartiles[2] - quartiles[0]:8.2f} {median / base:13.2f}x "
+                f"{flops[name] / flops['plain']:10.2f}x")
+        print(line + (f" {PAPER_INFERENCE[name]:23.2f}x" if paper else ""))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--rounds", type=int, default=25)
+    args = parser.parse_args()
+    for batch in (1, 64):
+        compare("resnet20", RESNET20, 32, batch, args.rounds, args.device)
+    compare("resnet50", RESNET50, 224, 1, max(5, args.rounds // 3), args.device)
+
+
+if __name__ == "__main__":
+    main()
