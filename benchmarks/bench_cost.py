@@ -3,8 +3,9 @@
 Each model is timed as ppsearch measures a trial's latency (``models.latency.timed_pass``: eval and
 inference mode, channels-last, zero images) and side by side in one run: after warm-up, one pass
 of each model in turn per round (so background load hits them alike), medians and interquartile
-ranges over rounds. The load average is printed before and after; a figure taken under load is
-not a result. Eager torch only (ONNX Runtime is not installed here).
+ranges over rounds. Beside eager torch, the same models exported to ONNX (``ppsearch export``) and
+run by ONNX Runtime on the CPU with as many threads, as a deployment would serve them. The load
+average is printed before and after; a figure taken under load is not a result.
 
     python benchmarks/bench_cost.py [--device cuda] [--rounds 25]
 """
@@ -13,11 +14,21 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
 
+import numpy as np
+import onnxruntime
 import torch
 
 from ppsearch import build_model
+from ppsearch.config import Design
+from ppsearch.data.preprocess import normalisation
+from ppsearch.models.export import export_onnx
 from ppsearch.models.latency import WARMUP, timed_pass
+from ppsearch.models.model_file import ModelSpec
 from ppsearch.models.profile import count_flops
 
 RESNET20 = {
@@ -35,11 +46,33 @@ RESNET50 = {"plain": {}, "pp": {"placement": "pp"}, "b1": {"placement": "b1"}}
 PAPER_INFERENCE = {"plain": 1.0, "pp": 0.67 / 0.66, "b1": 0.63 / 0.66}
 
 
-def compare(arch: str, designs: dict[str, dict], image_size: int, batch: int, rounds: int, device: str) -> None:
+def served_pass(model: torch.nn.Module, arch: str, design: dict, dataset: str, batch: int, image_size: int,
+                folder: Path) -> Callable[[], float]:
+    """One timed pass (ms) of ``model`` exported to ONNX and run by ONNX Runtime on the CPU."""
+    spec = ModelSpec(arch, Design(**design).to_dict(), 3, 10, dataset, *normalisation(dataset, 3))
+    path = export_onnx(model, spec, folder / f"{len(list(folder.iterdir()))}.onnx")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: np.zeros((batch, 3, image_size, image_size), np.float32)}
+
+    def timed() -> float:
+        started = time.perf_counter()
+        session.run(None, feed)
+        return (time.perf_counter() - started) * 1000
+
+    return timed
+
+
+def compare(arch: str, dataset: str, designs: dict[str, dict], image_size: int, batch: int, rounds: int,
+            device: str) -> None:
     models = {name: build_model(arch, **design) for name, design in designs.items()}
     flops = {name: count_flops(model, image_size, 3) for name, model in models.items()}
     passes = {name: timed_pass(model, in_chans=3, image_size=image_size, batch=batch, device=device)
               for name, model in models.items()}
+    folder = Path(tempfile.mkdtemp())
+    passes.update({f"{name} [onnxruntime]": served_pass(models[name], arch, designs[name], dataset, batch, image_size,
+                                                        folder) for name in designs})
     for timed in passes.values():
         for _ in range(WARMUP):
             timed()
@@ -52,15 +85,16 @@ def compare(arch: str, designs: dict[str, dict], image_size: int, batch: int, ro
           f"{torch.get_num_threads()} threads, {rounds} interleaved rounds; load average {load:.2f} before, "
           f"{os.getloadavg()[0]:.2f} after")
     paper = arch == "resnet50"
-    print(f"{'design':16s} {'ms/pass':>9s} {'IQR ms':>8s} {'latency ratio':>14s} {'FLOP ratio':>11s}"
+    print(f"{'design':28s} {'ms/pass':>9s} {'IQR ms':>8s} {'latency ratio':>14s} {'FLOP ratio':>11s}"
           + (f" {'paper (V100, batch 256)':>24s}" if paper else ""))
-    base = statistics.median(times["plain"])
     for name, timings in times.items():
+        design = name.removesuffix(" [onnxruntime]")
+        base = statistics.median(times[name.replace(design, "plain", 1)])  # each backend against its own plain
         quartiles = statistics.quantiles(timings, n=4)
         median = statistics.median(timings)
-        line = (f"{name:16s} {median:9.2f} {quartiles[2] - quartiles[0]:8.2f} {median / base:13.2f}x "
-                f"{flops[name] / flops['plain']:10.2f}x")
-        print(line + (f" {PAPER_INFERENCE[name]:23.2f}x" if paper else ""))
+        line = (f"{name:28s} {median:9.2f} {quartiles[2] - quartiles[0]:8.2f} {median / base:13.2f}x "
+                f"{flops[design] / flops['plain']:10.2f}x")
+        print(line + (f" {PAPER_INFERENCE[design]:23.2f}x" if paper else ""))
 
 
 def main() -> None:
@@ -69,8 +103,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=25)
     args = parser.parse_args()
     for batch in (1, 64):
-        compare("resnet20", RESNET20, 32, batch, args.rounds, args.device)
-    compare("resnet50", RESNET50, 224, 1, max(5, args.rounds // 3), args.device)
+        compare("resnet20", "cifar10", RESNET20, 32, batch, args.rounds, args.device)
+    compare("resnet50", "imagenet", RESNET50, 224, 1, max(5, args.rounds // 3), args.device)
 
 
 if __name__ == "__main__":

@@ -119,6 +119,27 @@ def test_weights_that_are_not_finite_are_refused(capsys, tmp_path, value, word):
     assert not (tmp_path / "eval").exists()
 
 
+def test_apply_refuses_plain_weights_that_are_not_finite_or_of_another_dtype(capsys, tmp_path):
+    """The same checks hold for every weights file ppsearch loads (``load_weights``): here a plain
+    model's checkpoint given to ``apply``."""
+    from ppsearch.models import build_model
+
+    design = tmp_path / "design.yaml"
+    design.write_text("placement: pp\n")
+    state = build_model("timm:resnet18", num_classes=10).state_dict()
+    state["conv1.weight"][0, 0, 0, 0] = float("nan")
+    spoiled = tmp_path / "resnet18.safetensors"
+    save_file(state, str(spoiled))
+    out = tmp_path / "applied.safetensors"
+    command = ["apply", design, "--model", "timm:resnet18", "--num-classes", "10", "--dataset", "cifar10", "--out", out]
+    _fails(capsys, [*command, "--checkpoint", spoiled], f"checkpoint {spoiled}: tensor 'conv1.weight' holds NaN")
+    state["conv1.weight"] = state["conv1.weight"].nan_to_num().half()
+    save_file(state, str(spoiled))
+    _fails(capsys, [*command, "--checkpoint", spoiled],
+           f"checkpoint {spoiled}: tensor 'conv1.weight' is float16, the model's is float32")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("in_chans, num_classes, message", [
     (1, 3, "has 3 classes; the fashion-mnist test set has 10"),
     (1, 100, "has 100 classes; the fashion-mnist test set has 10"),

@@ -291,12 +291,30 @@ def cmd_apply(args: argparse.Namespace) -> None:
     if applied.antialias_left_out:
         print(f"note: antialias {config.get('antialias')} is not applied: {args.model} has no anti-aliasing hook "
               f"(timm offers one for ResNets only); push-pull is")
-    save_model(out, applied.model, applied.spec)
+    if out.suffix == ".onnx":
+        from ..models.export import export_onnx
+
+        export_onnx(applied.model, applied.spec, out)
+    else:
+        save_model(out, applied.model, applied.spec)
     print(f"{args.model}: {len(applied.changes)} convolutions became push-pull ({design.placement}, {design.variant})")
     for change in applied.changes:
         print(f"  {change.name:40s} stage {change.stage}  {change.in_channels}->{change.out_channels} "
               f"k{change.kernel_size} s{change.stride}" + (f" g{change.groups}" if change.groups > 1 else ""))
-    print(f"saved to {out}; evaluate with: ppsearch eval --checkpoint {out} --dataset {args.dataset}")
+    print(f"exported to {out} for serving (ONNX)" if out.suffix == ".onnx" else
+          f"saved to {out}; evaluate with: ppsearch eval --checkpoint {out} --dataset {args.dataset}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from ..models.export import export_onnx
+    from ..models.model_file import load_model, read_spec
+
+    out = check_output(args.out, "file")
+    read_spec(args.model_file)  # a file that is no ppsearch model file is named as such
+    model = load_model(args.model_file)
+    print(f"{args.model_file} ({model.ppsearch_spec.arch}) exported to {export_onnx(model, model.ppsearch_spec, out)} "
+          f"({args.format}); its input: images normalised with mean {list(model.ppsearch_spec.mean)} and std "
+          f"{list(model.ppsearch_spec.std)}")
 
 
 def cmd_report(args: argparse.Namespace) -> None:

@@ -35,8 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The whole command line (the reference docs/reference/cli.md is generated from it)."""
     parser = Parser(prog="ppsearch", description="Search where push-pull inhibition goes in a ConvNet.")
     subcommands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for add in (_add_models, _add_corrupt, _add_eval, _add_train, _add_run, _add_pick, _add_apply, _add_report,
-                _add_dashboard):
+    for add in (_add_models, _add_corrupt, _add_eval, _add_train, _add_run, _add_pick, _add_apply, _add_export,
+                _add_report, _add_dashboard):
         add(subcommands)
     return parser
 
@@ -223,8 +223,20 @@ def _add_apply(subcommands: argparse._SubParsersAction) -> None:
     apply.add_argument("--num-classes", type=integer(2), default=1000)
     apply.add_argument("--dataset", default=IMAGENET, **one_of("dataset", DATASETS),
                        help="what the model is for: its normalisation, eval's default (default: %(default)s)")
-    apply.add_argument("--out", default=None, help="output .safetensors (default: <model>-pushpull.safetensors)")
+    apply.add_argument("--out", default=None, help="output .safetensors, or .onnx to export it for serving "
+                                                   "(default: <model>-pushpull.safetensors)")
     apply.set_defaults(run=commands.cmd_apply)
+
+
+EXPORT_FORMATS = ("onnx",)  # each has its writer in ppsearch.models.export
+
+
+def _add_export(subcommands: argparse._SubParsersAction) -> None:
+    export = subcommands.add_parser("export", help="write a ppsearch model file in a deployment format (ONNX)")
+    export.add_argument("model_file", help="a ppsearch model file (.safetensors, as train, run and apply write)")
+    export.add_argument("--format", default="onnx", **one_of("format", EXPORT_FORMATS))
+    export.add_argument("--out", required=True, help="output file (model.onnx)")
+    export.set_defaults(run=commands.cmd_export)
 
 
 def _add_report(subcommands: argparse._SubParsersAction) -> None:

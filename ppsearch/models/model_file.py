@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import torch
 import torch.nn as nn
 from safetensors import SafetensorError
 from safetensors.torch import safe_open, save_file
@@ -111,24 +110,6 @@ def _spec_problem(spec: ModelSpec) -> str | None:
     return None
 
 
-def _check_tensors(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Every tensor of ``state`` that ``model`` has is of the model's dtype (``load_state_dict``
-    would convert it silently, float16 or int8 included) and finite (NaN or inf weights evaluate
-    to meaningless errors, not to a failure)."""
-    for name, own in model.state_dict().items():  # in the model's order; a missing or extra one is load_weights'
-        tensor = state.get(name)
-        if tensor is None:
-            continue
-        if tensor.dtype != own.dtype:
-            raise UserError(f"{source}: tensor {name!r} is {_dtype_name(tensor)}, the model's is {_dtype_name(own)}")
-        if tensor.is_floating_point() and not tensor.isfinite().all():
-            raise UserError(f"{source}: tensor {name!r} holds {'NaN' if tensor.isnan().any() else 'inf'}")
-
-
-def _dtype_name(tensor: torch.Tensor) -> str:
-    return str(tensor.dtype).removeprefix("torch.")
-
-
 def load_model(path: str | Path, arch: str | None = None, **design: Any) -> nn.Module:
     """The model stored at ``path``, in eval mode, its :class:`ModelSpec` as ``model.ppsearch_spec``.
 
@@ -150,7 +131,6 @@ def load_model(path: str | Path, arch: str | None = None, **design: Any) -> nn.M
         except UserError as error:  # a design the architecture cannot take (e.g. a blur timm has no hook for)
             raise UserError(f"{source}: {error}") from None
         state = read_weights(path)
-        _check_tensors(model, state, source)
         load_weights(model, state, source)
     else:
         if arch is None:

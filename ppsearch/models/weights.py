@@ -45,9 +45,11 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str,
                  file_names: Mapping[str, str] | None = None) -> None:
-    """Load ``state`` into ``model``; a tensor that is missing, extra or of another shape is a
-    UserError naming it (``source`` says where the weights came from; ``file_names`` gives a renamed
-    tensor's name in the file, which the message names too)."""
+    """Load ``state`` into ``model``; a tensor that is missing, extra, of another shape, of another
+    dtype (``load_state_dict`` would convert it silently, float16 or int8 included) or not finite
+    (NaN or inf weights evaluate to meaningless errors, not to a failure) is a UserError naming it
+    (``source`` says where the weights came from; ``file_names`` gives a renamed tensor's name in the
+    file, which the message names too)."""
     expected = model.state_dict()
     kind = type(model).__name__
 
@@ -58,10 +60,20 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str,
     for name, tensor in expected.items():
         if name not in state:
             raise UserError(f"{source} lacks tensor {name!r} {tuple(tensor.shape)} that {kind} needs")
-        if tuple(state[name].shape) != tuple(tensor.shape):
-            raise UserError(f"{source}: tensor {named(name)} has shape {tuple(state[name].shape)}, {kind} expects "
+        given = state[name]
+        if tuple(given.shape) != tuple(tensor.shape):
+            raise UserError(f"{source}: tensor {named(name)} has shape {tuple(given.shape)}, {kind} expects "
                             f"{tuple(tensor.shape)}")
+        if given.dtype != tensor.dtype:
+            raise UserError(f"{source}: tensor {named(name)} is {_dtype_name(given)}, the model's is "
+                            f"{_dtype_name(tensor)}")
+        if given.is_floating_point() and not given.isfinite().all():
+            raise UserError(f"{source}: tensor {named(name)} holds {'NaN' if given.isnan().any() else 'inf'}")
     extra = sorted(set(state) - set(expected))
     if extra:
         raise UserError(f"{source} holds tensor {named(extra[0])}, which {kind} does not have")
     model.load_state_dict(state)
+
+
+def _dtype_name(tensor: torch.Tensor) -> str:
+    return str(tensor.dtype).removeprefix("torch.")
