@@ -1,8 +1,9 @@
 """A ppsearch model in the form a deployment runtime reads: ONNX.
 
 The model is exported in eval mode with torch's ONNX exporter (``dynamo=True``), any batch size, at
-its dataset's image size. A push-pull layer's pull kernel depends on its push weights only, so the
-exporter folds its derivation into a constant: the file holds the derived kernels, computed once.
+its dataset's image size. A push-pull layer's pull kernel depends on its push weights only: the
+exporter folds its upsampling into a constant, and the negation left after it (the exporter's
+folding stops at small tensors) is folded here, so the file holds the derived kernels, computed once.
 The file's metadata names the normalisation its input expects (the model file's mean and std) and
 the design, so that whoever serves it feeds it what it was trained on.
 """
@@ -36,6 +37,7 @@ def export_onnx(model: nn.Module, spec: ModelSpec, out: str | Path) -> Path:
         exported = torch.onnx.export(model.eval(), (example,), dynamo=True, dynamic_shapes=({0: "batch"},),
                                      verbose=False)
         proto = exported.model_proto
+        _fold_negated_constants(proto.graph)
         for key, value in {"ppsearch_arch": spec.arch, "ppsearch_design": json.dumps(spec.design),
                            "ppsearch_dataset": spec.dataset, "input_mean": json.dumps(list(spec.mean)),
                            "input_std": json.dumps(list(spec.std)),
@@ -44,3 +46,17 @@ def export_onnx(model: nn.Module, spec: ModelSpec, out: str | Path) -> Path:
             entry.key, entry.value = key, value
         onnx.save(proto, str(tmp))
     return Path(out)
+
+
+def _fold_negated_constants(graph) -> None:
+    """Replace every ``Neg`` of a constant by the negated constant (and drop constants left unused)."""
+    from onnx import numpy_helper
+
+    constants = {tensor.name: tensor for tensor in graph.initializer}
+    for node in [n for n in graph.node if n.op_type == "Neg" and n.input[0] in constants]:
+        graph.initializer.append(numpy_helper.from_array(-numpy_helper.to_array(constants[node.input[0]]),
+                                                         node.output[0]))
+        graph.node.remove(node)
+    used = {name for node in graph.node for name in node.input} | {output.name for output in graph.output}
+    for tensor in [t for t in graph.initializer if t.name not in used]:
+        graph.initializer.remove(tensor)
