@@ -4,7 +4,8 @@ Each model is timed as ppsearch measures a trial's latency (``models.latency.tim
 inference mode, channels-last, zero images) and side by side in one run: after warm-up, one pass
 of each model in turn per round (so background load hits them alike), medians and interquartile
 ranges over rounds. Beside eager torch, the same models exported to ONNX (``ppsearch export``) and
-run by ONNX Runtime on the CPU with as many threads, as a deployment would serve them. The load
+run by ONNX Runtime on the CPU with as many threads (not spinning between runs), as a deployment
+would serve them; each runtime's models are interleaved among themselves. The load
 average is printed before and after; a figure taken under load is not a result.
 
     python benchmarks/bench_cost.py [--device cuda] [--rounds 25]
@@ -53,6 +54,8 @@ def served_pass(model: torch.nn.Module, arch: str, design: dict, dataset: str, b
     path = export_onnx(model, spec, folder / f"{len(list(folder.iterdir()))}.onnx")
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
+    # ONNX Runtime's threads spin between runs by default, taking the cores from whatever runs next
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     feed = {session.get_inputs()[0].name: np.zeros((batch, 3, image_size, image_size), np.float32)}
 
@@ -64,23 +67,30 @@ def served_pass(model: torch.nn.Module, arch: str, design: dict, dataset: str, b
     return timed
 
 
-def compare(arch: str, dataset: str, designs: dict[str, dict], image_size: int, batch: int, rounds: int,
-            device: str) -> None:
-    models = {name: build_model(arch, **design) for name, design in designs.items()}
-    flops = {name: count_flops(model, image_size, 3) for name, model in models.items()}
-    passes = {name: timed_pass(model, in_chans=3, image_size=image_size, batch=batch, device=device)
-              for name, model in models.items()}
-    folder = Path(tempfile.mkdtemp())
-    passes.update({f"{name} [onnxruntime]": served_pass(models[name], arch, designs[name], dataset, batch, image_size,
-                                                        folder) for name in designs})
+def _interleaved(passes: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
+    """Each pass's timings: after warm-up, one pass of each in turn per round."""
     for timed in passes.values():
         for _ in range(WARMUP):
             timed()
-    load = os.getloadavg()[0]
     times: dict[str, list[float]] = {name: [] for name in passes}
     for _ in range(rounds):
         for name, timed in passes.items():
             times[name].append(timed())
+    return times
+
+
+def compare(arch: str, dataset: str, designs: dict[str, dict], image_size: int, batch: int, rounds: int,
+            device: str) -> None:
+    models = {name: build_model(arch, **design) for name, design in designs.items()}
+    flops = {name: count_flops(model, image_size, 3) for name, model in models.items()}
+    torch_passes = {name: timed_pass(model, in_chans=3, image_size=image_size, batch=batch, device=device)
+                    for name, model in models.items()}
+    folder = Path(tempfile.mkdtemp())
+    served = {f"{name} [onnxruntime]": served_pass(models[name], arch, designs[name], dataset, batch, image_size,
+                                                   folder) for name in designs}
+    load = os.getloadavg()[0]
+    # each backend's models interleaved among themselves: the two runtimes' thread pools never compete
+    times = {**_interleaved(torch_passes, rounds), **_interleaved(served, rounds)}
     print(f"\n{arch} at {image_size}x{image_size}, batch {batch}, {device}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {rounds} interleaved rounds; load average {load:.2f} before, "
           f"{os.getloadavg()[0]:.2f} after")
