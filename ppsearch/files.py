@@ -255,5 +255,10 @@ def storage_faults(folder: str | Path) -> Iterator[None]:
         fault = storage_fault(error, folder)
         if fault is None:
             raise
-        raise StorageFault(f"cannot write {fault}; free space or fix the permissions there, then run the same "
-                           f"command again to continue") from error
+        raise refused_write(fault) from error
+
+
+def refused_write(fault: str) -> StorageFault:
+    """The error of a write the file system refused (``fault``: ``path: cause``, :func:`storage_fault`)."""
+    return StorageFault(f"cannot write {fault}; free space or fix the permissions there, then run the same command "
+                        f"again to continue")

@@ -34,8 +34,8 @@ from ray.tune import Stopper
 from ray.tune.schedulers import FIFOScheduler
 
 from ..data.streaming import DataAccess
-from ..errors import RunIncomplete, StorageFault, UserError
-from ..files import storage_faults
+from ..errors import RunIncomplete, UserError
+from ..files import refused_write, storage_faults
 from ..rundir import (
     FINAL_STATUSES,
     JOURNAL_FILE,
@@ -228,8 +228,7 @@ def _fit(prepared: PreparedRun, searcher: Any, scheduler: Any) -> None:
     with storage_faults(prepared.run_dir):
         _tune(prepared, trainable, searcher, scheduler, sessions, stop)
     if stop.fault:
-        raise StorageFault(f"cannot write {stop.fault}; free space or fix the permissions there, then run the "
-                           f"same command again to continue (the trials that were running resume)")
+        raise refused_write(stop.fault)  # the trials that were running resume then
     if stop.output_closed:
         raise BrokenPipeError(errno.EPIPE, "the output was closed by its reader")
     with storage_faults(prepared.run_dir):
