@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check: run on one H100/H200-class GPU the first time one is at hand (under 8 minutes).
+# The GPU check: run on one H100/H200-class GPU the first time one is at hand (under 9 minutes).
 # Each part prints as it finishes, so a run cut short still reports what it measured; a part that
 # fails or runs past its limit says so and the next one starts.
 #
@@ -33,19 +33,21 @@ if [ -n "${FASHION_MNIST_DIR:-}" ] && [ ! -d /usr/share/datasets/fashion-mnist ]
 fi
 
 # 1. layer ratios: push-pull placements and the direct vs separable pull, in both memory layouts
-part "layers (NCHW)" 60 "$PYTHON" benchmarks/bench_layers.py --device cuda --rounds 10
-part "layers (channels_last, the trainer's layout)" 60 "$PYTHON" benchmarks/bench_layers.py --device cuda --rounds 10 --channels-last
+part "layers (NCHW)" 45 "$PYTHON" benchmarks/bench_layers.py --device cuda --rounds 10
+part "layers (channels_last, the trainer's layout)" 45 "$PYTHON" benchmarks/bench_layers.py --device cuda --rounds 10 --channels-last
 # 2. trainer images/s beside a torchvision DataLoader loop, the paper schedule's projected time, one demo trial
-part "trainer" 150 "$PYTHON" benchmarks/bench_train.py --device cuda --images 20000 --rounds 3
+part "trainer" 120 "$PYTHON" benchmarks/bench_train.py --device cuda --images 20000 --rounds 3
 # 3. -C and -P generation for 10,000 CIFAR-sized images, and evaluation images/s
-part "corruptions, perturbations, evaluation" 120 "$PYTHON" benchmarks/bench_corruptions.py --device cuda --images 10000 --repeats 1
+part "corruptions, perturbations, evaluation" 100 "$PYTHON" benchmarks/bench_corruptions.py --device cuda --images 10000 --repeats 1
 # 4. four smoke trials sharing the GPU
 if "$PYTHON" -c "import ray, optuna, plotly" 2>/dev/null; then
-    part "smoke search, 4 trials at --gpus-per-trial 0.25" 150 "$PYTHON" -m ppsearch run --space resnet-cifar \
+    part "smoke search, 4 trials at --gpus-per-trial 0.25" 110 "$PYTHON" -m ppsearch run --space resnet-cifar \
         --dataset fashion-mnist --budget smoke --trials 4 --gpus-per-trial 0.25 --cpus-per-trial 2 --out "$OUT/gpu-smoke"
 else
     echo "=== smoke search: skipped (Ray, Optuna or plotly is not installed here)"
 fi
-# 5. streamed ImageNet-size JPEGs beside an ImageFolder loop, one worker per core (CPU decoding)
-part "streaming data" 60 "$PYTHON" benchmarks/bench_data.py --images 2048 --repeats 2
+# 5. latency ratios of placements and pull sizes to the plain model: eager torch on the GPU, ONNX Runtime on the CPU
+part "cost" 60 "$PYTHON" benchmarks/bench_cost.py --device cuda --rounds 10
+# 6. streamed ImageNet-size JPEGs beside an ImageFolder loop, one worker per core (CPU decoding)
+part "streaming data" 40 "$PYTHON" benchmarks/bench_data.py --images 2048 --repeats 2
 echo "=== done $(date +%T)"

@@ -56,7 +56,7 @@ def sparsity_table(model: nn.Module, images: torch.Tensor, mean: tuple[float, ..
             "weights": weights.numel(),
             "weight_mean_abs": weights.mean().item(),
             **{f"weight_abs_q{int(q * 100)}": v
-               for q, v in zip(QUANTILES, torch.quantile(weights, torch.tensor(QUANTILES)).tolist())},
+               for q, v in zip(QUANTILES, torch.quantile(weights, torch.tensor(QUANTILES, device=weights.device)).tolist())},
             "weight_sparsity": hoyer(weights[None]).item(),
             "response_sparsity": hoyer(response).mean().item(),
             "response_zero_fraction": (response == 0).double().mean().item(),
