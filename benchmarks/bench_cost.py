@@ -5,7 +5,8 @@ inference mode, channels-last, zero images) and side by side in one run: after w
 of each model in turn per round (so background load hits them alike), medians and interquartile
 ranges over rounds. Beside eager torch, the same models exported to ONNX (``ppsearch export``) and
 run by ONNX Runtime on the CPU with as many threads (not spinning between runs), as a deployment
-would serve them; each runtime's models are interleaved among themselves. The load
+would serve them (``timed_pass``'s onnxruntime backend, what ``--latency-backend onnxruntime``
+measures); each runtime's models are interleaved among themselves. The load
 average is printed before and after; a figure taken under load is not a result.
 
     python benchmarks/bench_cost.py [--device cuda] [--rounds 25]
@@ -15,21 +16,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import tempfile
-import time
 from collections.abc import Callable
-from pathlib import Path
 
-import numpy as np
-import onnxruntime
 import torch
 
 from ppsearch import build_model
-from ppsearch.config import Design
-from ppsearch.data.preprocess import normalisation
-from ppsearch.models.export import export_onnx
-from ppsearch.models.latency import WARMUP, timed_pass
-from ppsearch.models.model_file import ModelSpec
+from ppsearch.models.latency import WARMUP, Backend, LatencySetup, timed_pass
 from ppsearch.models.profile import count_flops
 
 RESNET20 = {
@@ -47,26 +39,6 @@ RESNET50 = {"plain": {}, "pp": {"placement": "pp"}, "b1": {"placement": "b1"}}
 PAPER_INFERENCE = {"plain": 1.0, "pp": 0.67 / 0.66, "b1": 0.63 / 0.66}
 
 
-def served_pass(model: torch.nn.Module, arch: str, design: dict, dataset: str, batch: int, image_size: int,
-                folder: Path) -> Callable[[], float]:
-    """One timed pass (ms) of ``model`` exported to ONNX and run by ONNX Runtime on the CPU."""
-    spec = ModelSpec(arch, Design(**design).to_dict(), 3, 10, dataset, *normalisation(dataset, 3))
-    path = export_onnx(model, spec, folder / f"{len(list(folder.iterdir()))}.onnx")
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    # ONNX Runtime's threads spin between runs by default, taking the cores from whatever runs next
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: np.zeros((batch, 3, image_size, image_size), np.float32)}
-
-    def timed() -> float:
-        started = time.perf_counter()
-        session.run(None, feed)
-        return (time.perf_counter() - started) * 1000
-
-    return timed
-
-
 def _interleaved(passes: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
     """Each pass's timings: after warm-up, one pass of each in turn per round."""
     for timed in passes.values():
@@ -79,18 +51,18 @@ def _interleaved(passes: dict[str, Callable[[], float]], rounds: int) -> dict[st
     return times
 
 
-def compare(arch: str, dataset: str, designs: dict[str, dict], image_size: int, batch: int, rounds: int,
-            device: str) -> None:
+def compare(arch: str, designs: dict[str, dict], image_size: int, batch: int, rounds: int, device: str) -> None:
     models = {name: build_model(arch, **design) for name, design in designs.items()}
     flops = {name: count_flops(model, image_size, 3) for name, model in models.items()}
-    torch_passes = {name: timed_pass(model, in_chans=3, image_size=image_size, batch=batch, device=device)
+    eager, served = LatencySetup(batch, device), LatencySetup(batch, "cpu", Backend.ONNXRUNTIME)
+    # exported before eager torch moves the models to the device: ONNX Runtime serves them on the CPU
+    served_passes = {f"{name} [onnxruntime]": timed_pass(model, in_chans=3, image_size=image_size, setup=served)
+                     for name, model in models.items()}
+    torch_passes = {name: timed_pass(model, in_chans=3, image_size=image_size, setup=eager)
                     for name, model in models.items()}
-    folder = Path(tempfile.mkdtemp())
-    served = {f"{name} [onnxruntime]": served_pass(models[name], arch, designs[name], dataset, batch, image_size,
-                                                   folder) for name in designs}
     load = os.getloadavg()[0]
     # each backend's models interleaved among themselves: the two runtimes' thread pools never compete
-    times = {**_interleaved(torch_passes, rounds), **_interleaved(served, rounds)}
+    times = {**_interleaved(torch_passes, rounds), **_interleaved(served_passes, rounds)}
     print(f"\n{arch} at {image_size}x{image_size}, batch {batch}, {device}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {rounds} interleaved rounds; load average {load:.2f} before, "
           f"{os.getloadavg()[0]:.2f} after")
@@ -113,8 +85,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=25)
     args = parser.parse_args()
     for batch in (1, 64):
-        compare("resnet20", "cifar10", RESNET20, 32, batch, args.rounds, args.device)
-    compare("resnet50", "imagenet", RESNET50, 224, 1, max(5, args.rounds // 3), args.device)
+        compare("resnet20", RESNET20, 32, batch, args.rounds, args.device)
+    compare("resnet50", RESNET50, 224, 1, max(5, args.rounds // 3), args.device)
 
 
 if __name__ == "__main__":

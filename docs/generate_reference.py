@@ -378,7 +378,7 @@ def render_results_table() -> str:
               "One column per configuration key, holding the trial's value: "
               + ", ".join(f"[{_code(k)}](configuration.md)" for k in config.CONFIG_KEYS) + ".", "",
               "## Column families", "", "| column | what it holds |", "|---|---|"]
-    for name in ("ERROR_PREFIX", "CE_PREFIX", "FP_PREFIX", "T5D_PREFIX", "VALIDATION_PREFIX"):
+    for name in ("ERROR_PREFIX", "CE_PREFIX", "FP_PREFIX", "T5D_PREFIX", "CONSTRAINT_PREFIX", "VALIDATION_PREFIX"):
         prefix = getattr(rundir, name)
         pattern, _, text = (module_names.get(name) or f"{prefix}...").partition(": ")
         if not pattern.startswith(prefix):  # a comment that is not "<pattern>: what it is"
@@ -391,8 +391,11 @@ def render_results_table() -> str:
               "A search selects on the `val_` columns and reports the unprefixed ones, measured on the test "
               "split: see [validation and test](../explanation/validation-and-test.md).", "",
               "## Objectives", "",
-              "What `--objectives` may name (a search's space chooses its default): "
-              + ", ".join(_code(o.value) for o in rundir.OBJECTIVES) + ".", "",
+              "What `--objectives` may name (a search's space chooses its default): the errors "
+              + ", ".join(_code(o.value) for o in rundir.ERROR_OBJECTIVES) + " and the costs "
+              + ", ".join(_code(o.value) for o in rundir.COST_METRICS) + " (a cost is the model's own, the same on "
+              "every split and seed: its column serves selection and report alike; a run needs an error "
+              "objective).", "",
               "## Trial status", "", "| status | meaning |", "|---|---|"]
     for member in rundir.TrialStatus:
         text = statuses.get(member.name) or _STATUS_NOTES.get(member.name, "")

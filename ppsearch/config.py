@@ -174,7 +174,7 @@ class Design:
         same signature build the same layers (``scale`` says nothing when the pull size is explicit
         or the variant is ``minmax_avg``, a fixed ``alpha`` nothing when it is learned, the pull keys
         nothing without push-pull, the blur's position nothing without a blur)."""
-        keys = ["placement", "antialias"] + (["antialias_position"] if self.antialias not in ("none", 1) else [])
+        keys = ["placement", "antialias"] + (["antialias_position"] if self.blurs else [])
         if self.placement != "none":
             keys += ["variant", "trainable_alpha"] + ([] if self.trainable_alpha else ["alpha"])
             if self.variant == "upsample":
@@ -182,6 +182,11 @@ class Design:
             else:
                 keys += ["avg_kernel_size"]
         return {key: getattr(self, key) for key in DESIGN_KEYS if key in keys}
+
+    @property
+    def blurs(self) -> bool:
+        """Whether the design anti-aliases (a filter of size 1 is no filter)."""
+        return self.antialias not in ("none", 1)
 
     @property
     def stages(self) -> int | None:

@@ -56,16 +56,28 @@ RUN_LAYOUT = (
 )
 
 
+class LatencyBackend(enum.StrEnum):
+    """What runs a latency's timed passes (``models.latency``)."""
+
+    TORCH = "torch"  # eager torch, as ppsearch trains and evaluates
+    ONNXRUNTIME = "onnxruntime"  # the model exported as `ppsearch export` writes it, run by ONNX Runtime: as served
+
+
+LATENCY_DEVICES = ("cpu", "cuda")  # where a search's trials may time their latency (cuda: their GPU)
+
+
 class TrialStatus(enum.StrEnum):
     COMPLETED = "completed"  # trained its whole budget and was measured
     PRUNED = "pruned"  # stopped early by the scheduler
     FAILED = "failed"  # an exception, a NaN loss, out of memory: the reason is recorded
+    INFEASIBLE = "infeasible"  # its cost broke a constraint of the run (--constraint): measured, never trained
     RUNNING = "running"
     PENDING = "pending"
 
 
 AUTO = "auto"  # --confirm-seeds auto: racing confirmation
-FINAL_STATUSES = (TrialStatus.COMPLETED, TrialStatus.PRUNED, TrialStatus.FAILED)  # a trial's status once it ended
+# a trial's status once it ended
+FINAL_STATUSES = (TrialStatus.COMPLETED, TrialStatus.PRUNED, TrialStatus.FAILED, TrialStatus.INFEASIBLE)
 SEARCHED = "searched"  # the origin of a configuration the sampler chose
 
 
@@ -103,6 +115,7 @@ class Column(enum.StrEnum):
     ORIGIN = "origin"
     STATUS = "status"
     FAILURE_REASON = "failure_reason"
+    CONSTRAINT_VIOLATION = "constraint_violation"  # sum of the run's constraints' excesses (0: feasible; ppsearch.constraints)
     BUDGET_REACHED = "budget_reached"  # epochs trained (a pruned trial's rung)
     EPOCHS_COMPLETED = "epochs_completed"
     RUNG_CLEAN_ERROR = "rung_clean_error"  # validation clean error at the last MO-ASHA rung (a pruned trial's)
@@ -129,6 +142,7 @@ class Column(enum.StrEnum):
     LATENCY_DEVICE = "latency_device"  # "cpu" or the GPU's name
     LATENCY_THREADS = "latency_threads"
     LATENCY_BATCH = "latency_batch"  # images per timed pass
+    LATENCY_BACKEND = "latency_backend"  # what ran the timed passes: eager torch or ONNX Runtime
     TRAIN_SECONDS = "train_seconds"
     EVAL_SECONDS = "eval_seconds"
     IMAGES_PER_SECOND = "images_per_second"
@@ -148,21 +162,34 @@ FP_PREFIX = "fp/"  # fp/<perturbation>
 T5D_PREFIX = "t5d/"  # t5d/<perturbation>
 VALIDATION_PREFIX = "val_"  # val_<metric>: measured on the held-out validation split (what a search selects on)
 PROCEDURAL_FROST = "procedural (ppsearch)"  # the frost column's value when the benchmark's textures were not used
-OBJECTIVES = (Column.CLEAN_ERROR, Column.MCE, Column.MFR, Column.RELATIVE_MCE, Column.CORRUPTION_ERROR)
+CONSTRAINT_PREFIX = "constraint/"  # constraint/<constraint as written>: its excess (<= 0: met)
+ERROR_OBJECTIVES = (Column.CLEAN_ERROR, Column.MCE, Column.MFR, Column.RELATIVE_MCE, Column.CORRUPTION_ERROR)
+# what a design costs: known before it trains, the same on every split and every seed (latency is
+# measured once per configuration), so selecting on it uses no images
+COST_METRICS = (Column.PARAMS, Column.FLOPS, Column.LATENCY_MS)
+OBJECTIVES = (*ERROR_OBJECTIVES, *COST_METRICS)
 # the metrics measured on both splits: unprefixed on the test split (what is reported), with
 # VALIDATION_PREFIX on the validation split (what a search selects on)
-SUMMARY_METRICS = (*OBJECTIVES, Column.MT5D)
+SUMMARY_METRICS = (*ERROR_OBJECTIVES, Column.MT5D)
 
 
 def validation_column(metric: str) -> str:
-    """The column of ``metric`` measured on the validation split."""
-    return f"{VALIDATION_PREFIX}{metric}"
+    """The column of ``metric`` measured on the validation split (a cost's own column: a cost is
+    measured on no split)."""
+    return metric if metric in COST_METRICS else f"{VALIDATION_PREFIX}{metric}"
 
 
 def completed(table: pd.DataFrame, measured: Sequence[str] = ()) -> pd.DataFrame:
     """The rows of trials that trained their whole budget and were measured, with every column of
     ``measured`` present (pruned and failed trials never enter a front or an estimate)."""
     return table[table[Column.STATUS] == TrialStatus.COMPLETED].dropna(subset=list(measured))
+
+
+def feasible(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose design meets every constraint of the run (all of them in a run without)."""
+    if Column.CONSTRAINT_VIOLATION not in table:
+        return table
+    return table[~(table[Column.CONSTRAINT_VIOLATION] > 0)]
 
 
 def search_trials(table: pd.DataFrame) -> pd.DataFrame:
@@ -180,6 +207,9 @@ def check_objectives(objectives: Sequence[str], where: str) -> tuple[str, ...]:
             raise UserError(f"{where}: unknown objective {objective!r}; allowed: {', '.join(OBJECTIVES)}")
     if len(set(objectives)) != len(objectives):
         raise UserError(f"{where}: objectives repeat: {', '.join(objectives)}")
+    if not set(objectives) & set(ERROR_OBJECTIVES):
+        raise UserError(f"{where}: {', '.join(objectives)} are all costs; a search needs an error objective beside "
+                        f"them ({', '.join(ERROR_OBJECTIVES)}): the cheapest design is the plain model, known untrained")
     return tuple(objectives)
 
 
@@ -235,6 +265,10 @@ class RunSettings:
     confirm_seeds: str = "1"  # seeds per front and paper configuration ("1": none), or AUTO (racing)
     max_seeds: int = 10  # AUTO: the most seeds a configuration gets
     verdict_alpha: float = 0.05  # the level of the verdicts (and of racing's decisions)
+    constraints: tuple[str, ...] = ()  # bounds on cost (--constraint; ppsearch.constraints), as parsed and rewritten
+    latency_batch: int = 1  # images per timed pass of a trial's latency
+    latency_device: str = ""  # where a trial's latency is timed ("": the trial's own device)
+    latency_backend: str = LatencyBackend.TORCH.value  # what runs the timed passes
 
     def differences(self, other: RunSettings) -> list[str]:
         """Settings that differ from ``other``'s, apart from the study name, the trial count and a
@@ -262,6 +296,9 @@ def check_settings(settings: RunSettings) -> None:
                         f"configuration (two unbiased ones beside the selected seed), got {settings.max_seeds!r}")
     if not 0 < settings.verdict_alpha < 0.5:
         raise UserError(f"--verdict-alpha: must be in (0, 0.5), got {settings.verdict_alpha!r}")
+    if isinstance(settings.latency_batch, bool) or not isinstance(settings.latency_batch, int) \
+            or settings.latency_batch < 1:
+        raise UserError(f"--latency-batch: must be an integer >= 1, got {settings.latency_batch!r}")
 
 
 def settings_for_run(run_dir: str | Path, settings: RunSettings) -> RunSettings:
@@ -310,7 +347,7 @@ def read_settings(run_dir: str | Path) -> RunSettings:
         raise UserError(f"{path}: {problem}: the file was edited or damaged; restore it, or start a new run "
                         f"(another --out)")
     return RunSettings(**{**{k: v for k, v in raw.items() if k in fields}, "objectives": tuple(raw["objectives"]),
-                          "seed_from": tuple(raw.get("seed_from", ()))})
+                          "seed_from": tuple(raw.get("seed_from", ())), "constraints": tuple(raw.get("constraints", ()))})
 
 
 def write_settings(run_dir: str | Path, settings: RunSettings) -> None:
@@ -509,6 +546,8 @@ def completed_trials(run_dir: str | Path) -> pd.DataFrame:
 
 
 def status_counts(table: pd.DataFrame, statuses: Sequence[TrialStatus] = tuple(TrialStatus)) -> str:
-    """``3 completed, 1 pruned, ...``: how many trials of ``table`` have each status."""
+    """``3 completed, 1 pruned, ...``: how many trials of ``table`` have each status (infeasible
+    only where there are some: a run without constraints has none)."""
     counts: Mapping[str, int] = table[Column.STATUS].value_counts() if len(table) else {}
-    return ", ".join(f"{counts.get(status, 0)} {status}" for status in statuses)
+    return ", ".join(f"{counts.get(status, 0)} {status}" for status in statuses
+                     if status != TrialStatus.INFEASIBLE or counts.get(status, 0))

@@ -52,8 +52,8 @@ def test_bad_input_is_one_line_and_exit_code_2(args, message):
 @pytest.mark.parametrize("args, message", [
     (["--sampler", "cmaes"], "argument --sampler: unknown sampler 'cmaes'; allowed: tpe, nsga2, gp, random"),
     (["--scheduler", "asha"], "argument --scheduler: unknown scheduler 'asha'; allowed: moasha, none"),
-    (["--objectives", "clean_error,foo"], "argument --objectives: 'clean_error,foo': unknown objective 'foo'; "
-                                          "allowed: clean_error, mce, mfr, relative_mce, corruption_error"),
+    (["--objectives", "clean_error,foo"], "argument --objectives: 'clean_error,foo': unknown objective 'foo'; allowed: "
+                                          "clean_error, mce, mfr, relative_mce, corruption_error, params, flops, latency_ms"),
     (["--objectives", "mce,mce"], "argument --objectives: 'mce,mce': objectives repeat: mce, mce"),
     (["--protocol", "nope"], "argument --protocol: unknown protocol 'nope'; allowed: seed-paper, hendrycks"),
     (["--dataset", "mnist"], "argument --dataset: unknown dataset 'mnist'; allowed: fashion-mnist, cifar10, cifar100, imagenet"),

@@ -84,7 +84,8 @@ def test_runs_without_a_shared_objective_cannot_be_compared(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--objective-weights", "1,1,1"], "--objective-weights and --max-clean-error-increase pick within one run"),
+    (["--objective-weights", "1,1,1"], "--objective-weights picks within one run"),
+    (["--max-latency-ms", "2"], "--max-latency-ms picks within one run"),
 ])
 @pytest.mark.bad_input
 def test_pick_across_runs_bad_input(tmp_path, capsys, args, message):

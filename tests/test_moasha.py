@@ -1,5 +1,6 @@
 """MO-ASHA: rungs, multi-objective promotion order, stopping decisions of the Ray Tune scheduler,
 its rung records across an interrupted run, and the probes a rung ranks on."""
+import dataclasses
 import itertools
 from types import SimpleNamespace
 
@@ -7,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 from ray.tune.schedulers import TrialScheduler
+from run_dirs import SETTINGS
 
 from ppsearch.robustness.evaluate import Predictor, evaluate
 from ppsearch.robustness.perturbations import ALL_PERTURBATIONS
 from ppsearch.rundir import MOASHA_FILE, OBJECTIVES, Assignment
 from ppsearch.search.moasha import MOASHA, crowding_distance, promotion_order, rung_metrics, rungs
-from ppsearch.search.probes import PROBE_SEQUENCES, probe_flip_rate
+from ppsearch.search.probes import PROBE_SEQUENCES, probe_flip_rate, rung_probes
 from ppsearch.search.study_searcher import ASSIGNMENT, trial_folder_name
 
 TWO = ("rung_clean_error", "rung_corruption_error")  # the probes of a run on clean error and mCE
@@ -30,6 +32,7 @@ def test_rungs_rank_on_a_probe_of_every_objective_of_the_run():
     assert rung_metrics(("clean_error", "mce", "mfr")) == (*TWO, "rung_flip_rate")
     assert rung_metrics(("mfr", "relative_mce")) == ("rung_flip_rate", "rung_corruption_increase")
     assert rung_metrics(("mce", "corruption_error")) == ("rung_corruption_error",)  # the same ranking: one probe
+    assert rung_metrics(("clean_error", "latency_ms")) == ("rung_clean_error", "latency_ms")  # a cost is itself
     for objective in OBJECTIVES:
         assert rung_metrics((objective,))
 
@@ -186,3 +189,10 @@ def test_the_flip_rate_probe_is_the_protocols_mfr_on_the_first_sequences(tmp_pat
                     progress=False)
     assert full.summary["mfr"] > 0
     assert probe_flip_rate(predict, tmp_path, protocol, "fashion-mnist") == pytest.approx(full.summary["mfr"])
+
+
+def test_a_rung_reports_a_cost_objective_as_the_trials_measured_cost():
+    settings = dataclasses.replace(SETTINGS, objectives=("clean_error", "latency_ms"))
+    epoch = SimpleNamespace(clean_error=0.25, cost={"params": 1000, "flops": 2e6, "latency_ms": 1.5})
+    values = rung_probes(epoch, SimpleNamespace(selection=(None, None)), settings)
+    assert values == {"rung_clean_error": 0.25, "latency_ms": 1.5}

@@ -219,17 +219,17 @@ def test_train_refuses_a_model_that_does_not_run_on_the_data_before_writing(caps
 
 
 def test_latency_is_measured_once_per_configuration_and_reused_from_its_cache(tmp_path):
-    from ppsearch.models.latency import cached_latency
+    from ppsearch.models.latency import LatencySetup, cached_latency
 
     identity = {"arch": "resnet8", "design": {"placement": "pp"}, "num_classes": 10}
     model = build_model("resnet8", in_chans=1, placement="pp")
-    first = cached_latency(model, identity, in_chans=1, image_size=28, batch=2, device="cpu", cache=tmp_path)
+    first = cached_latency(model, identity, in_chans=1, image_size=28, setup=LatencySetup(2, "cpu"), cache=tmp_path)
     assert first.median_ms > 0 and first.spread_ms >= 0 and (first.batch, first.device) == (2, "cpu")
     assert len(list(tmp_path.glob("*.json"))) == 1
-    again = cached_latency(build_model("resnet8", in_chans=1), identity, in_chans=1, image_size=28, batch=2,
-                           device="cpu", cache=tmp_path)
+    again = cached_latency(build_model("resnet8", in_chans=1), identity, in_chans=1, image_size=28,
+                           setup=LatencySetup(2, "cpu"), cache=tmp_path)
     assert again == first  # read back, not measured again (a plain model would be faster)
-    cached_latency(model, identity, in_chans=1, image_size=28, batch=4, device="cpu", cache=tmp_path)
+    cached_latency(model, identity, in_chans=1, image_size=28, setup=LatencySetup(4, "cpu"), cache=tmp_path)
     assert len(list(tmp_path.glob("*.json"))) == 2  # another batch is another measurement
 
 

@@ -1,6 +1,7 @@
 """Verdicts you can bet on: comparisons checked against hand computations, their false-verdict rate
-and power measured by simulation (null cases, small seed counts), the racing confirmation's error
-rate, unbiased front estimates and the hypervolume interval's coverage."""
+and power measured by simulation (null cases, small seed counts), costs compared exactly (and the
+error rate kept with them), the racing confirmation's error rate, unbiased front estimates and the
+hypervolume interval's coverage."""
 import math
 
 import numpy as np
@@ -8,12 +9,15 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from ppsearch.rundir import RunSettings
 from ppsearch.selection.pareto import points_hypervolume
-from ppsearch.selection.racing import look_levels, simulate_race
+from ppsearch.selection.racing import look_levels, replay, simulate_race
 from ppsearch.selection.uncertainty import (
     Verdict,
+    ci_column,
     compare,
     configurations,
+    cost_tolerances,
     decide,
     dominance_table,
     holm,
@@ -56,15 +60,59 @@ def test_a_clear_difference_on_every_objective_is_a_verdict_both_ways():
     assert compare(mixed, a).verdict == Verdict.NOT_SHOWN
 
 
-def test_one_seed_or_no_spread_is_never_a_verdict():
+def test_one_seed_or_no_spread_on_a_noisy_objective_is_never_a_verdict():
     a = np.array([(.10, .50), (.11, .51)])
     assert compare(a[:1], a + 1).verdict == Verdict.NOT_SHOWN and math.isnan(compare(a[:1], a + 1).p_value)
     flat = np.array([(.1, .5), (.1, .5), (.1, .5)])
-    assert compare(flat, flat + 1).verdict == Verdict.NOT_SHOWN
+    # errors that happen to agree over a few seeds (tolerance NaN: they vary over seeds) are no certainty
+    assert compare(flat, flat + 1, tolerance=[math.nan, math.nan]).verdict == Verdict.NOT_SHOWN
+    assert compare(flat, flat + 1).verdict == Verdict.DOMINATES  # by default a constant column is exact
     with pytest.raises(ValueError, match="alpha must be in"):
         compare(a, a, alpha=0.5)
     with pytest.raises(ValueError, match="same objectives"):
         compare(a, a[:, :1])
+    with pytest.raises(ValueError, match="one non-negative number"):
+        compare(a, a, tolerance=[0.0])
+
+
+def test_a_cost_is_compared_exactly_beside_an_error():
+    """Clean error clearly lower for A (Welch), FLOPs constant over seeds: lower FLOPs is a verdict,
+    higher FLOPs none (p = 1 on that objective, whatever the error says), equal FLOPs a tie."""
+    error_a, error_b = np.array([.10, .11, .12]), np.array([.20, .21, .22])
+
+    def with_flops(errors, flops):
+        return np.column_stack([errors, np.full(len(errors), flops)])
+
+    lower = compare(with_flops(error_a, 40e6), with_flops(error_b, 41e6))
+    assert lower.verdict == Verdict.DOMINATES and lower.p_values[1] == 0
+    assert lower.p_dominates == pytest.approx(lower.p_values[0]) and lower.p_dominated == 1
+    assert lower.differences[1] == -1e6 and lower.intervals[1] == (-1e6, -1e6)  # no sampling uncertainty
+    higher = compare(with_flops(error_a, 42e6), with_flops(error_b, 41e6))
+    assert higher.verdict == Verdict.NOT_SHOWN and higher.p_dominates == 1 and higher.p_values[1] == 1
+    tie = compare(with_flops(error_a, 41e6), with_flops(error_b, 41e6))
+    assert tie.verdict == Verdict.NOT_SHOWN and tie.p_dominates == 1 and tie.p_dominated == 1
+    within = compare(with_flops(error_a, 40e6), with_flops(error_b, 41e6), tolerance=[0.0, 1e6])
+    assert within.verdict == Verdict.NOT_SHOWN  # lower by exactly the tolerance: not more than it
+
+
+@pytest.mark.parametrize("seeds", [3, 5])
+def test_an_exact_cost_keeps_the_error_rate_and_costs_no_power(seeds):
+    """The null on clean error (same distribution) with A's cost exactly lower: a false "dominates"
+    needs the error's test to reject at half the level (the cost's never errs), so its rate stays
+    within Monte-Carlo error of alpha / 2; and on every draw the verdict is "dominates" exactly when
+    the error alone says A is better: the cost neither adds errors nor takes power. Equal costs never
+    give a verdict."""
+    rng = np.random.default_rng(seeds)
+    draws = 4000
+    false = 0
+    for _ in range(draws):
+        a, b = rng.normal(size=(seeds, 1)), rng.normal(size=(seeds, 1))
+        verdict = compare(np.column_stack([a, np.full(seeds, 1.0)]), np.column_stack([b, np.full(seeds, 2.0)])).verdict
+        assert (verdict == Verdict.DOMINATES) == (compare(a, b).verdict == Verdict.DOMINATES)
+        assert compare(np.column_stack([a, np.ones(seeds)]), np.column_stack([b, np.ones(seeds)])).verdict \
+            == Verdict.NOT_SHOWN
+        false += verdict != Verdict.NOT_SHOWN
+    assert 0 < false / draws <= _monte_carlo_limit(ALPHA / 2, draws), false / draws
 
 
 @pytest.mark.parametrize("seeds", [2, 3, 5, 10, 20])
@@ -165,6 +213,45 @@ def test_the_dominance_table_corrects_for_its_comparisons_and_needs_two_seeds_a_
     assert result.loc["00001", "clean_error difference"] == pytest.approx(0.11 - 0.21)
     raced = dominance_table(_seeded_table(), OBJ, ["00001"], decided={}, adjusted={}).set_index("front_config")
     assert raced.loc["00001", "verdict"] == Verdict.NOT_SHOWN  # a racing run's verdicts are its looks' decisions
+
+
+def _with_costs(table, costs):
+    """``table`` with each configuration's FLOPs, latency and latency interquartile range (the same
+    on every seed: measured once per configuration)."""
+    flops, latency, spread = (table["config_id"].map({c: v[k] for c, v in costs.items()}) for k in range(3))
+    return table.assign(flops=flops, latency_ms=latency, latency_spread_ms=spread)
+
+
+def test_a_latency_difference_within_the_two_interquartile_ranges_is_a_tie():
+    objectives = ("clean_error", "latency_ms")
+    for paper_latency, verdict in ((1.15, Verdict.NOT_SHOWN), (1.25, Verdict.DOMINATES)):
+        table = _with_costs(_seeded_table(), {"00000": (1e6, paper_latency, 0.1), "00001": (1e6, 1.0, 0.1),
+                                              "00002": (1e6, 2.0, 0.3)})
+        tolerances = cost_tolerances(table, objectives)
+        assert tolerances["00001"][1] == pytest.approx(0.1) and math.isnan(tolerances["00001"][0])
+        result = dominance_table(table, objectives, ["00001"]).set_index("front_config")
+        assert result.loc["00001", "verdict"] == verdict, paper_latency  # 0.15 < 0.1 + 0.1 < 0.25
+        assert result.loc["00001", "latency_ms difference"] == pytest.approx(1.0 - paper_latency)
+
+
+def test_racing_ties_a_latency_difference_within_the_interquartile_ranges():
+    settings = RunSettings(space="", dataset="", budget="", budget_overrides={}, objectives=("clean_error", "latency_ms"),
+                           sampler="", scheduler="", trials=1, seed=0, protocol="", validation_fraction=0.1,
+                           confirm_seeds="auto", max_seeds=4)
+    for paper_latency, decided in ((1.15, {}), (1.25, {("00001", "00000"): (Verdict.DOMINATES, 2)})):
+        table = _with_costs(_seeded_table(), {"00000": (1e6, paper_latency, 0.1), "00001": (1e6, 1.0, 0.1),
+                                              "00002": (1e6, 2.0, 0.3)})
+        assert replay(table, settings).decided == decided, paper_latency
+
+
+def test_a_costs_interval_is_its_measurement_spread():
+    objectives = ("clean_error", "flops", "latency_ms")
+    table = _with_costs(_seeded_table(), {"00000": (2e6, 1.3, 0.1), "00001": (1e6, 1.0, 0.2),
+                                          "00002": (3e6, 2.0, 0.3)})
+    summary = configurations(table, objectives).set_index("config_id")
+    assert summary[ci_column("latency_ms")].to_dict() == pytest.approx({"00000": 0.05, "00001": 0.1, "00002": 0.15})
+    assert summary[ci_column("flops")].to_dict() == {"00000": 0, "00001": 0, "00002": 0}  # one seed too: counted
+    assert summary.loc["00002", "seeds"] == 1 and np.isnan(summary.loc["00002", ci_column("clean_error")])
 
 
 def test_hypervolume_interval_needs_three_unbiased_seeds():

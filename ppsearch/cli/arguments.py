@@ -44,6 +44,16 @@ def objectives(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def constraint(text: str) -> str:
+    """A bound on cost (``latency_ms<=4``, ``flops<=1.3x``), checked and written as the run stores it."""
+    from ..constraints import parse_constraint
+
+    try:
+        return parse_constraint(text).text
+    except UserError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:

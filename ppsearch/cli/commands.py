@@ -17,6 +17,7 @@ from ..files import check_output
 from ..robustness.names import ALL_CORRUPTIONS, ALL_PERTURBATIONS, SEVERITIES
 from ..rundir import (
     CE_PREFIX,
+    COST_METRICS,
     FINAL_STATUSES,
     JOURNAL_FILE,
     RECORDS_STEM,
@@ -35,14 +36,15 @@ from .arguments import design_from_args
 
 def cmd_models(args: argparse.Namespace) -> None:
     from ..models import describe_architectures
-    from ..models.profile import LatencyRequest, profile_model
+    from ..models.latency import LatencySetup
+    from ..models.profile import profile_model
 
     if args.arch is None:
         print(f"{'architectures':48s} family")
         for names, text in describe_architectures():
             print(f"{names:48s} {text}")
         return
-    latency = LatencyRequest(args.latency_batch, args.device) if args.latency else None
+    latency = LatencySetup(args.latency_batch, args.device, args.latency_backend) if args.latency else None
     profile = profile_model(args.arch, in_chans=args.in_chans, num_classes=args.num_classes,
                             image_size=args.image_size, latency=latency, **design_from_args(args))
     print(profile.render())
@@ -179,7 +181,9 @@ def cmd_run(args: argparse.Namespace) -> None:
                            args.protocol or default_protocol(dataset), args.validation_fraction,
                            seed_from=tuple(str(Path(d).resolve()) for d in args.seed_from),
                            image_size=args.image_size, confirm_seeds=args.confirm_seeds, max_seeds=args.max_seeds,
-                           verdict_alpha=args.verdict_alpha)
+                           verdict_alpha=args.verdict_alpha, constraints=tuple(args.constraint),
+                           latency_batch=args.latency_batch, latency_device=args.latency_device or "",
+                           latency_backend=args.latency_backend)
     resources = Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.time_budget, args.address)
     prepared = prepare_run(out, space, settings, resources, access=_access(args), quiet=args.quiet)
     search(prepared)
@@ -190,9 +194,9 @@ def cmd_run(args: argparse.Namespace) -> None:
     else:
         analysis = analyse(table, prepared.settings)
         front = config_table(analysis.summary, analysis.front_ids, analysis.objectives)
-        shown = [Column.CONFIG_ID, Column.ORIGIN, "placement", "variant", "scale", "alpha", "antialias", "augmentation",
-                 *[validation_column(o) for o in objectives], "seeds",
-                 *[c for o in objectives for c in (o, ci_column(o))]]
+        shown = dict.fromkeys([Column.CONFIG_ID, Column.ORIGIN, "placement", "variant", "scale", "alpha", "antialias",
+                               "augmentation", *[validation_column(o) for o in objectives], "seeds",
+                               *[c for o in objectives for c in (o, ci_column(o))]])
         print(f"; Pareto front on {', '.join(objectives)} selected on validation images ({len(front)} configurations; "
               f"test estimates beside them, unprefixed, over the seeds that estimate each: a searched configuration's "
               f"selected seed is left out):")
@@ -230,7 +234,8 @@ def cmd_pick(args: argparse.Namespace) -> None:
     check_validation_columns(table, settings.objectives, run_dir)
     objectives = settings.objectives
     row = pick(table, objectives, weights=args.objective_weights,
-               max_clean_error_increase=args.max_clean_error_increase)
+               max_clean_error_increase=args.max_clean_error_increase, max_latency_ms=args.max_latency_ms,
+               max_flops_ratio=args.max_flops_ratio)
     print(f"# picked from {run_dir}: configuration {row[Column.CONFIG_ID]} ({row[Column.ORIGIN]}), chosen on "
           f"validation means: " + ", ".join(f"{o} {row[validation_column(o)]:.4f}" for o in objectives))
     estimate = (f"test estimate over its {row['seeds']} confirmation seed(s), mean with 95% interval: "
@@ -244,7 +249,8 @@ def cmd_pick(args: argparse.Namespace) -> None:
         plain = plain_paper(configurations(table, objectives))
         differences = ", ".join(f"{o} {d:+.4f} [{low:+.4f}, {high:+.4f}]" for o, d, (low, high)
                                 in zip(objectives, comparison.differences, comparison.intervals))
-        print(f"# against the plain paper model ({plain[Column.ORIGIN]}), Welch t-tests at alpha "
+        exact = " (costs compared exactly)" if set(objectives) & set(COST_METRICS) else ""
+        print(f"# against the plain paper model ({plain[Column.ORIGIN]}), Welch t-tests{exact} at alpha "
               f"{settings.verdict_alpha:g}: {comparison.verdict} (seeds {comparison.seeds[0]}, {comparison.seeds[1]}); "
               f"differences with 95% intervals: {differences}")
         if comparison.verdict == Verdict.NOT_SHOWN:
@@ -259,9 +265,12 @@ def _pick_across(args: argparse.Namespace) -> None:
     from ..config import typed_config
     from ..reporting.compare import load_runs, pick_across, shared_objectives
 
-    if args.objective_weights is not None or args.max_clean_error_increase is not None:
-        raise UserError("--objective-weights and --max-clean-error-increase pick within one run; across runs the "
-                        "pick is the design on every run's front (or the closest)")
+    within = {"--objective-weights": args.objective_weights, "--max-clean-error-increase": args.max_clean_error_increase,
+              "--max-latency-ms": args.max_latency_ms, "--max-flops-ratio": args.max_flops_ratio}
+    given = [flag for flag, value in within.items() if value is not None]
+    if given:
+        raise UserError(f"{given[0]} picks within one run; across runs the pick is the design on every run's front "
+                        f"(or the closest)")
     runs = load_runs(args.run_dir)
     row, ranks = pick_across(runs, shared_objectives(runs))
     ranked = ", ".join(f"{name.removeprefix('rank in ')} {int(rank)}" for name, rank in ranks.items())

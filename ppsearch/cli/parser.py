@@ -8,10 +8,11 @@ before anything runs. Nothing here imports torch.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ..data.names import BAD_IMAGE_POLICIES, BAD_IMAGES_FAIL, DATASETS, IMAGENET, STREAM_AUTO, STREAM_MODES
 from ..robustness.names import HENDRYCKS, PROTOCOL_NAMES, SEED_PAPER
-from ..rundir import AUTO, MIN_RACING_SEEDS, OBJECTIVES, RunSettings
+from ..rundir import AUTO, LATENCY_DEVICES, MIN_RACING_SEEDS, OBJECTIVES, LatencyBackend, RunSettings
 from ..search.strategies import SAMPLERS, Scheduler
 from ..training.names import BUDGET_NAMES, DEMO, OVERRIDABLE
 from . import commands
@@ -20,6 +21,7 @@ from .arguments import (
     add_design_arguments,
     alpha,
     confirm_seeds,
+    constraint,
     device,
     integer,
     objectives,
@@ -113,9 +115,20 @@ def _add_models(subcommands: argparse._SubParsersAction) -> None:
     models.add_argument("--image-size", type=integer(8), default=None, help="default: 32 for CIFAR models, 224 otherwise")
     models.add_argument("--latency", action="store_true",
                         help="also measure the latency of the design and of the plain model on --device")
-    models.add_argument("--latency-batch", type=integer(1), default=1, help="images per timed forward pass")
+    _add_latency_setup(models)
     add_design_arguments(models)
     models.set_defaults(run=commands.cmd_models)
+
+
+def _add_latency_setup(parser: argparse.ArgumentParser, *device_flag: str, **device: Any) -> None:
+    """How latency is timed: images per pass, what runs the passes (and, for a search, where)."""
+    parser.add_argument("--latency-batch", type=integer(1), default=1,
+                        help="images per timed forward pass (default: %(default)s)")
+    parser.add_argument("--latency-backend", default=LatencyBackend.TORCH.value, **one_of("backend", LatencyBackend),
+                        help="eager torch, or onnxruntime: the model exported to ONNX as it will be served "
+                             "(needs ppsearch[export]; default: %(default)s)")
+    if device_flag:
+        parser.add_argument(*device_flag, **device)
 
 
 def _add_corrupt(subcommands: argparse._SubParsersAction) -> None:
@@ -178,6 +191,13 @@ def _add_run(subcommands: argparse._SubParsersAction) -> None:
                      help=f"--confirm-seeds {AUTO}: the most seeds a configuration gets (default %(default)s)")
     run.add_argument("--verdict-alpha", type=alpha, default=RunSettings.verdict_alpha,
                      help="level of the verdicts: the chance of any false 'dominates' in a report (default %(default)s)")
+    run.add_argument("--constraint", type=constraint, action="append", default=[], metavar="METRIC<=BOUND",
+                     help="a bound on what a design costs, repeatable: latency_ms<=4, params<=3e5, flops<=1.3x (a "
+                          "ratio to the plain paper model); a searched design that breaks one is measured, not "
+                          "trained, and never on a front or picked (samplers: tpe, nsga2, gp)")
+    _add_latency_setup(run, "--latency-device", default=None, **one_of("latency device", LATENCY_DEVICES),
+                       help="where trials time their latency: cpu, or cuda (the trial's GPU); default: the "
+                            "trial's own device")
     run.add_argument("--seed-from", nargs="+", default=[], metavar="RUN_DIR",
                      help="finished runs whose validation-front designs are trained first (after the papers'), "
                           "on this space's architecture; their values are not told to this run's sampler")
@@ -209,6 +229,10 @@ def _add_pick(subcommands: argparse._SubParsersAction) -> None:
                                                  "front, or the closest")
     pick.add_argument("--max-clean-error-increase", type=real(), default=None, metavar="PP",
                       help="allow at most PP percentage points more clean error than the plain paper model")
+    pick.add_argument("--max-latency-ms", type=real(0, above=True), default=None, metavar="MS",
+                      help="only configurations whose measured latency is at most MS milliseconds")
+    pick.add_argument("--max-flops-ratio", type=real(0, above=True), default=None, metavar="R",
+                      help="only configurations with at most R times the plain paper model's FLOPs")
     pick.add_argument("--objective-weights", type=weights, default=None,
                       help="comma-separated weights, one per objective (default: the knee, closest to the ideal)")
     pick.set_defaults(run=commands.cmd_pick)

@@ -12,15 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..errors import UserError
 from ..layers import PushPull2d
 from . import build_model, default_image_size, input_problem
-from .latency import Latency, measure_latency
-
-
-@dataclasses.dataclass(frozen=True)
-class LatencyRequest:
-    """Measure latency with batches of ``batch`` images on ``device``."""
-
-    batch: int
-    device: str
+from .latency import Latency, LatencySetup, measure_latency
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,15 +51,15 @@ def count_flops(model: nn.Module, image_size: int, in_chans: int) -> int:
     model.eval()
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
-        model(torch.zeros(1, in_chans, image_size, image_size))
+        model(torch.zeros(1, in_chans, image_size, image_size, device=next(model.parameters()).device))
     model.train(was_training)
     return counter.get_total_flops()
 
 
 def profile_model(arch: str, *, in_chans: int = 3, num_classes: int = 10, image_size: int | None = None,
-                  latency: LatencyRequest | None = None, **design: Any) -> ModelProfile:
+                  latency: LatencySetup | None = None, **design: Any) -> ModelProfile:
     """The costs of ``arch`` with ``design`` (and of the plain model, to compare); latency only when
-    ``latency`` asks for it (it runs the models)."""
+    ``latency`` asks for it (it runs the models), both models measured with that one setup."""
     model = build_model(arch, in_chans=in_chans, num_classes=num_classes, **design)
     size = image_size or default_image_size(arch)
     problem = input_problem(model, arch, in_chans, size)
@@ -85,9 +77,7 @@ def profile_model(arch: str, *, in_chans: int = 3, num_classes: int = 10, image_
         plain_flops=count_flops(plain, size, in_chans),
         pushpull_layers=[name for name, m in model.named_modules() if isinstance(m, PushPull2d)],
         **({} if latency is None else {
-            "latency": measure_latency(model, in_chans=in_chans, image_size=size, batch=latency.batch,
-                                       device=latency.device),
-            "plain_latency": measure_latency(plain, in_chans=in_chans, image_size=size, batch=latency.batch,
-                                             device=latency.device)}),
+            "latency": measure_latency(model, in_chans=in_chans, image_size=size, setup=latency),
+            "plain_latency": measure_latency(plain, in_chans=in_chans, image_size=size, setup=latency)}),
     )
 

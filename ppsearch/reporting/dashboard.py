@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import Dash, Input, Output, dcc, html
 
+from ..constraints import parse_constraints
 from ..errors import UserError
 from ..rundir import RESULTS_STEM, Column, TrialStatus, completed, read_settings, status_counts
 from ..selection.uncertainty import UNTESTED
@@ -59,7 +60,8 @@ def views(run_dir: Path, filters: dict[str, list[str]]) -> View:
     except UserError as error:
         return View(f"{status}; {error}", [], None, None, failures, everything)
     analysis = analyse(table, settings)
-    figures = run_figures(table, analysis.summary, analysis.front_ids, analysis.objectives)
+    figures = run_figures(table, analysis.summary, analysis.front_ids, analysis.objectives,
+                          parse_constraints(settings.constraints))
     status += (f"; validation front of {len(analysis.front_ids)}; test estimates over the seeds that estimate each "
                f"configuration (selected seeds apart); the front's test hypervolume {volume_text(analysis.volume)}. "
                f"{verdict_summary(analysis)}")

@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..config import CONFIG_KEYS, DESIGN_KEYS, Design
+from ..constraints import Constraint
 from ..rundir import (
     CE_PREFIX,
     FP_PREFIX,
@@ -52,9 +53,12 @@ def shown_design(row: pd.Series) -> dict[str, object]:
 
 
 def label(row: pd.Series) -> str:
-    """A paper configuration by its name, a searched one by its id."""
+    """A paper configuration by its name, a searched one by its id; a paper configuration that
+    breaks a constraint of the run says so (it is a reference, never on the front)."""
     origin = str(row[Column.ORIGIN])
-    return origin.removeprefix("paper:") if is_paper(origin) else str(row[Column.CONFIG_ID])
+    name = origin.removeprefix("paper:") if is_paper(origin) else str(
+        row[Column.CONFIG_ID] if Column.CONFIG_ID in row else row[Column.TRIAL_ID])
+    return name + (" (over a constraint)" if row.get(Column.CONSTRAINT_VIOLATION, 0) > 0 else "")
 
 
 def forest_figure(summary: pd.DataFrame, front_ids: Sequence[str], objectives: Sequence[str]) -> go.Figure | None:
@@ -140,7 +144,9 @@ def _front_2d(summary: pd.DataFrame, x: str, y: str) -> go.Figure:
             name="front, selected seed only (biased: confirm it)", marker=dict(symbol="diamond-open", size=9,
                                                                                  color=FRONT_COLOUR),
             hovertemplate=f"%{{text}} (selected seed)<br>{x} %{{x:.4f}}<br>{y} %{{y:.4f}}<extra></extra>"))
-    pair = pareto.nondominated(estimated, [x, y]).sort_values(x)
+    within = estimated[~(estimated[Column.CONSTRAINT_VIOLATION] > 0)] if Column.CONSTRAINT_VIOLATION in estimated \
+        else estimated  # a paper over a constraint is a reference, not a point of any front
+    pair = pareto.nondominated(within, [x, y]).sort_values(x)
     figure.add_trace(go.Scatter(x=pair[x], y=pair[y], mode="lines", line_shape="hv", hoverinfo="skip",
                                 name=f"front of the estimates on {x} and {y}", line=dict(dash="dot", color="grey")))
     labelled = estimated[estimated["marked"]]
@@ -245,6 +251,57 @@ def search_figure(table: pd.DataFrame) -> go.Figure | None:
     return figure.update_layout(margin=PLOT_MARGIN)
 
 
+def cost_figure(table: pd.DataFrame, front_ids: Sequence[str], constraints: Sequence[Constraint]) -> go.Figure | None:
+    """What each design costs: FLOPs per image against measured latency (bars: the timings'
+    interquartile range), the papers', the front's and the other searched designs' apart from
+    those a constraint turned away (crosses, never trained), with the constraints' bounds on
+    these axes as lines."""
+    search = search_trials(table)
+    if not {Column.FLOPS, Column.LATENCY_MS} <= set(search):
+        return None
+    search = search.dropna(subset=[Column.FLOPS, Column.LATENCY_MS]).assign(
+        label=lambda t: t.apply(label, axis=1) if len(t) else t[Column.TRIAL_ID])
+    if search.empty:
+        return None
+    papers = search[Column.ORIGIN].map(is_paper).astype(bool)
+    over = (search[Column.CONSTRAINT_VIOLATION] > 0) if Column.CONSTRAINT_VIOLATION in search else papers & False
+    front = search[Column.TRIAL_ID].isin(front_ids)
+    groups = [("paper configurations", papers & ~over, dict(color=PAPER_COLOUR, size=9)),
+              ("paper configurations over a constraint", papers & over,
+               dict(color=PAPER_COLOUR, size=10, symbol="circle-open", line=dict(width=2))),
+              ("validation front", front & ~papers, dict(color=FRONT_COLOUR, size=9)),
+              ("other searched designs", ~front & ~papers & ~over, dict(color=OTHER_COLOUR, size=6, opacity=0.6)),
+              ("turned away by a constraint (not trained)", ~papers & over,
+               dict(color="#c44e52", size=8, symbol="x"))]
+    figure = go.Figure()
+    for name, mask, marker in groups:
+        part = search[mask]
+        if part.empty:
+            continue
+        spread = part[Column.LATENCY_SPREAD_MS] / 2 if Column.LATENCY_SPREAD_MS in part else None
+        figure.add_trace(go.Scatter(
+            x=part[Column.FLOPS] / 1e6, y=part[Column.LATENCY_MS], mode="markers", name=name, text=part["label"],
+            marker=marker, error_y=None if spread is None else dict(array=spread, thickness=1, width=0),
+            hovertemplate="%{text}<br>FLOPs %{x:.2f} M<br>latency %{y:.3f} ms<extra></extra>"))
+    plain = search[papers & search.apply(lambda row: Design.from_mapping(row).signature() == Design().signature(),
+                                         axis=1)]
+    drawn = []
+    for constraint in constraints:
+        if constraint.metric == Column.PARAMS or (constraint.relative and plain.empty):
+            continue
+        bound = constraint.bound * (plain.iloc[0][constraint.metric] if constraint.relative else 1)
+        if constraint.metric == Column.FLOPS:
+            figure.add_vline(x=bound / 1e6, line=dict(dash="dash", color="#c44e52"))
+        else:
+            figure.add_hline(y=bound, line=dict(dash="dash", color="#c44e52"))
+        drawn.append(constraint.text)
+    bounds = f"; dashed: {', '.join(drawn)}" if drawn else ""
+    return figure.update_layout(
+        title=f"what each design costs: FLOPs per image and latency<br><sup>median of timed passes, bars the "
+              f"interquartile range{bounds}</sup>", xaxis_title="FLOPs per image (M)", yaxis_title="latency (ms)",
+        height=FIGURE_HEIGHT, margin=PLOT_MARGIN)
+
+
 def progress_figure(table: pd.DataFrame, objectives: Sequence[str]) -> go.Figure | None:
     """How the search progressed: the hypervolume of the search trials' validation values (what
     the sampler saw), in the order they finished; confirmation seeds and test values play no part."""
@@ -331,12 +388,13 @@ def heatmap(table: pd.DataFrame, front_ids: Sequence[str], objectives: Sequence[
 
 
 def run_figures(table: pd.DataFrame, summary: pd.DataFrame, front_ids: Sequence[str],
-                objectives: Sequence[str]) -> list[go.Figure]:
+                objectives: Sequence[str], constraints: Sequence[Constraint]) -> list[go.Figure]:
     """The views of a run that the report and the dashboard share, in reading order (importance
     needs the study and is the report's alone)."""
     return [figure for figure in (
         forest_figure(summary, front_ids, objectives),
         *front_figures(summary, front_ids, objectives),
+        cost_figure(table, front_ids, constraints),
         search_figure(table),
         progress_figure(table, objectives),
         parallel_figure(table, objectives),

@@ -24,6 +24,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+from ..constraints import parse_constraints
 from ..errors import UserError
 from ..files import write_texts
 from ..robustness.names import SEED_PAPER
@@ -58,6 +59,7 @@ from ..selection.uncertainty import (
     method_text,
     selected_column,
 )
+from .cost import cost_note, cost_table, infeasible_table
 from .figures import INACTIVE, label, run_figures, shown_design
 
 # What the seed paper reported on CIFAR-10 (Table 1: E, mCE, rCE, mFR normalised by its AlexNet;
@@ -109,7 +111,11 @@ def analyse(table: pd.DataFrame, settings: RunSettings, alpha: float | None = No
         picked = pick(table, objectives)
     except UserError:  # no completed trial on validation images: nothing to pick
         picked = None
-    return RunAnalysis(settings, objectives, configurations(table, objectives), front_ids, verdicts, alpha, racing,
+    summary = configurations(table, objectives)
+    if len(summary) and Column.CONSTRAINT_VIOLATION in table:  # a paper over a constraint is marked on the plots
+        summary[Column.CONSTRAINT_VIOLATION] = summary[Column.CONFIG_ID].map(
+            table.set_index(Column.TRIAL_ID)[Column.CONSTRAINT_VIOLATION])
+    return RunAnalysis(settings, objectives, summary, front_ids, verdicts, alpha, racing,
                        reference, hypervolume_interval(table, objectives, front_ids, reference), picked)
 
 
@@ -132,7 +138,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, alpha: floa
     check_validation_columns(table, settings.objectives, run_dir)
     analysis = analyse(table, settings, alpha)
     importance = _importance_figure(run_dir, settings)
-    figures = run_figures(table, analysis.summary, analysis.front_ids, analysis.objectives) \
+    constraints = parse_constraints(settings.constraints)
+    figures = run_figures(table, analysis.summary, analysis.front_ids, analysis.objectives, constraints) \
         + ([importance] if importance is not None else [])
     tables = {
         "verdicts": analysis.verdicts,
@@ -140,6 +147,10 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, alpha: floa
         "paper_reproduction": _reproduction_table(table),
         "configurations": analysis.summary,
     }
+    # the cost tables where the run has them (costs recorded; constraints given)
+    tables.update({name: frame for name, frame in (("cost", cost_table(table, analysis.front_ids)),
+                                                   ("over_constraints", infeasible_table(table, constraints)))
+                   if len(frame) or (name == "over_constraints" and constraints)})
     out = Path(out or run_dir / "report.html")
     readable = {name: _readable(tables[name]) for name in READABLE_TABLES}
     body = [STYLE, f"<h1>ppsearch report: {html.escape(run_dir.name)}</h1>",
@@ -152,8 +163,17 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, alpha: floa
                                    config={"responsive": True}))
     for name, frame in readable.items():
         body.append(f"<h2>{name.replace('_', ' ')}</h2>" + html_table(frame))
+    if "cost" in tables:
+        body.append("<h2>What the designs cost</h2>" + f"<p>{html.escape(cost_note(table))}</p>"
+                    + html_table(tables["cost"]))
+    if constraints:
+        body.append(f"<h2>Over the constraints ({html.escape(', '.join(c.text for c in constraints))})</h2><p>"
+                    "Searched designs over a constraint were measured, not trained, and are on no front; paper "
+                    "configurations over one were trained as references and are marked on the plots.</p>"
+                    + html_table(tables["over_constraints"]))
     body.append(f"<h2>How these numbers were made</h2><p>{_method_html(settings, table, analysis)}</p>")
-    write_texts({**table_files(out, tables), out.with_suffix(".md"): _markdown(run_dir, table, readable, analysis),
+    write_texts({**table_files(out, tables), out.with_suffix(".md"): _markdown(
+        run_dir, table, {**readable, **{k: tables[k] for k in ("cost", "over_constraints") if k in tables}}, analysis),
                  out: html_page("ppsearch report", body)})
     return out
 
@@ -293,8 +313,10 @@ def _context(settings: RunSettings, table: pd.DataFrame, analysis: RunAnalysis) 
     return (f"space <b>{html.escape(Path(settings.space).stem)}</b>, dataset <b>{_dataset_text(settings)}</b>, "
             f"budget <b>{settings.budget}</b>{html.escape(overrides)}, protocol <b>{settings.protocol}</b>; "
             f"{len(table)} trials ({status_counts(table, FINAL_STATUSES)}); objectives "
-            f"{', '.join(analysis.objectives)} (all minimised, measured on the test split; the front is selected on "
-            f"validation images).{html.escape(_budget_note(settings))}")
+            f"{', '.join(analysis.objectives)} (all minimised; errors measured on the test split, the front selected on "
+            f"validation images; costs are the model's own, measured on no images)"
+            + (f"; constraints {html.escape(', '.join(settings.constraints))}" if settings.constraints else "")
+            + f".{html.escape(_budget_note(settings))}")
 
 
 def _method_html(settings: RunSettings, table: pd.DataFrame, analysis: RunAnalysis) -> str:

@@ -33,18 +33,22 @@ import pandas as pd
 from ray.tune import Stopper
 from ray.tune.schedulers import FIFOScheduler
 
+from ..constraints import Constraint, parse_constraints
 from ..data.streaming import DataAccess
 from ..errors import RunIncomplete, UserError
 from ..files import refused_write, storage_faults
+from ..models.latency import LatencySetup, latency_problem
 from ..rundir import (
     FINAL_STATUSES,
     JOURNAL_FILE,
+    LATENCY_DEVICES,
     SEARCHED,
     SETS_DIR,
     TRIALS_DIR,
     TUNE_DIR,
     Assignment,
     Column,
+    LatencyBackend,
     ResultsTable,
     RunSettings,
     TrialStatus,
@@ -66,7 +70,7 @@ from .moasha import EPOCH, MOASHA, RUNG_METRICS, rung_metrics
 from .run_lock import RunLock, check_free, hold_run
 from .seeding import seeded_designs
 from .space import Space, load_space
-from .strategies import Scheduler, check_scheduler, make_sampler
+from .strategies import Scheduler, check_constrained, check_scheduler, make_sampler
 from .study_searcher import (
     ASSIGNMENT,
     STORAGE_FAULT,
@@ -127,6 +131,8 @@ def prepare_run(run_dir: str | Path, space: Space, settings: RunSettings, resour
     started = time.monotonic()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     run_dir = Path(run_dir).resolve()
+    check_latency_setup(settings, resources)
+    constraints = run_constraints(settings, space)
     settings = settings_for_run(run_dir, settings)
     sampler = make_sampler(settings.sampler, settings.seed)
     moasha = check_scheduler(settings.scheduler) == Scheduler.MOASHA
@@ -158,7 +164,7 @@ def prepare_run(run_dir: str | Path, space: Space, settings: RunSettings, resour
     trial_dataset.cache_clear()
     scheduler = MOASHA(defaults.epochs, rung_metrics(settings.objectives), run_dir) if moasha else FIFOScheduler()
     context = TrialContext(run_dir, space, settings, sets, tuple(scheduler.rungs) if moasha else (),
-                           max(1, int(resources.cpus_per_trial)), access, trials_per_node)
+                           max(1, int(resources.cpus_per_trial)), access, trials_per_node, constraints)
     prepared = PreparedRun(run_dir, settings, space, resources, context, study, scheduler, table, quiet, started,
                            lock, resumable)
     if lock.taken_over:
@@ -172,6 +178,35 @@ def prepare_run(run_dir: str | Path, space: Space, settings: RunSettings, resour
         for line in seeded.skipped:
             prepared.say(f"  {line}")
     return prepared
+
+
+def check_latency_setup(settings: RunSettings, resources: Resources) -> None:
+    """Refuse a latency the trials could not measure: an unknown backend or device, a GPU the trials
+    are not given, a backend whose packages are missing."""
+    if settings.latency_backend not in tuple(LatencyBackend):
+        raise UserError(f"--latency-backend: unknown {settings.latency_backend!r}; allowed: {', '.join(LatencyBackend)}")
+    if settings.latency_device not in ("", *LATENCY_DEVICES):
+        raise UserError(f"--latency-device: unknown {settings.latency_device!r}; allowed: {', '.join(LATENCY_DEVICES)}")
+    if settings.latency_device == "cuda" and not resources.gpus_per_trial:
+        raise UserError("--latency-device cuda: the trials have no GPU (--gpus-per-trial 0); give them one, or time "
+                        "latency on cpu")
+    device = settings.latency_device or ("cuda" if resources.gpus_per_trial else "cpu")
+    problem = latency_problem(LatencySetup(settings.latency_batch, device, settings.latency_backend))
+    if problem:
+        raise UserError(problem)
+
+
+def run_constraints(settings: RunSettings, space: Space) -> tuple[Constraint, ...]:
+    """The run's constraints, refused where they cannot work: a sampler that ignores constraints, a
+    ratio without the plain paper configuration it divides by."""
+    constraints = parse_constraints(settings.constraints)
+    if constraints:
+        check_constrained(settings.sampler)
+    ratio = next((c for c in constraints if c.relative), None)
+    if ratio is not None and space.plain_paper() is None:
+        raise UserError(f"--constraint {ratio.text}: a ratio to the plain model needs a plain paper configuration "
+                        f"(placement none, no anti-aliasing) in space {space.name}; bound it absolutely instead")
+    return constraints
 
 
 def search(prepared: PreparedRun) -> None:

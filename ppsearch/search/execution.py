@@ -9,13 +9,16 @@ from typing import Any
 
 import torch
 
+from ..constraints import Constraint
 from ..data.streaming import DataAccess
 from ..files import storage_fault
+from ..models.latency import LatencySetup
 from ..rundir import (
     LATENCY_DIR,
     TRIALS_DIR,
     Assignment,
     Column,
+    LatencyBackend,
     RunSettings,
     TrialStatus,
     failed_record,
@@ -42,6 +45,7 @@ class TrialContext:
     threads: int
     access: DataAccess
     trials_per_node: dict[str, int]  # Ray node id: trials it runs at once (they share its memory budget)
+    constraints: tuple[Constraint, ...] = ()  # the run's bounds on cost (--constraint)
 
 
 def search_trial(config: dict[str, Any], context: TrialContext) -> None:
@@ -74,10 +78,14 @@ def execute_trial(assignment: Assignment, context: TrialContext, report: Callabl
     try:
         trial = TrialConfig.for_run(settings, assignment.configuration, assignment.seed)
         sharers = context.trials_per_node.get(node, max(context.trials_per_node.values()))
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        latency = LatencySetup(settings.latency_batch, settings.latency_device or device,
+                               LatencyBackend(settings.latency_backend))
         record = run_trial(trial, trial_dir, context.sets, identity={**assignment.identity(), Column.NODE: node},
-                           latency_cache=context.run_dir / LATENCY_DIR,
-                           access=dataclasses.replace(context.access, sharers=sharers),
-                           device="cuda" if torch.cuda.is_available() else "cpu", on_epoch=on_epoch)
+                           latency=latency, latency_cache=context.run_dir / LATENCY_DIR,
+                           constraints=context.constraints, reference=is_paper(assignment.origin),
+                           access=dataclasses.replace(context.access, sharers=sharers), device=device,
+                           on_epoch=on_epoch)
     except Exception as error:  # noqa: BLE001 - a failing trial is a result: record it, the study goes on
         fault = storage_fault(error, trial_dir)
         if fault is not None:
@@ -86,5 +94,6 @@ def execute_trial(assignment: Assignment, context: TrialContext, report: Callabl
         reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
         record = write_record(trial_dir, {**failed_record(assignment, reason), Column.NODE: node})
     report({EPOCH: record.get(Column.EPOCHS_COMPLETED, 0), Column.STATUS: record[Column.STATUS], **tags,
-            **{o: record[validation_column(o)] for o in settings.objectives if validation_column(o) in record}})
+            **{o: record[validation_column(o)] for o in settings.objectives if validation_column(o) in record},
+            **{c.column: record[c.column] for c in context.constraints if c.column in record}})
     return record

@@ -31,7 +31,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from ..errors import UserError
 from ..files import read_json, write_json
-from ..rundir import MOASHA_FILE, Column
+from ..rundir import COST_METRICS, MOASHA_FILE, Column
 from .study_searcher import ASSIGNMENT
 
 # what a trial reports for the scheduler: its epoch, the probes measured at a rung, and whether it
@@ -39,10 +39,12 @@ from .study_searcher import ASSIGNMENT
 EPOCH = "epoch"
 PROTECTED = "protected"
 # the cheap probe a rung measures for each objective a run may have (mCE and the unnormalised
-# corruption error rank alike: they share one)
+# corruption error rank alike: they share one); a cost is known before training, so a rung ranks
+# on the cost itself
 RUNG_PROBES = {Column.CLEAN_ERROR: Column.RUNG_CLEAN_ERROR, Column.MCE: Column.RUNG_CORRUPTION_ERROR,
                Column.CORRUPTION_ERROR: Column.RUNG_CORRUPTION_ERROR,
-               Column.RELATIVE_MCE: Column.RUNG_CORRUPTION_INCREASE, Column.MFR: Column.RUNG_FLIP_RATE}
+               Column.RELATIVE_MCE: Column.RUNG_CORRUPTION_INCREASE, Column.MFR: Column.RUNG_FLIP_RATE,
+               **{metric: metric for metric in COST_METRICS}}
 RUNG_METRICS = tuple(dict.fromkeys(RUNG_PROBES.values()))  # every value a rung may measure
 REFERENCE_MARGIN = 0.1  # the reference point lies this far beyond a rung's worst value, in units of its range
 

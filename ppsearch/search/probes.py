@@ -22,11 +22,12 @@ PROBE_SEQUENCES = 3  # per perturbation (some 30 frames each): the cheap flip ra
 
 
 def rung_probes(epoch: TrialEpoch, sets: EvaluationSets, settings: RunSettings) -> dict[str, float]:
-    """What MO-ASHA ranks a rung on: a cheap probe of each objective of the run, measured on the
-    selection split's sets, and the clean error in any case (reports place a pruned trial at it)."""
+    """What MO-ASHA ranks a rung on: a cheap probe of each error objective of the run, measured on
+    the selection split's sets, each cost objective's value, and the clean error in any case
+    (reports place a pruned trial at it)."""
     wanted = {Column.RUNG_CLEAN_ERROR, *rung_metrics(settings.objectives)}
     c_dir, p_dir = sets.selection
-    values = {Column.RUNG_CLEAN_ERROR: epoch.clean_error}
+    values = {Column.RUNG_CLEAN_ERROR: epoch.clean_error, **epoch.cost}
     if wanted & {Column.RUNG_CORRUPTION_ERROR, Column.RUNG_CORRUPTION_INCREASE}:
         corruption = probe_corruption_error(epoch.predict, c_dir)
         values.update({Column.RUNG_CORRUPTION_ERROR: corruption,

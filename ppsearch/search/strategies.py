@@ -44,6 +44,8 @@ def _random(seed: int) -> optuna.samplers.BaseSampler:
 
 SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
     "tpe": _tpe, "nsga2": _nsga2, "gp": _gp, "random": _random}
+# the samplers that read a trial's constraints (Optuna's Trial.set_constraint) when they choose the next
+CONSTRAINED_SAMPLERS = ("tpe", "nsga2", "gp")
 
 
 class Scheduler(enum.StrEnum):
@@ -55,6 +57,14 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     if name not in SAMPLERS:
         raise UserError(f"unknown sampler {name!r}; allowed: {', '.join(SAMPLERS)}")
     return SAMPLERS[name](seed)
+
+
+def check_constrained(name: str) -> None:
+    """Refuse constraints with a sampler that ignores them (it would draw infeasible designs as
+    often as feasible ones, each measured and thrown away)."""
+    if name not in CONSTRAINED_SAMPLERS:
+        raise UserError(f"--constraint: sampler {name!r} does not use constraints (it would keep drawing designs "
+                        f"that break them); use one that does: {', '.join(CONSTRAINED_SAMPLERS)}")
 
 
 def check_scheduler(name: str) -> Scheduler:

@@ -13,7 +13,10 @@ Every searcher hands Ray a configuration holding one :class:`~ppsearch.rundir.As
 :data:`ASSIGNMENT`. The papers' configurations, and the designs carried from earlier fronts
 (``seeding``), are enqueued once, tagged with their origin.
 Optuna is told the truth about trials that did not finish: stopped early -> PRUNED (never COMPLETE
-with low-budget values), failed -> FAIL.
+with low-budget values), failed -> FAIL. A run with constraints sets every measured trial's excesses
+as its Optuna constraints (``Trial.set_constraint``) before telling it, so that the constrained
+samplers steer away from designs that break them; a design that broke one was not trained and is
+told PRUNED (it has no error values, and it never enters a front).
 """
 from __future__ import annotations
 
@@ -26,7 +29,17 @@ import optuna
 from ray.tune.search import Searcher
 
 from ..errors import UserError
-from ..rundir import CHECKPOINT_DIR, RECORD_FILE, SEARCHED, Assignment, Column, TrialStatus, paper_origin
+from ..library_internals import study_trial
+from ..rundir import (
+    CHECKPOINT_DIR,
+    CONSTRAINT_PREFIX,
+    RECORD_FILE,
+    SEARCHED,
+    Assignment,
+    Column,
+    TrialStatus,
+    paper_origin,
+)
 from .space import Space
 
 ASSIGNMENT = "assignment"  # the one key of the configuration Ray hands a trial
@@ -130,6 +143,12 @@ class StudySearcher(Searcher):
             # a finished trial whose record was missing, run again: the study knows it already
             _report_ended(self.on_ended, assignment, result, error)
             return
+        excesses = {k.removeprefix(CONSTRAINT_PREFIX): v for k, v in result.items() if k.startswith(CONSTRAINT_PREFIX)}
+        if excesses:
+            trial = study_trial(self.study, assignment.study_trial)
+            for name, excess in excesses.items():
+                if name not in trial.constraints:  # set by a driver interrupted before it told the study
+                    trial.set_constraint(name, excess)
         values = finished_values(result, self.objectives)
         if values is not None:
             state = optuna.trial.TrialState.COMPLETE
@@ -165,7 +184,7 @@ class FixedConfigs(Searcher):
 
 def _report_ended(on_ended: EndedWithoutRecord, assignment: Assignment, result: dict[str, Any], error: bool) -> None:
     """Hand a trial that ended without a final status of its own (stopped early, lost to Ray) to
-    ``on_ended``; a trial that completed or failed wrote its own record."""
-    if result.get(Column.STATUS) not in (TrialStatus.COMPLETED, TrialStatus.FAILED):
+    ``on_ended``; a trial that completed, failed or broke a constraint wrote its own record."""
+    if result.get(Column.STATUS) not in (TrialStatus.COMPLETED, TrialStatus.FAILED, TrialStatus.INFEASIBLE):
         on_ended(assignment, TrialStatus.FAILED if error else TrialStatus.PRUNED, result,
                  "ray reported an error" if error else "")

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from ..rundir import Column, completed, is_paper, search_trials, validation_column
+from ..rundir import Column, completed, feasible, is_paper, search_trials, validation_column
 
 REFERENCE_MARGIN = 1.1
 
@@ -35,10 +35,12 @@ def nondominated(rows: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
 
 
 def validation_front(table: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
-    """The selection: the search trials that no other one dominates on ``objectives`` measured on
-    the validation split (empty where the table has no validation values)."""
+    """The selection: the search trials that meet the run's constraints and that no other such
+    trial dominates on ``objectives`` measured on the validation split (empty where the table has
+    no validation values). A paper configuration that breaks a constraint stays a reference on the
+    plots, never on the front."""
     selection = [validation_column(o) for o in objectives]
-    search = search_trials(table)
+    search = feasible(search_trials(table))
     if not all(c in search for c in selection):
         return search.iloc[:0]
     return front(search, selection)

@@ -11,18 +11,20 @@ import pandas as pd
 from ..errors import UserError
 from ..rundir import Column, is_paper, validation_column
 from .pareto import validation_front
-from .uncertainty import Comparison, compare, configurations, seed_values
+from .uncertainty import Comparison, compare, configurations, cost_tolerances, seed_values
 
 
 def pick(table: pd.DataFrame, objectives: Sequence[str], *, weights: Sequence[float] | None = None,
-         max_clean_error_increase: float | None = None) -> pd.Series:
+         max_clean_error_increase: float | None = None, max_latency_ms: float | None = None,
+         max_flops_ratio: float | None = None) -> pd.Series:
     """The chosen configuration's row of :func:`~ppsearch.selection.uncertainty.configurations`.
 
     Candidates are the validation front's configurations, compared on their validation means scaled
     to [0, 1] over the front: without ``weights`` the knee (closest to the ideal, every objective at
     its best on the front), with ``weights`` the least weighted sum. ``max_clean_error_increase``
     (percentage points) first drops candidates whose validation clean error exceeds the plain paper
-    configuration's (placement none) by more than that.
+    configuration's (placement none) by more than that; ``max_latency_ms`` those measured slower,
+    ``max_flops_ratio`` those with more than that many times the plain paper configuration's FLOPs.
     """
     selection = [validation_column(o) for o in objectives]
     summary = configurations(table, objectives)
@@ -39,6 +41,7 @@ def pick(table: pd.DataFrame, objectives: Sequence[str], *, weights: Sequence[fl
         if candidates.empty:
             raise UserError(f"no front configuration has validation clean error <= {limit:.4f} (the plain model's "
                             f"+ {max_clean_error_increase} points)")
+    candidates = _within_cost(table, summary, candidates, max_latency_ms, max_flops_ratio)
     values = candidates[selection].to_numpy(dtype=float)
     low, span = values.min(0), np.ptp(values, 0)
     scaled = (values - low) / np.where(span > 0, span, 1)
@@ -50,6 +53,31 @@ def pick(table: pd.DataFrame, objectives: Sequence[str], *, weights: Sequence[fl
                             f"(one per objective: {', '.join(objectives)}); got {list(weights)}")
         score = scaled @ np.asarray(weights, dtype=float)
     return candidates.iloc[int(np.argmin(score))]
+
+
+def _within_cost(table: pd.DataFrame, summary: pd.DataFrame, candidates: pd.DataFrame, max_latency_ms: float | None,
+                 max_flops_ratio: float | None) -> pd.DataFrame:
+    """The ``candidates`` within the cost limits (each configuration's cost is its search trial's:
+    the same on every seed)."""
+    limits = {Column.LATENCY_MS: max_latency_ms}
+    if max_flops_ratio is not None:
+        plain = plain_paper(summary)
+        if plain is None or Column.FLOPS not in table:
+            raise UserError("--max-flops-ratio needs a completed plain paper configuration (placement none) to divide by")
+        limits[Column.FLOPS] = max_flops_ratio * table.loc[table[Column.TRIAL_ID] == plain[Column.CONFIG_ID],
+                                                           Column.FLOPS].iloc[0]
+    for metric, limit in limits.items():
+        if limit is None:
+            continue
+        if metric not in table:
+            raise UserError(f"the run's trials did not record {metric}: it predates cost measurements")
+        cost = table.set_index(Column.TRIAL_ID)[metric]
+        kept = candidates[candidates[Column.CONFIG_ID].map(cost) <= limit * (1 + 1e-12)]
+        if kept.empty:
+            cheapest = candidates[Column.CONFIG_ID].map(cost).min()
+            raise UserError(f"no front configuration left has {metric} <= {limit:.6g} (the cheapest has {cheapest:.6g})")
+        candidates = kept
+    return candidates
 
 
 def plain_paper(summary: pd.DataFrame) -> pd.Series | None:
@@ -69,4 +97,6 @@ def against_plain(table: pd.DataFrame, row: pd.Series, objectives: Sequence[str]
         return None
     values = seed_values(table, objectives)
     empty = np.empty((0, len(objectives)))
-    return compare(values.get(row[Column.CONFIG_ID], empty), values.get(plain[Column.CONFIG_ID], empty), alpha)
+    tolerances = cost_tolerances(table, objectives)
+    return compare(values.get(row[Column.CONFIG_ID], empty), values.get(plain[Column.CONFIG_ID], empty), alpha,
+                   tolerances[row[Column.CONFIG_ID]] + tolerances[plain[Column.CONFIG_ID]])

@@ -25,7 +25,7 @@ import pandas as pd
 
 from ..rundir import FINAL_STATUSES, Column, RunSettings, TrialStatus, completed, is_paper, search_trials
 from .pareto import validation_front
-from .uncertainty import Verdict, compare, configuration_id, decide, holm
+from .uncertainty import Verdict, compare, configuration_id, cost_tolerances, decide, holm
 
 Pair = tuple[str, str]  # (searched front configuration, paper configuration)
 
@@ -60,10 +60,12 @@ def look_levels(alpha: float, max_seeds: int) -> list[float]:
 
 
 def race(pairs: Sequence[Pair], attempted: Mapping[str, set[int]], values: Mapping[str, Mapping[int, np.ndarray]],
-         alpha: float, max_seeds: int) -> Race:
+         alpha: float, max_seeds: int, tolerances: Mapping[str, np.ndarray] | None = None) -> Race:
     """Replay a racing confirmation: ``attempted[c]`` holds the seed offsets of configuration ``c``
     that have ended (0 is the search's seed), ``values[c][k]`` the objective values of those that
-    completed (a searched front configuration's offset 0 left out: it is biased by the selection)."""
+    completed (a searched front configuration's offset 0 left out: it is biased by the selection),
+    ``tolerances[c]`` its share of the ties of costs compared exactly (``uncertainty.cost_tolerances``;
+    None: any constant objective is compared exactly, without tolerance)."""
     undecided = list(pairs)
     decided: dict[Pair, tuple[Verdict, int]] = {}
     adjusted: dict[Pair, float] = {}
@@ -76,8 +78,9 @@ def race(pairs: Sequence[Pair], attempted: Mapping[str, set[int]], values: Mappi
         if round_ < 2:
             continue
         up_to = {c: np.array([v for k, v in sorted(values.get(c, {}).items()) if k <= round_]) for c in racing}
-        tested = [(pair, compare(up_to[pair[0]], up_to[pair[1]], alpha)) for pair in undecided
-                  if len(up_to[pair[0]]) and len(up_to[pair[1]])]
+        tested = [(pair, compare(up_to[pair[0]], up_to[pair[1]], alpha,
+                                 None if tolerances is None else tolerances[pair[0]] + tolerances[pair[1]]))
+                  for pair in undecided if len(up_to[pair[0]]) and len(up_to[pair[1]])]
         comparisons = [c for _, c in tested]
         adjusted.update(zip([pair for pair, _ in tested], holm([c.p_value for c in comparisons])))
         for (pair, _), verdict in zip(tested, decide(comparisons, levels[round_ - 2])):
@@ -103,7 +106,8 @@ def replay(table: pd.DataFrame, settings: RunSettings, alpha: float | None = Non
     ``alpha``)."""
     front, papers = pairs_to_confirm(table, settings.objectives)
     return race([(f, p) for f in front for p in papers], *_seed_offsets(table, settings.objectives),
-                settings.verdict_alpha if alpha is None else alpha, settings.max_seeds)
+                settings.verdict_alpha if alpha is None else alpha, settings.max_seeds,
+                cost_tolerances(table, settings.objectives))
 
 
 def _seed_offsets(table: pd.DataFrame, objectives: Sequence[str]

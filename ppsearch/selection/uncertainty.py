@@ -16,6 +16,19 @@ comparisons (every front configuration against every paper configuration): Holm'
 correction over that family keeps the chance of any false verdict in it at the level. Beside
 each verdict: each objective's difference of means with its 95% Welch interval (not adjusted).
 
+Costs. Params and FLOPs are counted, and latency is measured once per configuration (the median
+of its timed passes) and recorded on every seed: a cost has no seed variance, so a t-test cannot
+treat it (a zero standard error) and needs none. It is compared exactly: "A's cost is lower" is
+rejected with p = 0 when it is lower by more than the objective's tolerance, and p = 1 otherwise
+(a tie, or a difference within the tolerance), its interval is the difference itself. Latency's
+tolerance is the sum of the two measurements' interquartile ranges, so that a difference the
+machine's timing noise could make is a tie; params and FLOPs have none. An exact test of a known
+quantity never rejects a true null, so the intersection-union test keeps its level and Holm's
+family error rate is unchanged; for latency the known quantity is the measured median, with the
+tie rule against timing noise. Only an objective known to be a cost is treated so (``compare``'s
+``tolerance``, from ``cost_tolerances``): an error objective that happens to show no spread over
+a few seeds is no certainty, and gets no test.
+
 Hypervolume interval. The hypervolume of the front's means is a smooth function of those means
 away from ties, so its standard error follows from the delta method (gradient by central
 differences, each configuration's seed covariance); the interval is Student's t with the smallest
@@ -35,7 +48,7 @@ import pandas as pd
 from scipy import stats
 
 from ..config import CONFIG_KEYS
-from ..rundir import Column, completed, is_paper, validation_column
+from ..rundir import COST_METRICS, Column, completed, is_paper, validation_column
 from .pareto import points_hypervolume, validation_front
 from .statistics import half_width
 
@@ -58,12 +71,15 @@ def method_text(alpha: float, racing: bool = False) -> str:
     family = ("Holm-corrected over the undecided pairs at each look of the adaptive confirmation, the level "
               f"alpha = {alpha:g} spent over the looks (half shared by the early looks, half at the last)"
               if racing else f"Holm-corrected over every comparison of the report, alpha = {alpha:g}")
-    return (f"\"A dominates B\": a one-sided Welch t-test on every objective rejects \"A is not better\" "
+    return (f"\"A dominates B\": a one-sided test on every objective rejects \"A is not better\" "
             f"(intersection-union test; each direction at half the level), {family}: the chance of any false "
-            f"verdict in the report is at most {alpha:g}. A searched configuration on the validation front is "
-            f"estimated from its confirmation seeds only (its selected seed is biased by the selection and shown "
-            f"apart); every other configuration from all its seeds. Intervals are "
-            f"Student's t 95% over seeds; differences carry 95% Welch intervals (not adjusted)")
+            f"verdict in the report is at most {alpha:g}. Errors get Welch's t-test over seeds; costs (params, "
+            f"FLOPs, latency) are known per configuration and compared exactly (a test that never errs), a latency "
+            f"difference within the two measurements' summed interquartile ranges counting as a tie. A searched "
+            f"configuration on the validation front is estimated from its confirmation seeds only (its selected "
+            f"seed is biased by the selection and shown apart); every other configuration from all its seeds. "
+            f"Intervals are Student's t 95% over seeds, a cost's 0 (latency's: half its timings' interquartile "
+            f"range); differences carry 95% Welch intervals (not adjusted), a cost's none (exact)")
 
 
 def ci_column(objective: str) -> str:
@@ -103,12 +119,38 @@ def seed_values(table: pd.DataFrame, objectives: Sequence[str],
     return {config: group[list(objectives)].to_numpy(dtype=float) for config, group in done.groupby(ids, sort=True)}
 
 
+def _cost_spreads(done: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
+    """Per configuration of the completed rows ``done`` (index) and objective (columns): how far its
+    recorded cost may be from a repeat measurement: 0 for params and FLOPs (counted), the timings'
+    interquartile range for latency (0 where the table has none), NaN for an objective measured with
+    seed noise (not a cost)."""
+    ids = configuration_id(done).rename(Column.CONFIG_ID)
+    latency = (done[Column.LATENCY_SPREAD_MS].astype(float).fillna(0.0) if Column.LATENCY_SPREAD_MS in done
+               else pd.Series(0.0, index=done.index))
+    latency = latency.groupby(ids, sort=True).max()  # every seed records its configuration's one measurement
+    return pd.DataFrame({o: latency if o == Column.LATENCY_MS else (0.0 if o in COST_METRICS else math.nan)
+                         for o in objectives}, index=latency.index)
+
+
+def cost_tolerances(table: pd.DataFrame, objectives: Sequence[str]) -> dict[str, np.ndarray]:
+    """Configuration id -> per objective, its share of the margin within which an exact comparison
+    is a tie; a pair's ``compare`` tolerance is the sum of its two configurations' shares: 0 for
+    params and FLOPs, the sum of the two latency measurements' interquartile ranges for latency,
+    NaN for an error objective (never compared exactly: it varies over seeds)."""
+    spreads = _cost_spreads(completed(table, objectives), objectives)
+    return {config: row.to_numpy(dtype=float) for config, row in spreads.iterrows()}
+
+
 def configurations(table: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
     """One row per configuration with a completed seed: its id, origin, design keys, the number of
     seeds that estimate it and of all its completed seeds, each objective's mean and 95% interval
     half-width over those seeds (test split; NaN where a searched configuration has no confirmation
     seed yet), a searched configuration's selected-seed values apart, and its validation mean (what
-    selection used: the selected seed's where there is one)."""
+    selection used: the selected seed's where there is one).
+
+    A cost's interval is no interval over seeds (it has no seed variance): params' and FLOPs' is 0
+    (counted), latency's is half its timings' interquartile range, so that mean +- interval spans
+    that range: its measurement spread, not a 95% interval."""
     done = completed(table, objectives)
     if done.empty:
         return pd.DataFrame()
@@ -121,9 +163,11 @@ def configurations(table: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFra
     summary = chosen[keys].first().combine_first(everything[keys].first())[keys]
     seeds = estimating.size().reindex(summary.index, fill_value=0)
     summary = summary.assign(seeds=seeds, **{"seeds spent": everything.size()})
+    spreads = _cost_spreads(done, objectives)
     for o in objectives:
         summary[o] = estimating[o].mean()
-        summary[ci_column(o)] = half_width(estimating[o].std(ddof=1).reindex(seeds.index), seeds)
+        summary[ci_column(o)] = ((spreads[o] / 2).where(summary[o].notna()) if o in COST_METRICS
+                                 else half_width(estimating[o].std(ddof=1).reindex(seeds.index), seeds))
         summary[selected_column(o)] = chosen[o].first()
         if validation_column(o) in done:
             summary[validation_column(o)] = chosen[validation_column(o)].mean().combine_first(
@@ -141,7 +185,7 @@ class Comparison:
     p_dominated: float  # the same for B
     p_values: tuple[float, ...]  # per objective, one-sided: "A's mean is lower"
     differences: tuple[float, ...]  # mean A - mean B per objective (negative: A better)
-    intervals: tuple[tuple[float, float], ...]  # 95% Welch interval of each difference
+    intervals: tuple[tuple[float, float], ...]  # 95% Welch interval of each difference ([d, d] where exact)
     seeds: tuple[int, int]
 
 
@@ -154,18 +198,27 @@ def _welch(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return a.mean(axis=0) - b.mean(axis=0), se, df
 
 
-def compare(a: np.ndarray, b: np.ndarray, alpha: float = DEFAULT_ALPHA) -> Comparison:
+def compare(a: np.ndarray, b: np.ndarray, alpha: float = DEFAULT_ALPHA,
+            tolerance: Sequence[float] | np.ndarray | None = None) -> Comparison:
     """Does configuration A dominate B (or B dominate A), from their (seeds, objectives) values?
+
+    An objective whose values are constant over A's seeds and over B's (a cost) is compared
+    exactly, a difference within its ``tolerance`` (per objective; default 0) being a tie; NaN in
+    ``tolerance`` marks an objective that varies over seeds, never compared exactly
+    (:func:`cost_tolerances` gives a pair's). Every other objective gets Welch's test.
 
     The verdict is drawn at ``alpha`` for this comparison alone; a family of comparisons is
     corrected by :func:`holm` (as :func:`dominance_table` does). With fewer than two seeds on a
-    side, or no spread on an objective, nothing is shown.
+    side, or no spread on an objective that is not compared exactly, nothing is shown.
     """
     a, b = np.atleast_2d(np.asarray(a, dtype=float)), np.atleast_2d(np.asarray(b, dtype=float))
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"A and B must have the same objectives (columns), got {a.shape[1]} and {b.shape[1]}")
     if not 0 < alpha < 0.5:
         raise ValueError(f"alpha must be in (0, 0.5), got {alpha!r}")
+    margin = np.zeros(a.shape[1]) if tolerance is None else np.asarray(tolerance, dtype=float)
+    if margin.shape != (a.shape[1],) or (margin < 0).any():
+        raise ValueError(f"tolerance must hold one non-negative number (or NaN) per objective, got {tolerance!r}")
     seeds = (len(a), len(b))
     if min(seeds) < MIN_SEEDS_FOR_TEST:
         nan = (math.nan,) * a.shape[1]
@@ -175,10 +228,11 @@ def compare(a: np.ndarray, b: np.ndarray, alpha: float = DEFAULT_ALPHA) -> Compa
     difference, se, df = _welch(a, b)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = difference / se
-    # no spread at all: no test (a zero standard error would call any difference certain)
-    p_lower = np.where(se > 0, stats.t.cdf(t, df), math.nan)
-    p_higher = np.where(se > 0, stats.t.sf(t, df), math.nan)
-    half = np.where(se > 0, stats.t.ppf(0.975, df) * se, math.nan)
+    exact = (np.ptp(a, axis=0) == 0) & (np.ptp(b, axis=0) == 0) & ~np.isnan(margin)
+    # otherwise no spread at all: no test (a zero standard error would call any difference certain)
+    p_lower = np.where(exact, (difference >= -margin).astype(float), np.where(se > 0, stats.t.cdf(t, df), math.nan))
+    p_higher = np.where(exact, (difference <= margin).astype(float), np.where(se > 0, stats.t.sf(t, df), math.nan))
+    half = np.where(exact, 0.0, np.where(se > 0, stats.t.ppf(0.975, df) * se, math.nan))
     p_dominates, p_dominated = float(np.max(p_lower)), float(np.max(p_higher))
     p_value = min(1.0, 2 * min(p_dominates, p_dominated))
     verdict = Verdict.NOT_SHOWN
@@ -224,10 +278,12 @@ def dominance_table(table: pd.DataFrame, objectives: Sequence[str], front_ids: S
     papers = [c for c in summary.index if is_paper(summary.loc[c, Column.ORIGIN])]
     challengers = [c for c in front_ids if c in summary.index and not is_paper(summary.loc[c, Column.ORIGIN])]
     values = seed_values(table, objectives, papers + challengers)
+    tolerances = cost_tolerances(table, objectives)
     papers = [c for c in papers if c in values]
     empty = np.empty((0, len(objectives)))
     pairs = [(paper, challenger) for paper in papers for challenger in challengers]
-    comparisons = [compare(values.get(challenger, empty), values[paper], alpha) for paper, challenger in pairs]
+    comparisons = [compare(values.get(challenger, empty), values[paper], alpha,
+                           tolerances[challenger] + tolerances[paper]) for paper, challenger in pairs]
     if decided is None:
         verdicts, holm_p = decide(comparisons, alpha), list(holm([c.p_value for c in comparisons]))
     else:

@@ -21,13 +21,14 @@ import datetime
 import functools
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..config import DESIGN_KEYS, KEYS, MODEL_KEYS, Design, check_config
+from ..constraints import Constraint, excesses
 from ..data.datasets import Dataset, load_dataset, native_image_size
 from ..data.preprocess import normalisation
 from ..data.splits import check_validation_fraction, validation_split
@@ -35,7 +36,7 @@ from ..data.streaming import DataAccess, Images, UnreadableImage, plan_loader
 from ..errors import UserError
 from ..files import read_json
 from ..models import architecture_problem, input_problem
-from ..models.latency import cached_latency
+from ..models.latency import LatencySetup, cached_latency
 from ..models.model_file import ModelSpec, save_model
 from ..models.profile import count_flops
 from ..robustness.evaluate import Evaluation, Predictor, evaluate
@@ -61,7 +62,6 @@ from .sparsity import sparsity_table
 from .trainer import Checkpointing, EpochReport, NonFiniteLoss, fit
 
 SPARSITY_IMAGES = 256
-LATENCY_BATCH = 1  # a trial's latency is one image's, as a camera or a request serves it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +74,7 @@ class TrialEpoch:
     checkpoint: Path
     predict: Predictor
     selection: Split = dataclasses.field(repr=False)
+    cost: Mapping[str, float] = dataclasses.field(default_factory=dict)  # the model's cost metrics (COST_METRICS)
 
     @functools.cached_property
     def clean_error(self) -> float:
@@ -246,7 +247,10 @@ def run_trial(
     sets: EvaluationSets,
     *,
     identity: Mapping[str, Any] | None = None,
+    latency: LatencySetup | None = None,
     latency_cache: Path | None = None,
+    constraints: Sequence[Constraint] = (),
+    reference: bool = False,
     access: DataAccess = DataAccess(),
     device: str = "cpu",
     compile: bool = False,
@@ -254,12 +258,16 @@ def run_trial(
 ) -> dict[str, Any]:
     """Train and measure ``config``; ``sets`` are the run's generated -C and -P folders; the record
     also holds ``identity`` (a search trial's id, origin, configuration id, node) and the model's
-    latency on ``device`` (measured once per configuration when ``latency_cache`` is a folder).
+    cost: parameters, FLOPs and latency as ``latency`` sets it up (default: one image on
+    ``device``), measured once per configuration when ``latency_cache`` is a folder.
 
-    Resumes from the trial's checkpoint when there is one; returns the stored record without
-    training when the trial already finished. ``on_epoch(epoch)`` receives a :class:`TrialEpoch` after
-    every epoch. A NaN/inf loss, running out of device memory or an undecodable streamed image
-    (unless ``access`` skips those) ends the trial with status ``failed`` and the reason.
+    The cost is measured before training: a design that breaks one of ``constraints`` is recorded
+    as ``infeasible`` with its excesses and not trained, unless it is a ``reference`` (a paper's
+    configuration: the plots need it whatever it costs). Resumes from the trial's checkpoint when
+    there is one; returns the stored record without training when the trial already finished.
+    ``on_epoch(epoch)`` receives a :class:`TrialEpoch` after every epoch. A NaN/inf loss, running out
+    of device memory or an undecodable streamed image (unless ``access`` skips those) ends the trial
+    with status ``failed`` and the reason.
     """
     trial_dir = Path(trial_dir)
     record = read_record(trial_dir)
@@ -270,20 +278,24 @@ def run_trial(
     trial_dir.mkdir(parents=True, exist_ok=True)
     data = trial_dataset(config.dataset, access, config.image_size)
     spec = _model_spec(config, data)
+    latency = latency or LatencySetup(device=device)
+    image_size = data.train_images.shape[1]
+    # the plain model's cost first: building it must not move the trial's seeded initialisation
+    plain = (model_cost(dataclasses.replace(spec, design=Design().to_dict()), image_size, latency, latency_cache)
+             if any(c.relative for c in constraints) else None)
     torch.manual_seed(config.seed)
     model = spec.build()
+    cost = model_cost(spec, image_size, latency, latency_cache, model)
     record: dict[str, Any] = {**config.to_dict(), **(identity or {}), Column.STATUS: TrialStatus.COMPLETED,
-                              Column.FAILURE_REASON: "", Column.PARAMS: sum(p.numel() for p in model.parameters()),
-                              Column.FLOPS: count_flops(model, data.train_images.shape[1], spec.in_chans)}
-    latency = cached_latency(model, {"arch": config.arch, "design": config.design.to_dict(),
-                                     "num_classes": spec.num_classes},
-                             in_chans=spec.in_chans, image_size=data.train_images.shape[1], batch=LATENCY_BATCH,
-                             device=device, cache=latency_cache)
-    record.update({Column.LATENCY_MS: latency.median_ms, Column.LATENCY_SPREAD_MS: latency.spread_ms,
-                   Column.LATENCY_DEVICE: latency.device, Column.LATENCY_THREADS: latency.threads,
-                   Column.LATENCY_BATCH: latency.batch})
+                              Column.FAILURE_REASON: "", **cost}
+    if constraints:
+        record.update(excesses(constraints, cost, plain))
+        if record[Column.CONSTRAINT_VIOLATION] > 0 and not reference:
+            return write_record(trial_dir, {**record, Column.STATUS: TrialStatus.INFEASIBLE,
+                                            Column.EPOCHS_COMPLETED: 0, Column.TRIAL_DIR: str(trial_dir),
+                                            Column.FINISHED_AT: _now()})
     predict = Predictor(model, spec.mean, spec.std, device)
-    history, failure = _train(config, model, spec, data, trial_dir, predict, device, compile, on_epoch)
+    history, failure = _train(config, model, spec, data, trial_dir, predict, device, compile, on_epoch, cost)
     if failure:
         record.update({Column.STATUS: TrialStatus.FAILED, Column.FAILURE_REASON: failure})
     else:
@@ -295,9 +307,26 @@ def run_trial(
     record.update({Column.EPOCHS_COMPLETED: len(history), Column.TRAIN_SECONDS: train_seconds,
                    Column.SKIPPED_IMAGES: sum(r.skipped_images for r in history),
                    Column.IMAGES_PER_SECOND: sum(r.images for r in history) / train_seconds if train_seconds else 0.0,
-                   Column.TRIAL_DIR: str(trial_dir),
-                   Column.FINISHED_AT: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")})
+                   Column.TRIAL_DIR: str(trial_dir), Column.FINISHED_AT: _now()})
     return write_record(trial_dir, record)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def model_cost(spec: ModelSpec, image_size: int, latency: LatencySetup, latency_cache: Path | None,
+               model: torch.nn.Module | None = None) -> dict[str, Any]:
+    """What the model of ``spec`` (``model``, when built already) costs at ``image_size``: its cost
+    metrics (parameters, FLOPs per image, latency) and how the latency was measured."""
+    model = spec.build() if model is None else model
+    measured = cached_latency(model, {"arch": spec.arch, "design": spec.design, "num_classes": spec.num_classes},
+                              in_chans=spec.in_chans, image_size=image_size, setup=latency, cache=latency_cache)
+    return {Column.PARAMS: sum(p.numel() for p in model.parameters()),
+            Column.FLOPS: count_flops(model, image_size, spec.in_chans),
+            Column.LATENCY_MS: measured.median_ms, Column.LATENCY_SPREAD_MS: measured.spread_ms,
+            Column.LATENCY_DEVICE: measured.device, Column.LATENCY_THREADS: measured.threads,
+            Column.LATENCY_BATCH: measured.batch, Column.LATENCY_BACKEND: measured.backend}
 
 
 def _model_spec(config: TrialConfig, data: Dataset) -> ModelSpec:
@@ -307,8 +336,8 @@ def _model_spec(config: TrialConfig, data: Dataset) -> ModelSpec:
 
 
 def _train(config: TrialConfig, model: torch.nn.Module, spec: ModelSpec, data: Dataset, trial_dir: Path,
-           predict: Predictor, device: str, compile: bool,
-           on_epoch: Callable[[TrialEpoch], None] | None) -> tuple[list[EpochReport], str]:
+           predict: Predictor, device: str, compile: bool, on_epoch: Callable[[TrialEpoch], None] | None,
+           cost: Mapping[str, float]) -> tuple[list[EpochReport], str]:
     """Train ``model`` on the trial's training images; returns the epochs' reports and, for a
     trial that failed in training, why."""
     train, validation = config.splits(data)
@@ -317,7 +346,7 @@ def _train(config: TrialConfig, model: torch.nn.Module, spec: ModelSpec, data: D
     def report_epoch(report: EpochReport, trained: torch.nn.Module) -> None:
         if on_epoch is not None:
             scored = Split(selection.images[:config.eval_images], selection.labels[:config.eval_images])
-            on_epoch(TrialEpoch(report, trial_dir / CHECKPOINT_DIR, predict, scored))
+            on_epoch(TrialEpoch(report, trial_dir / CHECKPOINT_DIR, predict, scored, cost))
 
     history: list[EpochReport] = []
     try:
