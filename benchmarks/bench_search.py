@@ -14,7 +14,19 @@
    (fixed across methods and seeds); hypervolume is moocore's, via ppsearch.selection.pareto, on the
    test values of the completed trials (the runs select on validation images).
 
+3. With ``--end-to-end`` (alone, instead of 1 and 2): the overhead of a search as a user sees it,
+   from the wall times of whole ``ppsearch run`` commands (subprocesses: interpreter start, imports,
+   Ray start and stop, the -C/-P sets, the summary and tables included) on a tiny space (resnet8 on
+   Fashion-MNIST, two paper configurations, budget smoke: 128 training images), searched with
+   ``--scheduler none --max-concurrent 1``, once with ``--small`` and once with ``--large`` searched
+   trials, each into a fresh run directory, pairs interleaved ``--repeats`` times (medians). The rest
+   of a run is its wall time less its trials' recorded compute (``train_seconds + eval_seconds`` of
+   every row of results.parquet, papers included); from the two runs' trials T and rests R:
+   marginal overhead per trial = (R_large - R_small) / (T_large - T_small) and fixed cost per
+   run = R_small - T_small x marginal. Each run's ``phases:`` line (where its wall time went) is echoed.
+
     python benchmarks/bench_search.py [--budget smoke] [--epochs N] [--trials 6] [--seeds 3] [--methods tpe,tpe+moasha]
+    python benchmarks/bench_search.py --end-to-end [--small 2] [--large 10] [--repeats 1]
 
 With ``--epochs 10`` MO-ASHA has three rungs (1, 3, 9 epochs), the setting in which early stopping
 can save compute.
@@ -24,15 +36,19 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
+import textwrap
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ppsearch.rundir import OBJECTIVES as ALL_OBJECTIVES
-from ppsearch.rundir import SETS_DIR, Column, RunSettings, TrialStatus, is_paper
+from ppsearch.rundir import RESULTS_STEM, SETS_DIR, Column, RunSettings, TrialStatus, is_paper
 from ppsearch.search.engine import Resources, run_search
 from ppsearch.search.space import load_space
 from ppsearch.selection.pareto import hypervolume
@@ -78,6 +94,78 @@ def ray_overhead(budget: str, trials: int, tmp: Path) -> None:
           f"{searched:.1f} s -> overhead {(searched - direct) / trials:.2f} s per trial "
           f"(target <= 0.5 s); ray.init {ray_start:.1f} s, not counted")
 
+# tests/run_dirs.py's tiny space: resnet8 on Fashion-MNIST, two paper configurations, smoke = 128 training images
+TINY_SPACE = """
+name: tiny
+dataset: fashion-mnist
+defaults: {arch: resnet8, augmentation: none}
+dimensions:
+  placement: {choices: [none, pp]}
+  alpha: {low: 0.5, high: 1.0e38, log: true, when: {placement: [pp]}}
+  antialias: {choices: [none, rect2]}
+objectives: [clean_error, mce]
+budgets:
+  smoke: {train_images: 128, eval_images: 100, c_images: 5, p_images: 2}
+paper_configs:
+  plain: {placement: none}
+  pp: {placement: pp}
+"""
+
+
+def _timed_run(space: Path, trials: int, out: Path) -> dict:
+    """One ``ppsearch run`` command of ``trials`` searched trials into ``out``: its wall time, its
+    trials (rows of results.parquet) and their recorded compute, and its ``phases:`` line if any."""
+    command = [sys.executable, "-m", "ppsearch", "run", "--space", str(space), "--budget", "smoke",
+               "--trials", str(trials), "--scheduler", "none", "--max-concurrent", "1", "--out", str(out)]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        print(f"`{' '.join(command)}` failed with exit status {done.returncode}; its stderr ends:")
+        print("\n".join(done.stderr.splitlines()[-40:]))
+        sys.exit(1)
+    table = pd.read_parquet(out / f"{RESULTS_STEM}.parquet")
+    compute = float(table[[Column.TRAIN_SECONDS, Column.EVAL_SECONDS]].fillna(0).to_numpy().sum())
+    phases = [line for line in done.stdout.splitlines() if line.startswith("phases:")]
+    return {"searched": trials, "trials": len(table), "wall": wall, "compute": compute, "rest": wall - compute,
+            "phases": phases[-1] if phases else None}
+
+
+def end_to_end(small: int, large: int, repeats: int) -> None:
+    """Fixed cost per run and marginal overhead per trial of whole ``ppsearch run`` commands."""
+    load_before = os.getloadavg()[0]
+    print(f"{sys.executable} -m ppsearch run, tiny space (resnet8, Fashion-MNIST, 2 paper configurations), "
+          f"budget smoke, --scheduler none --max-concurrent 1; {small} and {large} searched trials, "
+          f"{repeats} interleaved pair(s)")
+    print(f"torch {version('torch')}, ray {version('ray')}, {os.cpu_count()} CPUs; load average "
+          f"{load_before:.2f} before")
+    runs = {small: [], large: []}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        space = tmp / "tiny.yaml"
+        space.write_text(textwrap.dedent(TINY_SPACE))
+        for repeat in range(repeats):
+            for trials in (small, large):
+                run = _timed_run(space, trials, tmp / f"run-{trials}-{repeat}")
+                runs[trials].append(run)
+                print(f"   repeat {repeat}: {trials} searched trials ({run['trials']} in all) in {run['wall']:.1f} s",
+                      flush=True)
+                if run["phases"]:
+                    print(f"      {run['phases']}")
+    load_after = os.getloadavg()[0]
+    median = {trials: {key: statistics.median(r[key] for r in rs) for key in ("trials", "wall", "compute", "rest")}
+              for trials, rs in runs.items()}
+    print(f"\n{'run':>18s} {'trials':>7s} {'wall s':>8s} {'trained+measured s':>19s} {'the rest s':>11s}"
+          + ("   (medians)" if repeats > 1 else ""))
+    for trials, m in median.items():
+        print(f"{f'{trials} searched':>18s} {m['trials']:7.0f} {m['wall']:8.1f} {m['compute']:19.1f} {m['rest']:11.1f}")
+    s, lg = median[small], median[large]
+    marginal = (lg["rest"] - s["rest"]) / (lg["trials"] - s["trials"])
+    fixed = s["rest"] - s["trials"] * marginal
+    print(f"fixed cost per run {fixed:.1f} s (target <= 10 s)")
+    print(f"marginal overhead per trial {marginal:.2f} s beyond training and evaluation (target <= 0.5 s)")
+    print(f"load average {load_before:.2f} before, {load_after:.2f} after")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -87,7 +175,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="change the budget's epochs (10: three rungs)")
     parser.add_argument("--overhead-trials", type=int, default=16, help="trials of the overhead measurement (0: skip)")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
+    parser.add_argument("--end-to-end", action="store_true",
+                        help="only the overhead of whole `ppsearch run` commands (3.)")
+    parser.add_argument("--small", type=int, default=2, help="--end-to-end: searched trials of the small run")
+    parser.add_argument("--large", type=int, default=10, help="--end-to-end: searched trials of the large run")
+    parser.add_argument("--repeats", type=int, default=1, help="--end-to-end: interleaved pairs (medians)")
     args = parser.parse_args()
+    if args.end_to_end:
+        if args.small == args.large:
+            parser.error("--small and --large must differ")
+        end_to_end(args.small, args.large, args.repeats)
+        return
     methods = {m: METHODS[m] for m in args.methods.split(",")}
     overrides = {} if args.epochs is None else {"epochs": args.epochs}
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")

@@ -1,5 +1,6 @@
 """The search end to end on a real local Ray with a real Optuna journal, at tiny budgets."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -298,7 +299,7 @@ def test_the_progress_line_counts_trials_in_the_state_they_are_entering(tmp_path
     from ray.tune.experiment import Trial
 
     from ppsearch.rundir import Assignment, ResultsTable, write_record
-    from ppsearch.search.engine import SessionStop, results_callback
+    from ppsearch.search.engine import RunClock, SessionStop, results_callback
     from ppsearch.search.study_searcher import ASSIGNMENT
 
     def trial(trial_id, status):
@@ -310,7 +311,7 @@ def test_the_progress_line_counts_trials_in_the_state_they_are_entering(tmp_path
 
     write_record(tmp_path / "trials" / "00000", {"status": "completed", "placement": "none", "clean_error": 0.5,
                                                  "mce": 1.0, "epochs_completed": 2})
-    callback = results_callback(ResultsTable(tmp_path), ("clean_error", "mce"), quiet=False, started=time.monotonic(),
+    callback = results_callback(ResultsTable(tmp_path), ("clean_error", "mce"), quiet=False, clock=RunClock(),
                                 stop=SessionStop())
     a, b, c = trial("a", Trial.RUNNING), trial("b", Trial.RUNNING), trial("c", Trial.PENDING)
     callback.on_trial_complete(0, [a, b, c], a)
@@ -346,7 +347,7 @@ def test_racing_confirmation_resumes_after_kill_9_without_losing_or_repeating_a_
     assert next_confirmations(table, settings) == []  # nothing left: every pair decided or at its maximum
 
 
-def test_a_runs_settings_enter_each_module_at_most_twice(tmp_path, local_ray):
+def test_a_runs_settings_enter_each_module_at_most_twice(tmp_path, local_ray, capsys):
     """Following a search's settings from the command line (the parsed arguments, then the run's
     settings and what carries them: the prepared run, the trials' context) through every call that
     receives them, a module is entered at most twice: each does its part in one go, and the data
@@ -380,3 +381,10 @@ def test_a_runs_settings_enter_each_module_at_most_twice(tmp_path, local_ray):
     visits = {module: entered.count(module) for module in entered}
     assert {"ppsearch.cli.commands", "ppsearch.search.engine", "ppsearch.rundir", "ppsearch.training.trial"} <= set(visits)
     assert max(visits.values()) <= 2, " -> ".join(entered)
+    # the run ends saying where its wall time went, phase by phase, the phases adding up to the total
+    line = capsys.readouterr().out.splitlines()[-1]
+    phases, total = re.fullmatch(r"phases: (.*); total ([\d.]+) s \(the first trial started [\d.]+ s in\)", line).groups()
+    seconds = dict(re.fullmatch(r"(.+) ([\d.]+) s", part).groups() for part in phases.split(", "))
+    assert list(seconds) == ["start-up", "checks", "Ray start", "study", "-C/-P sets", "search", "confirmation",
+                             "summary"]
+    assert sum(map(float, seconds.values())) == pytest.approx(float(total), abs=0.5)

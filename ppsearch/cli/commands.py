@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import time
 from pathlib import Path
 
 from ..config import PAPER_PREFIX, Design
@@ -160,10 +161,11 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
+    started = time.monotonic()  # the run's phases count the imports below
     from ..reporting.report import analyse, config_table, verdict_summary
     from ..robustness.metrics import default_protocol
     from ..search.cluster import Resources
-    from ..search.engine import check_complete, confirm, prepare_run, search
+    from ..search.engine import RunClock, check_complete, confirm, prepare_run, search
     from ..search.space import load_space
     from ..selection.uncertainty import ci_column
     from ..training.budgets import parse_budget_overrides
@@ -185,7 +187,9 @@ def cmd_run(args: argparse.Namespace) -> None:
                            latency_batch=args.latency_batch, latency_device=args.latency_device or "",
                            latency_backend=args.latency_backend)
     resources = Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.time_budget, args.address)
-    prepared = prepare_run(out, space, settings, resources, access=_access(args), quiet=args.quiet)
+    clock = RunClock(started)
+    clock.mark("start-up")
+    prepared = prepare_run(out, space, settings, resources, access=_access(args), quiet=args.quiet, clock=clock)
     search(prepared)
     table = confirm(prepared)
     print(f"\n{len(table)} trials: {status_counts(table, FINAL_STATUSES)}", end="")
@@ -207,6 +211,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     _print_skipped(table)
     print(f"results table: {out / RESULTS_STEM}.parquet and .csv; Optuna study "
           f"{prepared.settings.study_name} in {out / JOURNAL_FILE}")
+    clock.mark("summary")
+    print(clock.render())
     check_complete(prepared.study, table)
 
 

@@ -84,6 +84,31 @@ from .study_searcher import (
 
 
 @dataclasses.dataclass
+class RunClock:
+    """Where a run's wall time goes, phase by phase (``ppsearch run`` prints it at the end): each
+    :meth:`mark` closes the phase that ran since the previous one."""
+
+    started: float = dataclasses.field(default_factory=time.monotonic)  # --time-budget counts from it
+    phases: dict[str, float] = dataclasses.field(default_factory=dict)  # phase -> seconds, in order
+    first_trial: float | None = None  # seconds from the start to the first trial's start
+    last: float | None = None
+
+    def mark(self, phase: str) -> None:
+        now = time.monotonic()
+        self.phases[phase] = self.phases.get(phase, 0.0) + now - (self.started if self.last is None else self.last)
+        self.last = now
+
+    def trial_started(self) -> None:
+        if self.first_trial is None:
+            self.first_trial = time.monotonic() - self.started
+
+    def render(self) -> str:
+        first = "" if self.first_trial is None else f" (the first trial started {self.first_trial:.1f} s in)"
+        return ("phases: " + ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in self.phases.items())
+                + f"; total {time.monotonic() - self.started:.1f} s{first}")
+
+
+@dataclasses.dataclass
 class PreparedRun:
     """A run checked and set up: its settings, space, -C/-P sets (in ``context``), study and
     results table; what the search and the confirmation run on."""
@@ -97,14 +122,14 @@ class PreparedRun:
     scheduler: Any  # MO-ASHA, or Ray Tune's FIFO scheduler
     table: ResultsTable
     quiet: bool
-    started: float  # time.monotonic() when the run began: --time-budget counts from it
+    clock: RunClock
     lock: RunLock
     resumable: list[int]  # the study's trials to hand out before new ones (study_searcher.to_resume)
 
     def remaining(self) -> float | None:
         """Seconds left of --time-budget (None: no limit)."""
         budget = self.resources.time_budget_s
-        return None if budget is None else budget - (time.monotonic() - self.started)
+        return None if budget is None else budget - (time.monotonic() - self.clock.started)
 
     def say(self, line: str) -> None:
         if not self.quiet:
@@ -122,13 +147,14 @@ def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources 
 
 
 def prepare_run(run_dir: str | Path, space: Space, settings: RunSettings, resources: Resources = Resources(), *,
-                access: DataAccess = DataAccess(), quiet: bool = False) -> PreparedRun:
+                access: DataAccess = DataAccess(), quiet: bool = False, clock: RunClock | None = None) -> PreparedRun:
     """Check everything before anything is written (the run's records included); then connect Ray,
     take the run's lock, write the run's settings (a new run), repair a torn journal, open the
     study (refused if the space changed since its trials were sampled), find the trials to resume
     (one line each), enqueue the papers' configurations and the ``--seed-from`` designs, and make the
-    -C/-P sets. ``space`` is the one ``settings.space`` names, loaded."""
-    started = time.monotonic()
+    -C/-P sets. ``space`` is the one ``settings.space`` names, loaded; ``clock`` times the phases
+    (one started now, unless the caller's started earlier)."""
+    clock = clock or RunClock()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     run_dir = Path(run_dir).resolve()
     check_latency_setup(settings, resources)
@@ -145,7 +171,9 @@ def prepare_run(run_dir: str | Path, space: Space, settings: RunSettings, resour
     seeded = seeded_designs(space, settings.objectives, () if continued else settings.seed_from)
     table = ResultsTable(run_dir)  # every record read (a damaged one named) before anything starts
     check_free(run_dir)
+    clock.mark("checks")
     trials_per_node = connect_ray(resources)
+    clock.mark("Ray start")
 
     lock = hold_run(run_dir)
     try:
@@ -154,7 +182,9 @@ def prepare_run(run_dir: str | Path, space: Space, settings: RunSettings, resour
             check_study_space(study, space, run_dir)
             resumable, repairs = to_resume(study, run_dir / TRIALS_DIR)
             enqueue_origins(study, space, seeded.enqueued)
+            clock.mark("study")
             sets = evaluation_sets(run_dir / SETS_DIR, defaults, data, progress=not quiet)
+            clock.mark("-C/-P sets")
     except BaseException:
         lock.release()
         raise
@@ -165,7 +195,7 @@ def prepare_run(run_dir: str | Path, space: Space, settings: RunSettings, resour
     scheduler = MOASHA(defaults.epochs, rung_metrics(settings.objectives), run_dir) if moasha else FIFOScheduler()
     context = TrialContext(run_dir, space, settings, sets, tuple(scheduler.rungs) if moasha else (),
                            max(1, int(resources.cpus_per_trial)), access, trials_per_node, constraints)
-    prepared = PreparedRun(run_dir, settings, space, resources, context, study, scheduler, table, quiet, started,
+    prepared = PreparedRun(run_dir, settings, space, resources, context, study, scheduler, table, quiet, clock,
                            lock, resumable)
     if lock.taken_over:
         print(f"ppsearch: took over {run_dir} from the driver that ended without releasing it ({lock.taken_over})",
@@ -215,6 +245,7 @@ def search(prepared: PreparedRun) -> None:
     settings = prepared.settings
     _fit(prepared, StudySearcher(prepared.study, prepared.space, settings.objectives, settings.trials, settings.seed,
                                  prepared.resumable, _ended_without_record(prepared)), prepared.scheduler)
+    prepared.clock.mark("search")
 
 
 def confirm(prepared: PreparedRun) -> pd.DataFrame:
@@ -230,6 +261,7 @@ def confirm(prepared: PreparedRun) -> pd.DataFrame:
     with storage_faults(prepared.run_dir):
         table = prepared.table.write()
     prepared.lock.release()
+    prepared.clock.mark("confirmation")
     return table
 
 
@@ -301,7 +333,7 @@ def _tune(prepared: PreparedRun, trainable: Any, searcher: Any, scheduler: Any, 
         run_config=tune.RunConfig(name=f"session-{len(list(sessions.glob('session-*'))) + 1}",
                                   storage_path=str(sessions), verbose=0,
                                   callbacks=[results_callback(prepared.table, prepared.settings.objectives,
-                                                              prepared.quiet, prepared.started, stop)],
+                                                              prepared.quiet, prepared.clock, stop)],
                                   stop=stop, failure_config=tune.FailureConfig(max_failures=1)),
     ).fit()
 
@@ -322,7 +354,7 @@ _TUNE_STATUS = {"RUNNING": TrialStatus.RUNNING, "PENDING": TrialStatus.PENDING, 
                 "TERMINATED": TrialStatus.PRUNED, "ERROR": TrialStatus.FAILED}
 
 
-def results_callback(table: ResultsTable, objectives: tuple[str, ...], quiet: bool, started: float,
+def results_callback(table: ResultsTable, objectives: tuple[str, ...], quiet: bool, clock: RunClock,
                      stop: SessionStop):
     from ray import tune
 
@@ -346,11 +378,12 @@ def results_callback(table: ResultsTable, objectives: tuple[str, ...], quiet: bo
                 frame = table.write()
             if not quiet and not stop.output_closed:
                 try:
-                    print(_progress_line(frame, objectives, started), flush=True)
+                    print(_progress_line(frame, objectives, clock.started), flush=True)
                 except BrokenPipeError:  # Ray Tune would log it and go on: the session stops instead
                     stop.output_closed = True
 
         def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
+            clock.trial_started()
             self._update(trials, trial, TrialStatus.RUNNING)
 
         def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
