@@ -271,7 +271,7 @@ def cost_figure(table: pd.DataFrame, front_ids: Sequence[str], constraints: Sequ
                dict(color=PAPER_COLOUR, size=10, symbol="circle-open", line=dict(width=2))),
               ("validation front", front & ~papers, dict(color=FRONT_COLOUR, size=9)),
               ("other searched designs", ~front & ~papers & ~over, dict(color=OTHER_COLOUR, size=6, opacity=0.6)),
-              ("turned away by a constraint (not trained)", ~papers & over,
+              ("over a constraint (not trained)", ~papers & over,
                dict(color="#c44e52", size=8, symbol="x"))]
     figure = go.Figure()
     for name, mask, marker in groups:
