@@ -240,3 +240,14 @@ def test_models_prints_the_measured_latency_beside_the_plain_models(capsys):
     out = capsys.readouterr().out
     assert re.search(r"latency +[\d.]+ ms \(interquartile range [\d.]+ ms\) per batch of 2 on cpu, \d+ thread", out)
     assert re.search(r"[\d.]+x the plain model's [\d.]+ ms", out)
+
+
+def test_flops_are_counted_on_the_device_the_model_is_on():
+    """A trial times its latency first, which moves the model to the trial's device (a GPU); the
+    FLOP count after it must run there (on a GPU it crashed every trial). The meta device stands in
+    for a second device on a machine without one."""
+    from ppsearch.models.profile import count_flops
+
+    model = build_model("resnet8", in_chans=1, placement="pp")
+    on_cpu = count_flops(model, 28, 1)
+    assert count_flops(model.to("meta"), 28, 1) == on_cpu > 0
