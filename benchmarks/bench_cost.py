@@ -21,8 +21,9 @@ from collections.abc import Callable
 import torch
 
 from ppsearch import build_model
-from ppsearch.models.latency import WARMUP, Backend, LatencySetup, timed_pass
+from ppsearch.models.latency import WARMUP, LatencySetup, timed_pass
 from ppsearch.models.profile import count_flops
+from ppsearch.rundir import LatencyBackend
 
 RESNET20 = {
     "plain": {},
@@ -54,7 +55,7 @@ def _interleaved(passes: dict[str, Callable[[], float]], rounds: int) -> dict[st
 def compare(arch: str, designs: dict[str, dict], image_size: int, batch: int, rounds: int, device: str) -> None:
     models = {name: build_model(arch, **design) for name, design in designs.items()}
     flops = {name: count_flops(model, image_size, 3) for name, model in models.items()}
-    eager, served = LatencySetup(batch, device), LatencySetup(batch, "cpu", Backend.ONNXRUNTIME)
+    eager, served = LatencySetup(batch, device), LatencySetup(batch, "cpu", LatencyBackend.ONNXRUNTIME)
     # exported before eager torch moves the models to the device: ONNX Runtime serves them on the CPU
     served_passes = {f"{name} [onnxruntime]": timed_pass(model, in_chans=3, image_size=image_size, setup=served)
                      for name, model in models.items()}

@@ -54,6 +54,10 @@ from ppsearch.search.space import load_space
 from ppsearch.selection.pareto import hypervolume
 from ppsearch.training.trial import TrialConfig, evaluation_sets, run_trial, trial_dataset
 
+# the suite's tiny space (resnet8 on Fashion-MNIST, two papers, smoke = 128 training images), from its one source
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from run_dirs import TINY_SPACE  # noqa: E402
+
 OBJECTIVES = ALL_OBJECTIVES[:3]  # clean error, mCE, mFR
 METHODS = {"tpe": ("tpe", "none"), "random": ("random", "none"), "tpe+moasha": ("tpe", "moasha")}
 
@@ -94,22 +98,6 @@ def ray_overhead(budget: str, trials: int, tmp: Path) -> None:
           f"{searched:.1f} s -> overhead {(searched - direct) / trials:.2f} s per trial "
           f"(target <= 0.5 s); ray.init {ray_start:.1f} s, not counted")
 
-# tests/run_dirs.py's tiny space: resnet8 on Fashion-MNIST, two paper configurations, smoke = 128 training images
-TINY_SPACE = """
-name: tiny
-dataset: fashion-mnist
-defaults: {arch: resnet8, augmentation: none}
-dimensions:
-  placement: {choices: [none, pp]}
-  alpha: {low: 0.5, high: 1.0e38, log: true, when: {placement: [pp]}}
-  antialias: {choices: [none, rect2]}
-objectives: [clean_error, mce]
-budgets:
-  smoke: {train_images: 128, eval_images: 100, c_images: 5, p_images: 2}
-paper_configs:
-  plain: {placement: none}
-  pp: {placement: pp}
-"""
 
 
 def _timed_run(space: Path, trials: int, out: Path) -> dict:

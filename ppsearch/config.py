@@ -184,6 +184,12 @@ class Design:
         return {key: getattr(self, key) for key in DESIGN_KEYS if key in keys}
 
     @property
+    def is_plain(self) -> bool:
+        """No push-pull and no anti-aliasing: the model the papers' overhead figures and the cost
+        ratios (``--constraint flops<=1.3x``) divide by."""
+        return self.signature() == Design().signature()
+
+    @property
     def blurs(self) -> bool:
         """Whether the design anti-aliases (a filter of size 1 is no filter)."""
         return self.antialias not in ("none", 1)

@@ -1,6 +1,6 @@
 """What a design costs at inference, measured: the latency of one forward pass.
 
-Measured as the model is run by a backend (:class:`~ppsearch.rundir.LatencyBackend`): eager torch, as ppsearch trains and
+Measured as the model is run by a backend (``rundir.LatencyBackend``): eager torch, as ppsearch trains and
 evaluates (eval mode, ``torch.inference_mode``, so that push-pull layers derive their pull kernels
 once and reuse them, and channels-last memory), or ONNX Runtime, running the model exported as
 ``ppsearch export`` writes it, as a deployment serves it. Either runs a batch of ``batch`` zero
@@ -25,7 +25,7 @@ import torch.nn as nn
 
 from ..errors import UserError
 from ..files import read_json, write_json
-from ..rundir import LatencyBackend as Backend
+from ..rundir import LatencyBackend
 from .export import EXPORTER_PACKAGES, INSTALL_HINT, missing_packages, onnx_model
 
 WARMUP = 5  # passes before timing: allocator, kernel selection and the pull-kernel cache settle
@@ -38,11 +38,11 @@ class LatencySetup:
 
     batch: int = 1
     device: str = "cpu"
-    backend: Backend = Backend.TORCH
+    backend: LatencyBackend = LatencyBackend.TORCH
 
     def __post_init__(self) -> None:
         # a backend named by a string (a command-line value, a run's settings) is checked here, once
-        object.__setattr__(self, "backend", Backend(self.backend))
+        object.__setattr__(self, "backend", LatencyBackend(self.backend))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Latency:
     device: str  # what ran it: "cpu" or the GPU's name
     threads: int  # torch's intra-op threads, and ONNX Runtime's (CPU latency depends on them)
     batch: int
-    backend: str  # a Backend's value
+    backend: str  # a LatencyBackend's value
 
     def render(self) -> str:
         return (f"{self.median_ms:.3f} ms (interquartile range {self.spread_ms:.3f} ms) per batch of {self.batch} "
@@ -63,7 +63,7 @@ def latency_problem(setup: LatencySetup) -> str | None:
     """Why ``setup`` cannot be measured here, or None when it can: checked before a model is
     exported or run (and, by a caller, before a search starts), so that the user is told in one
     line what to install or change."""
-    if setup.backend != Backend.ONNXRUNTIME:
+    if setup.backend != LatencyBackend.ONNXRUNTIME:
         return None
     missing = missing_packages(*EXPORTER_PACKAGES, "onnxruntime")
     if missing:
@@ -90,7 +90,7 @@ def timed_pass(model: nn.Module, *, in_chans: int, image_size: int, setup: Laten
         raise UserError(problem)
     shape = (setup.batch, in_chans, image_size, image_size)
     device = torch.device(setup.device)
-    if setup.backend == Backend.ONNXRUNTIME:
+    if setup.backend == LatencyBackend.ONNXRUNTIME:
         return _onnxruntime_pass(model, shape, device)
     return _torch_pass(model, shape, device)
 

@@ -10,6 +10,7 @@ import pandas as pd
 from ..config import Design
 from ..constraints import Constraint
 from ..rundir import Column, TrialStatus, is_paper, paper_name, search_trials
+from ..selection.pick import plain_paper
 
 # Strisciuglio et al.: seconds per iteration of ResNet-50 on one V100, ImageNet, batches of 256
 # (training 0.78 / 0.85 / 0.95, inference 0.66 / 0.67 / 0.63 for plain / -pp / -b1), as ratios to plain
@@ -22,20 +23,18 @@ COST_COLUMNS = (Column.PARAMS, Column.FLOPS, Column.LATENCY_MS, Column.LATENCY_S
 
 def cost_table(table: pd.DataFrame, front_ids: Sequence[str]) -> pd.DataFrame:
     """The paper configurations and the validation front's, one row each: cost, ratios to the plain
-    paper model (placement none, no anti-aliasing), and the paper's overhead ratios for the same
+    paper model (no push-pull, no anti-aliasing), and the paper's overhead ratios for the same
     placement where it reported them (a V100 at ImageNet size: not this run's device or images)."""
     if not set(COST_COLUMNS) <= set(table):
         return pd.DataFrame()
     rows = search_trials(table).dropna(subset=[Column.FLOPS, Column.LATENCY_MS])
     rows = rows[rows[Column.ORIGIN].map(is_paper).astype(bool) | rows[Column.TRIAL_ID].isin(front_ids)]
-    designs = [Design.from_mapping(row) for _, row in rows.iterrows()]
-    plain = [i for i, design in enumerate(designs)
-             if is_paper(rows.iloc[i][Column.ORIGIN]) and design.signature() == Design().signature()]
-    if not plain:
+    base = plain_paper(rows)
+    if base is None:
         return pd.DataFrame()
-    base = rows.iloc[plain[0]]
     out = []
-    for (_, row), design in zip(rows.iterrows(), designs):
+    for _, row in rows.iterrows():
+        design = Design.from_mapping(row)
         # the paper timed its upsampling push-pull without anti-aliasing
         reported = None if design.blurs or design.variant != "upsample" else PAPER_OVERHEAD.get(design.placement)
         out.append({"configuration": paper_name(row[Column.ORIGIN]) if is_paper(row[Column.ORIGIN])

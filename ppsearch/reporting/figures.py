@@ -31,6 +31,7 @@ from ..rundir import (
     validation_column,
 )
 from ..selection import pareto
+from ..selection.pick import plain_paper
 from ..selection.uncertainty import ci_column, configuration_id, selected_column, selected_rows
 
 FIGURE_WIDTH, FIGURE_HEIGHT = 1000, 560  # what label placement assumes; the page is at least this wide
@@ -283,13 +284,12 @@ def cost_figure(table: pd.DataFrame, front_ids: Sequence[str], constraints: Sequ
             x=part[Column.FLOPS] / 1e6, y=part[Column.LATENCY_MS], mode="markers", name=name, text=part["label"],
             marker=marker, error_y=None if spread is None else dict(array=spread, thickness=1, width=0),
             hovertemplate="%{text}<br>FLOPs %{x:.2f} M<br>latency %{y:.3f} ms<extra></extra>"))
-    plain = search[papers & search.apply(lambda row: Design.from_mapping(row).signature() == Design().signature(),
-                                         axis=1)]
+    plain = plain_paper(search)
     drawn = []
     for constraint in constraints:
-        if constraint.metric == Column.PARAMS or (constraint.relative and plain.empty):
+        if constraint.metric == Column.PARAMS or (constraint.relative and plain is None):
             continue
-        bound = constraint.bound * (plain.iloc[0][constraint.metric] if constraint.relative else 1)
+        bound = constraint.bound * (plain[constraint.metric] if constraint.relative else 1)
         if constraint.metric == Column.FLOPS:
             figure.add_vline(x=bound / 1e6, line=dict(dash="dash", color="#c44e52"))
         else:

@@ -147,10 +147,11 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, alpha: floa
         "paper_reproduction": _reproduction_table(table),
         "configurations": analysis.summary,
     }
-    # the cost tables where the run has them (costs recorded; constraints given)
-    tables.update({name: frame for name, frame in (("cost", cost_table(table, analysis.front_ids)),
-                                                   ("over_constraints", infeasible_table(table, constraints)))
-                   if len(frame) or (name == "over_constraints" and constraints)})
+    cost = cost_table(table, analysis.front_ids)
+    if len(cost):  # the run recorded costs and has a plain paper configuration
+        tables["cost"] = cost
+    if constraints:
+        tables["over_constraints"] = infeasible_table(table, constraints)
     out = Path(out or run_dir / "report.html")
     readable = {name: _readable(tables[name]) for name in READABLE_TABLES}
     body = [STYLE, f"<h1>ppsearch report: {html.escape(run_dir.name)}</h1>",

@@ -133,7 +133,7 @@ class Space:
         """The name of the paper configuration that is the plain model (no push-pull, no
         anti-aliasing: what the paper's overhead ratios divide by), if the space has one."""
         return next((name for name, preset in self.paper_configs.items()
-                     if Design.from_mapping(self.full(preset)).signature() == Design().signature()), None)
+                     if Design.from_mapping(self.full(preset)).is_plain), None)
 
     def paper_name(self, config: Mapping[str, Any]) -> str | None:
         """The paper configuration that ``config`` is, if any (keys that neither the preset nor the

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..config import Design
 from ..errors import UserError
 from ..rundir import Column, is_paper, validation_column
 from .pareto import validation_front
@@ -23,7 +24,7 @@ def pick(table: pd.DataFrame, objectives: Sequence[str], *, weights: Sequence[fl
     to [0, 1] over the front: without ``weights`` the knee (closest to the ideal, every objective at
     its best on the front), with ``weights`` the least weighted sum. ``max_clean_error_increase``
     (percentage points) first drops candidates whose validation clean error exceeds the plain paper
-    configuration's (placement none) by more than that; ``max_latency_ms`` those measured slower,
+    configuration's (no push-pull, no anti-aliasing) by more than that; ``max_latency_ms`` those measured slower,
     ``max_flops_ratio`` those with more than that many times the plain paper configuration's FLOPs.
     """
     selection = [validation_column(o) for o in objectives]
@@ -35,7 +36,8 @@ def pick(table: pd.DataFrame, objectives: Sequence[str], *, weights: Sequence[fl
     if max_clean_error_increase is not None:
         plain = plain_paper(summary)
         if plain is None or validation_column(Column.CLEAN_ERROR) not in summary:
-            raise UserError("--max-clean-error-increase needs a completed plain paper configuration (placement none)")
+            raise UserError("--max-clean-error-increase needs a completed plain paper configuration (no push-pull, no "
+                            "anti-aliasing)")
         limit = plain[validation_column(Column.CLEAN_ERROR)] + max_clean_error_increase / 100
         candidates = candidates[candidates[validation_column(Column.CLEAN_ERROR)] <= limit + 1e-12]
         if candidates.empty:
@@ -63,7 +65,8 @@ def _within_cost(table: pd.DataFrame, summary: pd.DataFrame, candidates: pd.Data
     if max_flops_ratio is not None:
         plain = plain_paper(summary)
         if plain is None or Column.FLOPS not in table:
-            raise UserError("--max-flops-ratio needs a completed plain paper configuration (placement none) to divide by")
+            raise UserError("--max-flops-ratio needs a completed plain paper configuration (no push-pull, no anti-aliasing) "
+                            "to divide by")
         limits[Column.FLOPS] = max_flops_ratio * table.loc[table[Column.TRIAL_ID] == plain[Column.CONFIG_ID],
                                                            Column.FLOPS].iloc[0]
     for metric, limit in limits.items():
@@ -80,11 +83,13 @@ def _within_cost(table: pd.DataFrame, summary: pd.DataFrame, candidates: pd.Data
     return candidates
 
 
-def plain_paper(summary: pd.DataFrame) -> pd.Series | None:
-    """The plain paper configuration's row (placement none), if the run completed one."""
-    if summary.empty or "placement" not in summary:
+def plain_paper(rows: pd.DataFrame) -> pd.Series | None:
+    """The plain paper configuration's row (no push-pull, no anti-aliasing: ``Design.is_plain``)
+    among ``rows`` (configurations, or a table's trials), if they hold one."""
+    if rows.empty or "placement" not in rows:
         return None
-    plain = summary[summary[Column.ORIGIN].map(is_paper).astype(bool) & (summary["placement"] == "none")]
+    plain = rows[rows[Column.ORIGIN].map(is_paper).astype(bool)
+                 & rows.apply(lambda row: Design.from_mapping(row).is_plain, axis=1)]
     return plain.iloc[0] if len(plain) else None
 
 
