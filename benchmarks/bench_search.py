@@ -12,7 +12,8 @@
    * the TPE search with MO-ASHA early stopping, per compute-second (wall seconds x 2 cores),
    for several seeds. Reference point: 1.1 x the worst value of each objective over all runs
    (fixed across methods and seeds); hypervolume is moocore's, via ppsearch.selection.pareto, on the
-   test values of the completed trials (the runs select on validation images).
+   test values of the configurations each run reports (its validation front's and the papers': the
+   other trials are measured on validation images only, which the runs select on).
 
 3. With ``--end-to-end`` (alone, instead of 1 and 2): the overhead of a search as a user sees it,
    from the wall times of whole ``ppsearch run`` commands (subprocesses: interpreter start, imports,
@@ -20,7 +21,8 @@
    Fashion-MNIST, two paper configurations, budget smoke: 128 training images), searched with
    ``--scheduler none --max-concurrent 1``, once with ``--small`` and once with ``--large`` searched
    trials, each into a fresh run directory, pairs interleaved ``--repeats`` times (medians). The rest
-   of a run is its wall time less its trials' recorded compute (``train_seconds + eval_seconds`` of
+   of a run is its wall time less its trials' recorded compute (``train_seconds + eval_seconds +
+   test_eval_seconds`` of
    every row of results.parquet, papers included); from the two runs' trials T and rests R:
    marginal overhead per trial = (R_large - R_small) / (T_large - T_small) and fixed cost per
    run = R_small - T_small x marginal. Each run's ``phases:`` line (where its wall time went) is echoed.
@@ -113,7 +115,8 @@ def _timed_run(space: Path, trials: int, out: Path) -> dict:
         print("\n".join(done.stderr.splitlines()[-40:]))
         sys.exit(1)
     table = pd.read_parquet(out / f"{RESULTS_STEM}.parquet")
-    compute = float(table[[Column.TRAIN_SECONDS, Column.EVAL_SECONDS]].fillna(0).to_numpy().sum())
+    compute = float(table.reindex(columns=[Column.TRAIN_SECONDS, Column.EVAL_SECONDS, Column.TEST_EVAL_SECONDS])
+                    .fillna(0).to_numpy().sum())
     phases = [line for line in done.stdout.splitlines() if line.startswith("phases:")]
     return {"searched": trials, "trials": len(table), "wall": wall, "compute": compute, "rest": wall - compute,
             "phases": phases[-1] if phases else None}

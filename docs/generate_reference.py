@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import ast
 import enum
+import functools
 import inspect
 import io
 import re
@@ -198,10 +199,11 @@ def render_cli(parser: argparse.ArgumentParser) -> str:
     if parser.description:
         lines += [f"`{prog}`: {_prose(parser.description)}", ""]
     lines += [
-        "Every command takes `-h` / `--help`. A mistake in the input ends in one line naming it on",
-        "standard error and exit code 2, checked before anything is written; any other error is a bug",
-        "and shows its traceback (exit code 1). Ctrl-C and SIGTERM stop a command cleanly (exit codes",
-        "130 and 143), and an interrupted command never reports success.",
+        "Every command takes `-h` / `--help`, which ends with an example; `ppsearch --version` prints",
+        "the version. A mistake in the input ends in one line naming it on standard error and exit code",
+        "2, checked before anything is written; any other error is a bug and shows its traceback (exit",
+        "code 1). Ctrl-C and SIGTERM stop a command cleanly (exit codes 130 and 143), and an interrupted",
+        "command never reports success.",
         "",
         "| command | what it does |",
         "|---|---|",
@@ -224,9 +226,18 @@ def render_cli(parser: argparse.ArgumentParser) -> str:
         if options:
             lines += ["Options:", ""] + [_argument(a, sub.prog) for a in options] + [""]
         if sub.epilog:
-            lines += [_prose(sub.epilog), ""]
+            lines += _epilog(sub.epilog) + [""]
         lines.pop()
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _epilog(text: str) -> list[str]:
+    """A subcommand's epilog: its example command as a code block (to copy whole), other text as prose."""
+    from ppsearch.cli.parser import EXAMPLE_PREFIX
+
+    if text.startswith(EXAMPLE_PREFIX):
+        return ["Example:", "", "```bash", text.removeprefix(EXAMPLE_PREFIX), "```"]
+    return [_prose(text)]
 
 
 def _anchor(prog: str, name: str) -> str:
@@ -365,7 +376,9 @@ def render_results_table() -> str:
     lines = [GENERATED_NOTE, "", "# Results table", "",
              f"A search writes `{rundir.RESULTS_STEM}.parquet` (and `{rundir.RESULTS_STEM}.csv` for people), a "
              f"`ppsearch train` run `{rundir.RECORDS_STEM}.parquet` / `{rundir.RECORDS_STEM}.csv`: one row per "
-             "trial, rewritten whenever a trial ends. Each trial's `record.json` holds the same row.", "",
+             "trial, rewritten as trials end (a search's no more often than keeps its writing within 0.2% of "
+             "the driver's time: on a run of thousands of trials it may lag the trials' records by minutes; it "
+             "is whole when the command ends). Each trial's `record.json` holds the same row.", "",
              "Besides the columns below, there is one column per configuration key and per corruption, "
              "severity and perturbation (the column families further down).", "",
              "## Columns", "", "| column | what it holds |", "|---|---|"]
@@ -440,6 +453,65 @@ def render_run_directory() -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+# --------------------------------------------------------------------------------------- Python API
+
+# the runs' API, in reading order: (name under ppsearch, its public methods and attributes)
+RUN_API = (("open_run", ()), ("Run", ("configurations", "front", "verdicts", "figures", "figure", "study", "pick",
+                                      "compare")),
+           ("TrainingRun", ("summary",)), ("run", ()), ("train", ()))
+
+
+def _docstring(obj: Any) -> str:
+    """A docstring as Markdown: reST's ``code`` and :role:`target` as code spans."""
+    text = inspect.getdoc(obj) or ""
+    text = re.sub(r":\w+:`~?([\w.]+)`", lambda m: f"``{m.group(1).rsplit('.', 1)[-1] if '~' in m.group(0) else m.group(1)}``",
+                  text)
+    return _prose(re.sub(r"``(.+?)``", r"`\1`", text, flags=re.DOTALL).replace("\n", " "))
+
+
+def _signature(name: str, function: Any, one_line: bool = False) -> str:
+    """``name(...)`` with annotations as written in the code; one parameter a line where there are
+    more than two, unless ``one_line``."""
+    signature = inspect.signature(function)
+    parameters = []
+    for parameter in signature.parameters.values():
+        if parameter.name == "self":
+            continue
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and not any(p.startswith("*") for p in parameters):
+            parameters.append("*")
+        text = ("*" if parameter.kind is inspect.Parameter.VAR_POSITIONAL else "") + parameter.name
+        if parameter.annotation is not inspect.Parameter.empty:
+            text += f": {parameter.annotation}"
+        if parameter.default is not inspect.Parameter.empty:
+            text += f" = {parameter.default!r}"
+        parameters.append(text)
+    returned = "" if signature.return_annotation is inspect.Signature.empty else f" -> {signature.return_annotation}"
+    if one_line or len(parameters) <= 2:
+        return f"{name}({', '.join(parameters)}){returned}"
+    return f"{name}(\n" + "".join(f"    {p},\n" for p in parameters) + f"){returned}"
+
+
+def render_python_api() -> str:
+    import ppsearch
+
+    lines = [GENERATED_NOTE, "", "# Python API: runs", "",
+             "A run started or read from Python is the run of the command line: `ppsearch run` and `ppsearch train` "
+             "call `ppsearch.run` and `ppsearch.train`, and a `Run`'s tables and figures are those `ppsearch report` "
+             "writes. Reading a run does not import torch. The [tutorial notebook](../tutorial.ipynb) uses each of "
+             "them.", ""]
+    for name, members in RUN_API:
+        obj = getattr(ppsearch, name)
+        lines += [f"## `ppsearch.{name}`", "", "```python", _signature(f"ppsearch.{name}", obj), "```", "",
+                  _docstring(obj), ""]
+        for member in members:
+            attribute = inspect.getattr_static(obj, member)
+            if isinstance(attribute, functools.cached_property):  # an attribute, computed once
+                lines += [f"- `{member}`: {_docstring(attribute.func)}", ""]
+            else:
+                lines += [f"- `{_signature(member, attribute, one_line=True)}`: {_docstring(attribute)}", ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
 # ---------------------------------------------------------------------------------------------- index
 
 
@@ -456,6 +528,8 @@ def render_index() -> str:
         "| [Results table](results-table.md): every column of `results.parquet` / `records.parquet` "
         "| `ppsearch.rundir.Column` and the column prefixes |",
         "| [Run directory](run-directory.md): what a search run's folder holds | `ppsearch.rundir.RUN_LAYOUT` |",
+        "| [Python API: runs](python-api.md): `open_run`, `Run`, `TrainingRun`, `run`, `train`, with types "
+        "| their signatures and docstrings |",
         "",
         "The Python API (`PushPull2d`, `build_model`, `pushpullify`, `load_model`, `corrupt`, `perturb`) "
         "is documented in its docstrings (`help(ppsearch.PushPull2d)`) and introduced in [Put push-pull in "
@@ -477,6 +551,7 @@ def render() -> dict[str, str]:
         "configuration.md": render_configuration(),
         "results-table.md": render_results_table(),
         "run-directory.md": render_run_directory(),
+        "python-api.md": render_python_api(),
     }
 
 

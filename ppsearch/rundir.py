@@ -9,11 +9,14 @@ imports neither torch nor the trainer: reports, the dashboard and ``pick`` read 
 """
 from __future__ import annotations
 
+import atexit
+import contextlib
 import dataclasses
 import enum
 import json
 import shutil
 import sys
+import time
 import uuid
 import warnings
 from collections.abc import Mapping, Sequence
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from . import __version__
 from .config import PAPER_PREFIX
 from .declared import field_problem
 from .errors import UserError
@@ -39,6 +43,7 @@ MOASHA_FILE = "moasha.json"
 LATENCY_DIR = "latency"  # one measured latency per configuration (models.latency.cached_latency)
 TRIALS_DIR = "trials"
 RECORD_FILE = "record.json"
+MODEL_FILE = "model.safetensors"  # a trained model (and a checkpoint's), readable by `ppsearch eval`
 CHECKPOINT_DIR = "checkpoint"  # a trial's latest epoch checkpoint (resumed from)
 RESULTS_STEM = "results"  # a search's table
 RECORDS_STEM = "records"  # a `ppsearch train` run's table
@@ -51,7 +56,8 @@ RUN_LAYOUT = (
     (f"{TUNE_DIR}/", "Ray Tune's experiment state (not needed to continue a run)"),
     (MOASHA_FILE, "MO-ASHA's rung records, so that a continued run stops what an uninterrupted one would"),
     (f"{LATENCY_DIR}/", "each configuration's measured latency, reused by its seeds and by a continued run"),
-    (f"{TRIALS_DIR}/<id>/", f"one trial: {CHECKPOINT_DIR}/, model.safetensors, sparsity.csv, then record.json (written last)"),
+    (f"{TRIALS_DIR}/<id>/", f"one trial: {CHECKPOINT_DIR}/, {MODEL_FILE}, sparsity.csv, then record.json (written "
+                            f"last; a reported search trial's test values are added to it after the search)"),
     (f"{RESULTS_STEM}.parquet", f"the results table, one row per trial (and {RESULTS_STEM}.csv for people)"),
 )
 
@@ -144,7 +150,8 @@ class Column(enum.StrEnum):
     LATENCY_BATCH = "latency_batch"  # images per timed pass
     LATENCY_BACKEND = "latency_backend"  # what ran the timed passes: eager torch or ONNX Runtime
     TRAIN_SECONDS = "train_seconds"
-    EVAL_SECONDS = "eval_seconds"
+    EVAL_SECONDS = "eval_seconds"  # measuring the selection split (validation, in a search), sparsity, saving the model
+    TEST_EVAL_SECONDS = "test_eval_seconds"  # measuring the test split (a search's: after it, reported trials only)
     IMAGES_PER_SECOND = "images_per_second"
     SKIPPED_IMAGES = "skipped_images"  # undecodable training files skipped (streamed data, --bad-images skip)
     FIRST_LAYER_WEIGHT_SPARSITY = "first_layer_weight_sparsity"
@@ -183,6 +190,15 @@ def completed(table: pd.DataFrame, measured: Sequence[str] = ()) -> pd.DataFrame
     """The rows of trials that trained their whole budget and were measured, with every column of
     ``measured`` present (pruned and failed trials never enter a front or an estimate)."""
     return table[table[Column.STATUS] == TrialStatus.COMPLETED].dropna(subset=list(measured))
+
+
+def has_test_values(table: pd.DataFrame) -> pd.Series:
+    """Which rows hold test-split values: every trial measured in its own run (confirmation seeds,
+    ``ppsearch train``), and a search trial once its configuration is reported (the search
+    measures the validation split only)."""
+    if Column.CLEAN_ERROR not in table:
+        return pd.Series(False, index=table.index)
+    return table[Column.CLEAN_ERROR].notna()
 
 
 def feasible(table: pd.DataFrame) -> pd.DataFrame:
@@ -342,6 +358,12 @@ def read_settings(run_dir: str | Path) -> RunSettings:
     required = {f.name for f in dataclasses.fields(RunSettings) if f.default is dataclasses.MISSING}
     if not isinstance(raw, dict) or not required <= set(raw):
         raise UserError(f"{path} is not a ppsearch run file (it lacks the run's settings)")
+    # a setting this version does not know changes what the run means: reading past it would misreport
+    # the run, and continuing it would run another search
+    unknown = sorted(set(raw) - fields)
+    if unknown:
+        raise UserError(f"{run_dir} holds a run of a newer format: its settings {', '.join(unknown)} are unknown to "
+                        f"ppsearch {__version__}; upgrade ppsearch to read it")
     problem = field_problem(raw, RunSettings)
     if problem:
         raise UserError(f"{path}: {problem}: the file was edited or damaged; restore it, or start a new run "
@@ -414,13 +436,28 @@ class ResultsTable:
     """A search's results table, one row per trial: read from the trial folders once, then kept up
     to date a trial at a time (its record when it ends; Ray's state for trials without one), and
     written to ``results.parquet``/``.csv``. A confirmation's row names the trial it repeats as its
-    configuration id; a search trial's configuration id is its own id."""
+    configuration id; a search trial's configuration id is its own id.
+
+    The files take time in proportion to the rows (a quarter of a second for 2,000 trials on a
+    2-core machine, most of it the CSV), so writing them at every trial end costs a run
+    O(trials^2): as trials end they are written by :meth:`write_due`, which keeps their writing
+    under :attr:`WRITE_SHARE` of the time (2,000 trials: every two minutes) and leaves the rest to
+    the next :meth:`write` (every Tune session ends with one) or, when the driver stops first, to
+    its exit. The trial records stay the source of truth."""
+
+    # of the driver's time, at most, spent writing the files as trials end: the whole driver of a
+    # 2,000-trial, 200-GPU search has 1% to spend (benchmarks/RESULTS.md, issue 26)
+    WRITE_SHARE = 0.002
 
     def __init__(self, run_dir: str | Path) -> None:
         self.run_dir = Path(run_dir)
         self.rows: dict[str, dict[str, Any]] = {}
         self.recorded: set[str] = set()  # trials whose row is their record
         self.waiting: set[str] = set()  # trials that ended before their record was on disk
+        self.written_at: float | None = None  # time.monotonic() when the files were last written
+        self.write_seconds = 0.0  # what that write took
+        self.unwritten = False  # trials ended since then
+        self.exit_write = False  # whether the driver's exit writes what is unwritten
         for trial_dir in sorted(p for p in (self.run_dir / TRIALS_DIR).glob("*") if p.is_dir()):
             self.read(trial_dir.name)
 
@@ -453,13 +490,38 @@ class ResultsTable:
         for trial_id in sorted(self.waiting):
             self.read(trial_id)
 
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(list(self.rows.values()))
+    def frame(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The table; with ``columns``, only those of them (a look at a few columns costs a fraction
+        of the whole, which has a column per corruption and perturbation)."""
+        if columns is None:
+            return pd.DataFrame(list(self.rows.values()))
+        return pd.DataFrame([{c: row[c] for c in columns if c in row} for row in self.rows.values()])
 
     def write(self) -> pd.DataFrame:
+        """Write the files now; returns the table."""
+        started = time.monotonic()
         table = self.frame()
         write_table(table, self.run_dir / RESULTS_STEM)
+        self.written_at = time.monotonic()
+        self.write_seconds = self.written_at - started
+        self.unwritten = False
         return table
+
+    def write_due(self) -> None:
+        """A trial ended: write the files if the time since their last write is long enough for
+        this one to take at most :attr:`WRITE_SHARE` of it; otherwise a later write does."""
+        if self.written_at is None or time.monotonic() - self.written_at >= self.write_seconds / self.WRITE_SHARE:
+            self.write()
+            return
+        self.unwritten = True
+        if not self.exit_write:  # a driver stopped (Ctrl-C, a fault) before its next write
+            atexit.register(self._write_at_exit)
+            self.exit_write = True
+
+    def _write_at_exit(self) -> None:
+        if self.unwritten and self.run_dir.is_dir():
+            with contextlib.suppress(OSError):  # the records hold it: the run's next driver writes the files
+                self.write()
 
 
 def open_study(run_dir: str | Path, sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
@@ -495,7 +557,22 @@ def write_table(records: pd.DataFrame, path_stem: str | Path) -> tuple[Path, Pat
 
 
 def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, RunSettings]:
-    """A search run's results table and settings (one-line errors for what is missing)."""
+    """A search run's results table, with a completed trial, and settings (one-line errors for what
+    is missing)."""
+    table, settings = read_run(run_dir)
+    check_completed(table, run_dir)
+    return table, settings
+
+
+def check_completed(table: pd.DataFrame, run_dir: str | Path) -> None:
+    """Refuse the results table of the run in ``run_dir`` while no trial of it has completed."""
+    if completed(table).empty:
+        raise UserError(f"{Path(run_dir) / RESULTS_STEM}.parquet has no completed trial yet: nothing to report")
+
+
+def read_run(run_dir: str | Path) -> tuple[pd.DataFrame, RunSettings]:
+    """A search run's results table, as far as the run has come, and settings (one-line errors for
+    what is missing)."""
     run_dir = Path(run_dir)
     path = run_dir / f"{RESULTS_STEM}.parquet"
     if not path.is_file() or not (run_dir / RUN_FILE).is_file():
@@ -506,8 +583,6 @@ def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, RunSettings]:
     if missing:
         raise UserError(f"{path} lacks column {str(missing[0])!r}: it was written by an older ppsearch; "
                         f"rerun the search command on the directory to rebuild it")
-    if completed(table).empty:
-        raise UserError(f"{path} has no completed trial yet: nothing to report")
     return table, read_settings(run_dir)
 
 

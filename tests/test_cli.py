@@ -156,3 +156,36 @@ def test_corrupt_counts_what_it_wrote(tmp_path):
     assert result.stdout == (f"wrote 2 images x {len(manifest['corruptions'])} corruptions x "
                              f"{len(manifest['severities'])} severities and {len(manifest['perturbations'])} "
                              f"perturbations to {tmp_path / 'sets'}\n")
+
+
+def test_version_is_the_packages():
+    from importlib.metadata import version
+
+    import ppsearch as package
+
+    result = ppsearch("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"ppsearch {package.__version__}\n"
+    assert package.__version__ == version("ppsearch")  # pyproject.toml reads it: one declaration
+
+
+def test_every_subcommands_help_ends_with_an_example_that_parses():
+    import shlex
+
+    from ppsearch.cli import build_parser
+    from ppsearch.cli.arguments import attach_option_values
+    from ppsearch.cli.parser import EXAMPLE_PREFIX
+
+    for name, parser in _parsers():
+        assert parser.epilog and parser.epilog.startswith(EXAMPLE_PREFIX), name
+        words = shlex.split(parser.epilog.removeprefix(EXAMPLE_PREFIX))
+        command = words[:words.index(">")] if ">" in words else words  # `pick ... > picked.yaml`: the shell's
+        assert command[:2] == ["ppsearch", name]
+        assert build_parser().parse_args(attach_option_values(command[1:])).command == name
+        assert parser.format_help().rstrip("\n").endswith("\n" + parser.epilog)  # whole, on one line
+
+
+def test_help_shows_the_example_last():
+    result = ppsearch("report", "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "example: ppsearch report runs/search/resnet-cifar-fashion-mnist-demo"

@@ -61,6 +61,19 @@ def test_views_before_a_completed_trial_show_the_runs_state(tmp_path, rows, stat
     assert list(view.failures.get("failure_reason", [])) == failures
 
 
+def test_while_searching_the_views_are_those_of_validation_values(tmp_path):
+    """During a search the trials have validation values only (the test split is measured for the
+    reported configurations when it ends): the dashboard shows what the search tried and says so."""
+    searching = [{k: v for k, v in row.items() if not (k in ("clean_error", "mce", "mfr", "relative_mce")
+                                                       or k.startswith(("ce/", "fp/")))} for row in _rows()]
+    view = views(write_run(tmp_path / "run", searching), {})
+    assert view.status == ("4 of 4 trials shown: 3 completed, 1 pruned, 0 failed, 0 running, 0 pending; searching: "
+                           "every trial is measured on validation images; the test values of the validation front's "
+                           "and the papers' configurations are measured when the search ends")
+    titles = [figure.layout.title.text for figure in view.figures]
+    assert titles and all("validation" in title for title in titles) and view.front is None
+
+
 def test_dashboard_needs_a_run_directory(tmp_path, capsys):
     assert main(["dashboard", str(tmp_path)]) == 2
     err = capsys.readouterr().err

@@ -86,3 +86,21 @@ def test_the_readme_states_the_suites_count_of_bad_input_cases(request):
         pytest.skip("it counts the whole suite: run pytest without -k, -m or paths")
     count = sum(item.get_closest_marker("bad_input") is not None for item in request.session.items)
     assert f"**{count} bad-input and fault cases**" in (ROOT / "README.md").read_text(), count
+
+
+def test_the_budget_list_states_the_budgets():
+    """How-to "Train one configuration" lists every budget's sizes and recipe as ppsearch/training/budgets.py has them."""
+    from ppsearch.cli import build_parser
+    from ppsearch.training.budgets import BUDGETS
+
+    page = (ROOT / "docs" / "how-to" / "train-one-configuration.md").read_text(encoding="utf-8")
+    count = r"(all|[\d,]+)"
+    stated = re.findall(rf"^- \*\*`([\w-]+)`\*\*( \(the default\))?: {count} images, (\d+) epochs, `([\w-]+)`; "
+                        rf"measured on {count} / {count} / {count}\.", page, re.MULTILINE)
+
+    def text(images):
+        return "all" if images is None else f"{images:,}"
+
+    default = build_parser().parse_args(["run"]).budget
+    assert stated == [(b.name, " (the default)" if b.name == default else "", text(b.train_images), str(b.epochs),
+                       b.recipe, text(b.eval_images), text(b.c_images), text(b.p_images)) for b in BUDGETS.values()]

@@ -20,6 +20,7 @@ from ppsearch.robustness.evaluate import Predictor, batched_logits, evaluate
 from ppsearch.robustness.generate import write_sets
 from ppsearch.robustness.metrics import ALEXNET_CIFAR10, get_protocol
 from ppsearch.robustness.perturbations import ALL_PERTURBATIONS
+from ppsearch.training.sparsity import ResponseSparsity, sparsity_table
 
 N = 12
 
@@ -130,6 +131,25 @@ def test_clean_error_counts_wrong_predictions(checkpoint, test_split):
         expected = (model.eval()(x).argmax(1) != labels).double().mean().item()
     assert result.clean_error == pytest.approx(expected)
     assert result.ce is None and result.fr is None
+
+
+def test_sparsity_shares_the_clean_pass_and_changes_no_number(checkpoint, generated, test_split):
+    """Sparsity measured inside the evaluation's clean pass (which grows to cover its images, in
+    batches) is the table of a pass of its own, and the evaluation's metrics stay what they were."""
+    model = load_model(checkpoint[0])
+    spec = model.ppsearch_spec
+    predictor = Predictor(model, spec.mean, spec.std, batch_size=5)
+    sizes = {"clean_images": 4, "c_images": 3, "p_images": 2, "progress": False,
+             "c_source": f"official:{generated / 'Fashion-MNIST-C'}",
+             "p_source": f"official:{generated / 'Fashion-MNIST-P'}"}
+    alone = evaluate(predictor, *test_split, **sizes)
+    sparsity = ResponseSparsity(model, 8)
+    shared = evaluate(predictor, *test_split, **sizes, watch_clean=sparsity)
+    assert sparsity.table().equals(sparsity_table(model, test_split[0][:8], spec.mean, spec.std))
+    assert shared.clean_error == alone.clean_error and shared.images == alone.images == 4
+    assert shared.corruption_errors.equals(alone.corruption_errors) and shared.ce.equals(alone.ce)
+    assert shared.flip_probabilities == alone.flip_probabilities and shared.top5_distances == alone.top5_distances
+    assert shared.summary == alone.summary
 
 
 C_IMAGES = 4
@@ -358,3 +378,34 @@ def test_eval_refuses_damaged_imagenet_c_and_p_sets_in_one_line(imagenet_tree, t
     err = capsys.readouterr().err.strip()
     assert message.format(dir=copy) in err and "\n" not in err
     assert not out.exists()
+
+
+def test_eval_warns_of_a_model_at_chance_level(tmp_path, capsys):
+    """A model that predicts one class for every image (as an untrained one nearly does) never flips:
+    its low mFR would read as stability. eval says the model is at chance level instead."""
+    spec = ModelSpec("resnet8", Design().to_dict(), 1, 10, "fashion-mnist", *normalisation("fashion-mnist", 1))
+    model = spec.build()
+    with torch.no_grad():
+        model.fc.weight.zero_()
+        model.fc.bias.copy_(torch.arange(10.0))  # always class 9
+    checkpoint = save_model(tmp_path / "constant.safetensors", model, spec)
+    assert main(["eval", "--checkpoint", str(checkpoint), "--subset", str(N), "--quiet", "--c-source", "none",
+                 "--p-source", "generated", "--out", str(tmp_path / "eval")]) == 0
+    printed = capsys.readouterr().out
+    labels = load_dataset("fashion-mnist", subset=N).test_labels
+    error = (labels != 9).float().mean().item()
+    assert "mFR              0.0000" in printed  # no flip at all: "perfectly stable"
+    assert (f"warning: clean error {error:.4f} is at chance level for 10 classes (accuracy {1 - error:.4f}, within "
+            f"0.0500 of a uniform guess's 0.1000): the model has not learnt the task, so its mCE and mFR say nothing "
+            f"about robustness") in printed
+
+
+@pytest.mark.parametrize("clean_error, classes, warned", [
+    (0.90, 10, True), (0.86, 10, True), (0.84, 10, False), (0.30, 10, False),  # margin 0.05: half a guess's 0.1
+    (0.999, 1000, True), (0.998, 1000, False),  # 0.0005
+    (0.5, 2, True), (0.46, 2, True), (0.44, 2, False), (0.3, 2, False),  # at most 0.05, not half of 0.5
+])
+def test_chance_level_is_an_accuracy_within_a_margin_of_a_guess(clean_error, classes, warned):
+    from ppsearch.cli.commands import chance_level_warning
+
+    assert (chance_level_warning(clean_error, classes) is not None) == warned

@@ -1,9 +1,12 @@
+import os
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from ppsearch.errors import UserError
+from ppsearch.robustness.corruptions import SEVERITIES
 from ppsearch.robustness.official import (
     OfficialDataError,
     check_cifar_set,
@@ -71,6 +74,52 @@ def test_cifar_c_missing_corruption_lists_what_is_there(cifar_c):
 def test_cifar_c_severity_is_checked(cifar_c):
     with pytest.raises(ValueError, match="severity must be one of 1..5"):
         load_cifar_c(cifar_c[0], "fog", 0)
+
+
+def test_an_unchanged_set_is_opened_once_per_process(cifar_c, monkeypatch):
+    """Every trial of a search worker reads the run's sets: each file is mapped once, not per
+    trial, per check or per severity."""
+    root, _ = cifar_c
+    opened = []
+    real_load = np.load
+    monkeypatch.setattr(np, "load", lambda path, **kwargs: opened.append(path.name) or real_load(path, **kwargs))
+    for _ in range(2):  # two trials
+        check_cifar_set(root, ["fog"], False, (32, 32), CLASSES)
+        for severity in SEVERITIES:
+            load_cifar_c(root, "fog", severity)
+    assert sorted(opened) == ["fog.npy", "labels.npy"]
+
+
+def test_a_set_written_again_under_the_same_name_is_read_again(cifar_c):
+    """The open maps never go stale: a set written beside and renamed over (as ``write_sets``
+    does) or rewritten in place is read as it is now."""
+    root, images = cifar_c
+    np.testing.assert_array_equal(load_cifar_c(root, "fog", 1)[0].numpy(), images[:ROWS])
+    renamed = images[::-1].copy()
+    np.save(root / "fog.partial.npy", renamed)
+    os.replace(root / "fog.partial.npy", root / "fog.npy")
+    np.testing.assert_array_equal(load_cifar_c(root, "fog", 1)[0].numpy(), renamed[:ROWS])
+    np.save(root / "fog.npy", images)  # in place, the same size
+    np.testing.assert_array_equal(load_cifar_c(root, "fog", 1)[0].numpy(), images[:ROWS])
+    np.save(root / "fog.npy", images[:3 * ROWS])  # in place, another shape
+    with pytest.raises(OfficialDataError, match=r"shape \(12, 32, 32, 3\)"):
+        load_cifar_c(root, "fog", 1)
+
+
+def test_only_the_evaluated_rows_are_read(cifar_c, tmp_path):
+    root, images = cifar_c
+    subset, labels = load_cifar_c(root, "fog", 2, subset=3)
+    np.testing.assert_array_equal(subset.numpy(), images[ROWS:ROWS + 3])
+    assert labels.tolist() == [3, 4, 5]
+    assert len(load_cifar_c(root, "fog", 2, subset=2 * ROWS)[0]) == ROWS  # never past the severity's rows
+    frames = np.random.default_rng(1).integers(0, 256, (6, 3, 32, 32, 3), dtype=np.uint8)
+    p_dir = tmp_path / "p"
+    p_dir.mkdir()
+    np.save(p_dir / "rotate.npy", frames)
+    np.save(p_dir / "labels.npy", np.arange(6))
+    sequences, labels = load_cifar_p(p_dir, "rotate", subset=2)
+    np.testing.assert_array_equal(sequences.numpy(), frames[:2])
+    assert labels.tolist() == [0, 1]
 
 
 def test_cifar_p_frames_and_labels(tmp_path):

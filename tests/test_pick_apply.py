@@ -129,6 +129,10 @@ def test_apply_carries_a_configuration_to_a_timm_model(tmp_path, capsys, model, 
     # TensorFlow-style 'same' padding: timm's Conv2dSame, which the surgery leaves alone
     ("placement: pp\n", ["--model", "timm:tf_efficientnet_b0"],
      "EfficientNet has no convolution that placement pp can make push-pull (it takes square nn.Conv2d kernels"),
+    # a CIFAR-size model fits any of the small datasets: recorded as another's, eval would measure it on the wrong data
+    ("placement: pp\n", ["--model", "resnet20", "--num-classes", "10"],
+     "resnet20 is a CIFAR-size model: name the data it is for with --dataset (fashion-mnist, cifar10, cifar100), or "
+     "give a ppsearch model file of that data as --checkpoint"),
     ("placement: pp\n", ["--model", "resnet20", "--dataset", "cifar10", "--in-chans", "1", "--num-classes", "10"],
      "in_chans 1 does not fit cifar10's 3-channel images: a model for cifar10 takes 3 input channels"),
     ("placement: pp\n", ["--model", "resnet20", "--dataset", "fashion-mnist", "--in-chans", "2", "--num-classes", "10"],
@@ -172,3 +176,44 @@ def test_apply_says_the_design_was_picked_on_another_architecture(tmp_path, caps
     assert ("note: the design was picked on densenet-bc-40-12 (the configuration's arch); it is put into resnet20 "
             "(--model)" in printed) == noted
     assert isinstance(load_model(tmp_path / "m.safetensors").stem[0], PushPull2d)
+
+
+@pytest.mark.parametrize("args, dataset", [
+    (["--model", "resnet20", "--dataset", "cifar10"], "cifar10"),
+    (["--model", "resnet20", "--checkpoint", "MODEL_FILE"], "fashion-mnist"),  # the data the model file records
+    (["--model", "timm:resnet18"], "imagenet"),
+])
+def test_apply_records_the_models_dataset_and_says_how_to_evaluate_it(tmp_path, capsys, args, dataset):
+    import shlex
+
+    from ppsearch.cli import build_parser
+    from ppsearch.config import Design
+    from ppsearch.data.preprocess import normalisation
+    from ppsearch.models.model_file import ModelSpec, save_model
+
+    plain = ModelSpec("resnet20", Design().to_dict(), 3, 10, "fashion-mnist", *normalisation("fashion-mnist", 3))
+    model_file = save_model(tmp_path / "plain.safetensors", plain.build(), plain)  # as a trial of a run writes it
+    config = tmp_path / "picked.yaml"
+    config.write_text("placement: pp\n")
+    out = tmp_path / "m.safetensors"
+    args = [str(model_file) if a == "MODEL_FILE" else a for a in args]
+    assert main(["apply", str(config), *args, "--num-classes", "10", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert load_model(out).ppsearch_spec.dataset == dataset
+    suggested = printed.splitlines()[-1].split("evaluate with: ")[1]
+    assert suggested == f"ppsearch eval --checkpoint {out} --dataset {dataset}"
+    assert build_parser().parse_args(shlex.split(suggested)[1:]).dataset == dataset
+    assert (f"note: no --checkpoint: {args[1]}'s weights are random" in printed) == ("--checkpoint" not in args)
+
+
+def test_apply_says_why_it_leaves_anti_aliasing_out(tmp_path, capsys):
+    # the seed code's -lpf ResNets blur at the block input; timm's ResNet hook takes the blur after conv1 only
+    config = tmp_path / "picked.yaml"
+    config.write_text("placement: pp\nantialias: tri3\nantialias_position: block_input\n")
+    out = tmp_path / "m.safetensors"
+    assert main(["apply", str(config), "--model", "timm:resnet18", "--num-classes", "10", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert ("note: antialias tri3 is not applied, only push-pull: timm's ResNets place the blur after conv1 (Zhang), "
+            "not at the block input (antialias_position block_input): use antialias_position=after_conv1 for "
+            "'resnet18'\n") in printed
+    assert not any(isinstance(m, BlurPool2d) for m in load_model(out).modules())

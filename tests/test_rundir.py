@@ -106,3 +106,53 @@ def test_origins_say_how_a_configuration_came_into_a_run():
     assert [origin_kind(o) for o in ("paper:resnet20-b1", front_origin("resnet20", "00007"), "searched")] == \
         ["paper", "earlier front", "searched"]
     assert front_origin("resnet20", "00007") == "front:resnet20:00007"
+
+
+_DRIVER_STOPPED_BETWEEN_WRITES = """
+import sys
+from pathlib import Path
+
+from ppsearch.rundir import Assignment, ResultsTable, TrialStatus, write_record
+
+run_dir = Path(sys.argv[1])
+table = ResultsTable(run_dir)
+table.write()
+table.WRITE_SHARE = 1e-9  # the next write is far from due
+write_record(run_dir / "trials" / "00001", {"status": "completed", "placement": "pp"})
+table.ended(Assignment({"placement": "pp"}, "00001", "searched", 0, "00001", 1), TrialStatus.PRUNED)
+table.write_due()
+raise KeyboardInterrupt  # the driver stops before its session's last write
+"""
+
+
+def test_the_results_files_are_written_seldom_as_trials_end_yet_whole_when_a_driver_stops(tmp_path, monkeypatch):
+    """Writing the files at every trial end would cost a run O(trials^2): a write that would take
+    more than its share of the time since the last one waits for the next write, or for the
+    driver's exit, interrupted or not; the table in memory is whole all along."""
+    import subprocess
+    import sys
+
+    from ppsearch.rundir import Assignment, ResultsTable, read_table, write_record
+
+    def ended(table, trial_id):
+        write_record(tmp_path / "trials" / trial_id, {"status": "completed", "placement": "none", "val_mce": 1.0})
+        table.ended(Assignment({"placement": "none"}, trial_id, "searched", 0, trial_id, int(trial_id)),
+                    TrialStatus.PRUNED)
+        table.write_due()
+
+    table = ResultsTable(tmp_path)
+    ended(table, "00000")  # the first write is due
+    assert list(read_table(tmp_path)["trial_id"]) == ["00000"]
+    monkeypatch.setattr(ResultsTable, "WRITE_SHARE", 1e-9)  # every later write far from due
+    ended(table, "00001")
+    assert list(read_table(tmp_path)["trial_id"]) == ["00000"]
+    assert list(table.frame()["trial_id"]) == ["00000", "00001"]
+    assert list(table.frame(["trial_id", "status", "val_clean_error"]).columns) == ["trial_id", "status"]
+    table.write()  # a Tune session's end
+    assert list(read_table(tmp_path)["trial_id"]) == ["00000", "00001"]
+
+    stopped = subprocess.run([sys.executable, "-c", _DRIVER_STOPPED_BETWEEN_WRITES, str(tmp_path)],
+                             capture_output=True, text=True)
+    assert "KeyboardInterrupt" in stopped.stderr
+    assert list(read_table(tmp_path)["trial_id"]) == ["00000", "00001"]
+    assert read_table(tmp_path).set_index("trial_id").loc["00001", "placement"] == "pp"  # read from its record

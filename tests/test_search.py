@@ -1,4 +1,5 @@
 """The search end to end on a real local Ray with a real Optuna journal, at tiny budgets."""
+import json
 import os
 import re
 import signal
@@ -12,13 +13,13 @@ import pandas as pd
 import pytest
 from run_dirs import TINY_SPACE, tiny_settings, tiny_space
 
-from ppsearch.rundir import RunSettings, open_study, read_settings, write_settings
+from ppsearch.rundir import RunSettings, has_test_values, open_study, read_settings, write_settings
 from ppsearch.search.confirmation import next_confirmations
 from ppsearch.search.engine import Resources, run_search
 from ppsearch.search.space import load_space
 from ppsearch.search.strategies import make_sampler
 from ppsearch.search.study_searcher import ASSIGNMENT, StudySearcher, enqueue_origins, trial_folder_name
-from ppsearch.selection.pareto import validation_front
+from ppsearch.selection.pareto import reported_trials, validation_front
 from ppsearch.selection.racing import pairs_to_confirm
 
 
@@ -48,9 +49,14 @@ def test_a_multi_objective_search_end_to_end(tmp_path, local_ray):
     completed = table[table["status"] == "completed"].set_index("trial_id")
     for trial in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
         row = completed.loc[trial_folder_name(trial.number)]
-        # Optuna is told validation values only; the test split is measured beside them, never told
+        # Optuna is told validation values only; the test split is measured after the search, never told
         assert trial.values == pytest.approx([row["val_clean_error"], row["val_mce"]])
     assert study.trials[0].params == {"placement": "none", "antialias": "none"}  # papers first
+    # test values where a report states them (the validation front's and the papers'), nowhere else
+    reported = set(reported_trials(table, ("clean_error", "mce"))["trial_id"])
+    assert {"00000", "00001"} <= reported
+    assert dict(zip(table["trial_id"], has_test_values(table))) == {t: t in reported for t in table["trial_id"]}
+    assert (table.set_index("trial_id").loc[sorted(reported), "test_eval_seconds"] > 0).all()
 
 
 def test_trials_stopped_early_are_told_to_optuna_as_pruned(tmp_path):
@@ -100,7 +106,8 @@ def test_trials_an_interrupted_driver_left_running_are_resumed_within_the_budget
 
 
 def _ray_trial_processes():
-    out = subprocess.run(["pgrep", "-f", "ray::ImplicitFunc"], capture_output=True, text=True).stdout
+    out = subprocess.run(["pgrep", "-f", "ray::ImplicitFunc|ray::measure_trial_test"], capture_output=True,
+                         text=True).stdout
     return out.split()
 
 
@@ -211,6 +218,44 @@ def test_confirmation_seeds_survive_kill_9_and_stay_out_of_the_study(tmp_path):
         assert (run_dir / "trials" / trial_id / "record.json").is_file()
 
 
+@pytest.mark.bad_input
+def test_test_values_measured_after_the_search_survive_kill_9_each_measured_once(tmp_path):
+    """After the search, the reported search trials (the validation front's and the papers') get
+    their test values from their saved models. A driver killed while measuring them leaves a run
+    that `report` refuses in one line naming what is missing; the same command measures the rest
+    without retraining, and no trial is measured twice."""
+    space, run_dir = tiny_space(tmp_path), tmp_path / "run"
+    command = _command(space, run_dir, 2)
+    with open(tmp_path / "stderr", "w") as stderr:
+        driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        started = next((line for line in driver.stdout if line.startswith("measuring the test split")), None)
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait()
+    assert started is not None, (tmp_path / "stderr").read_text()[-2000:]
+    _wait_for_ray_workers_to_end()
+    records = {p.parent.name: json.loads(p.read_text()) for p in run_dir.glob("trials/*/record.json")}
+    assert len(records) == 4 and all("val_clean_error" in r for r in records.values())
+    measured = {t: (run_dir / "trials" / t / "record.json").stat().st_mtime_ns
+                for t, r in records.items() if "clean_error" in r}
+    assert len(measured) < 4  # a search trial has validation values only until it is measured
+
+    refused = subprocess.run([sys.executable, "-m", "ppsearch", "report", str(run_dir)], capture_output=True,
+                             text=True, timeout=300)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr[-2000:]
+    assert "reported configuration(s) have no test values yet" in refused.stderr
+    assert "run the interrupted `ppsearch run` command again" in refused.stderr
+
+    resumed = subprocess.run(command + ["--quiet"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    table = pd.read_parquet(run_dir / "results.parquet")
+    reported = set(reported_trials(table, ("clean_error", "mce"))["trial_id"])
+    assert dict(zip(table["trial_id"], has_test_values(table))) == {t: t in reported for t in table["trial_id"]}
+    assert {t: (run_dir / "trials" / t / "record.json").stat().st_mtime_ns for t in measured} == measured
+    assert (table["epochs_completed"] == 2).all() and len(table) == 4  # nothing retrained, nothing added
+    assert subprocess.run([sys.executable, "-m", "ppsearch", "report", str(run_dir)], capture_output=True,
+                          timeout=300).returncode == 0
+
+
 # Ctrl-C at a terminal reaches a foreground command whose SIGINT is at its default. A suite started
 # in the background of a non-interactive shell inherits SIGINT ignored, and Python keeps it ignored,
 # so the driver is started as from a terminal.
@@ -317,7 +362,10 @@ def test_the_progress_line_counts_trials_in_the_state_they_are_entering(tmp_path
     callback.on_trial_complete(0, [a, b, c], a)
     callback.on_trial_start(0, [trial("a", Trial.TERMINATED), b, c], c)
     callback.on_trial_complete(0, [trial("a", Trial.TERMINATED), b, trial("c", Trial.RUNNING)], b)
+    callback.on_trial_start(0, [trial("a", Trial.TERMINATED), trial("b", Trial.TERMINATED), c], c)
     lines = [line.split("trials: ")[1].split(" |")[0] for line in capsys.readouterr().out.splitlines()]
+    # a line per trial end and for the session's first start; a later start, the moment a trial
+    # ended, would only repeat the line before it
     assert lines == ["1 completed, 0 pruned, 0 failed, 1 running, 1 pending",
                      "1 completed, 0 pruned, 0 failed, 2 running, 0 pending",
                      "1 completed, 1 pruned, 0 failed, 1 running, 0 pending"]
@@ -385,6 +433,6 @@ def test_a_runs_settings_enter_each_module_at_most_twice(tmp_path, local_ray, ca
     line = capsys.readouterr().out.splitlines()[-1]
     phases, total = re.fullmatch(r"phases: (.*); total ([\d.]+) s \(the first trial started [\d.]+ s in\)", line).groups()
     seconds = dict(re.fullmatch(r"(.+) ([\d.]+) s", part).groups() for part in phases.split(", "))
-    assert list(seconds) == ["start-up", "checks", "Ray start", "study", "-C/-P sets", "search", "confirmation",
-                             "summary"]
+    assert list(seconds) == ["start-up", "checks", "Ray start", "study", "validation sets", "search", "test sets",
+                             "test measurements", "confirmation", "summary"]
     assert sum(map(float, seconds.values())) == pytest.approx(float(total), abs=0.5)

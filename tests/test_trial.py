@@ -10,10 +10,11 @@ from ppsearch.cli import main
 from ppsearch.models.model_file import load_model
 from ppsearch.robustness.corruptions import BENCHMARK_CORRUPTIONS
 from ppsearch.robustness.perturbations import TEST_PERTURBATIONS
+from ppsearch.rundir import read_record
 from ppsearch.search.space import load_space, parse_override
 from ppsearch.selection.statistics import mean_ci, seed_summary
 from ppsearch.training.budgets import BUDGETS, get_budget, parse_budget_overrides
-from ppsearch.training.trial import TrialConfig, evaluation_sets, run_trial, trial_dataset
+from ppsearch.training.trial import TrialConfig, evaluation_sets, measure_test, run_trial, trial_dataset
 
 SPLIT = {"validation_fraction": 0.1, "validation_seed": 0}  # as a search's trials
 
@@ -102,6 +103,23 @@ def test_sparsity_is_saved_with_the_record(smoke_record):
     assert table.iloc[0]["layer"] == "stem.0"
     assert record["first_layer_weight_sparsity"] == pytest.approx(table.iloc[0]["weight_sparsity"])
     assert (table["weight_abs_q10"] <= table["weight_abs_q90"]).all()
+
+
+def test_test_values_measured_later_from_the_saved_model_equal_those_measured_in_the_trial(smoke_record, sets,
+                                                                                            tmp_path):
+    """A search trial measures the validation split only; its test values, measured later from
+    its saved model (nothing retrained), are the ones the trial would have measured itself; a
+    second measurement changes nothing."""
+    config, inline, _ = smoke_record
+    deferred = run_trial(config, tmp_path, sets, with_test=False)
+    assert "clean_error" not in deferred and "test_eval_seconds" not in deferred and "mce" not in deferred
+    assert deferred["val_mce"] == inline["val_mce"] and deferred["eval_seconds"] > 0
+    measured = measure_test(config, tmp_path, sets)
+    tested = [k for k in inline if k not in deferred and k != "test_eval_seconds"]
+    assert len(tested) > 100 and {k: measured[k] for k in tested} == {k: inline[k] for k in tested}
+    assert measured["test_eval_seconds"] > 0 and read_record(tmp_path) == json.loads(json.dumps(measured))
+    written = (tmp_path / "record.json").stat().st_mtime_ns
+    assert measure_test(config, tmp_path, sets) == measured and (tmp_path / "record.json").stat().st_mtime_ns == written
 
 
 def test_a_finished_trial_is_not_trained_again(smoke_record, sets):

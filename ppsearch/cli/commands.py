@@ -11,21 +11,18 @@ import re
 import time
 from pathlib import Path
 
-from ..config import PAPER_PREFIX, Design
+from ..config import Design
 from ..data.names import BAD_IMAGES_FAIL, FASHION_MNIST
 from ..errors import UserError
 from ..files import check_output
 from ..robustness.names import ALL_CORRUPTIONS, ALL_PERTURBATIONS, SEVERITIES
 from ..rundir import (
-    CE_PREFIX,
     COST_METRICS,
     FINAL_STATUSES,
     JOURNAL_FILE,
     RECORDS_STEM,
     RESULTS_STEM,
-    RUN_FILE,
     Column,
-    RunSettings,
     TrialStatus,
     completed,
     load_run,
@@ -110,31 +107,41 @@ def cmd_eval(args: argparse.Namespace) -> None:
                       seed=args.seed, progress=not args.quiet, c_images=args.subset, p_images=args.subset,
                       classes=classes)
     print(result.render())
+    warning = chance_level_warning(result.clean_error, len(classes))
+    if warning:
+        print(warning)
     out = result.save(out)
     print(f"tables written to {out}")
 
 
-SUMMARY_METRICS = (Column.CLEAN_ERROR, Column.MCE, Column.RELATIVE_MCE, Column.MFR, Column.CORRUPTION_ERROR,
-                   Column.FIRST_LAYER_WEIGHT_SPARSITY, Column.FIRST_LAYER_RESPONSE_SPARSITY, Column.TRAIN_SECONDS,
-                   Column.IMAGES_PER_SECOND)
+# A model whose accuracy is this close to a uniform guess's has learnt next to nothing: its -C errors
+# sit at chance too, and its flip rates are meaninglessly low, since a model that predicts (nearly)
+# one class for every image flips for no perturbation. The margin is half a guess's accuracy (an
+# untrained model's 0.1 on 10 classes is well inside 0.15), at most 5 points, so that 70% on two
+# classes is not called chance.
+CHANCE_MARGIN_OF_GUESS = 0.5
+MAX_CHANCE_MARGIN = 0.05
+
+
+def chance_level_warning(clean_error: float, num_classes: int) -> str | None:
+    """A one-line warning when ``clean_error`` is at chance level for ``num_classes`` classes: an
+    accuracy within the margin above a uniform guess's (see :data:`CHANCE_MARGIN_OF_GUESS`); else None."""
+    guess = 1 / num_classes
+    margin = min(CHANCE_MARGIN_OF_GUESS * guess, MAX_CHANCE_MARGIN)
+    accuracy = 1 - clean_error
+    if accuracy >= guess + margin:
+        return None
+    return (f"warning: clean error {clean_error:.4f} is at chance level for {num_classes} classes (accuracy "
+            f"{accuracy:.4f}, within {margin:.4f} of a uniform guess's {guess:.4f}): the model has not learnt the task, "
+            f"so its mCE and mFR say nothing about robustness (a model that predicts one class for every image never "
+            f"flips: a low mFR); evaluate a trained model")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from ..launch import train
     from ..search.space import load_space
-    from ..selection.statistics import seed_summary
     from ..training.budgets import parse_budget_overrides
-    from ..training.seeds import train_seeds
     from ..training.trial import TrialConfig, TrialEpoch
-
-    space = load_space(args.space)
-    dataset_name = args.dataset or space.dataset
-    overrides = space.budget(args.budget, parse_budget_overrides(args.budget_set))
-    configs = [TrialConfig.create(space.config(args.config), dataset=dataset_name, budget=args.budget, seed=seed,
-                                  budget_overrides=overrides, protocol=args.protocol,
-                                  validation_fraction=args.validation_fraction, image_size=args.image_size)
-               for seed in range(args.seeds)]
-    label = "-".join(t.removeprefix(PAPER_PREFIX).replace("=", "") for t in args.config) or "defaults"
-    out = check_output(args.out or f"runs/train/{space.name}-{label}-{dataset_name}-{args.budget}", "directory")
 
     def progress(config: TrialConfig, epoch: TrialEpoch) -> None:
         if not args.quiet:
@@ -143,77 +150,81 @@ def cmd_train(args: argparse.Namespace) -> None:
                   f"{r.train_error:.4f}  test error {epoch.clean_error:.4f}  {r.images_per_second:.0f} images/s",
                   flush=True)
 
-    table = train_seeds(configs, out, access=_access(args), device=args.device, compile=args.compile,
-                        progress=not args.quiet, on_epoch=progress)
+    trained = train(args.config, space=args.space, dataset=args.dataset, budget=args.budget, seeds=args.seeds,
+                    out=args.out, budget_overrides=parse_budget_overrides(args.budget_set), protocol=args.protocol,
+                    validation_fraction=args.validation_fraction, image_size=args.image_size, device=args.device,
+                    compile=args.compile, data_dir=args.data_dir, stream=args.stream,
+                    memory_budget=args.memory_budget, bad_images=args.bad_images, tracking=_tracking(args),
+                    quiet=args.quiet, on_epoch=progress)
+    table = trained.table
     for row in table[table[Column.STATUS] != TrialStatus.COMPLETED].itertuples():
         print(f"seed {row.seed} failed: {row.failure_reason}")
     _print_skipped(table)
-    ce_columns = [c for c in table.columns if c.startswith(CE_PREFIX)]
-    summary = seed_summary(table[table[Column.STATUS] == TrialStatus.COMPLETED], SUMMARY_METRICS + tuple(ce_columns))
-    config = configs[0]
+    config = table.iloc[0]  # every seed's record holds the configuration and budget it trained
     normaliser = table[Column.CE_NORMALISER].dropna().iloc[0] if Column.CE_NORMALISER in table else "n/a"
-    print(f"\n{space.name} {' '.join(args.config) or '(defaults)'} on {dataset_name}, budget {args.budget} "
-          f"({config.epochs} epochs, {config.train_images or 'all'} training images, {config.eval_images or 'all'} test "
-          f"images, -C {config.c_images or 'all'} and -P {config.p_images or 'all'} of them, recipe {config.recipe}); "
-          f"mCE normalised by {normaliser}")
-    print(summary.to_string(index=False, formatters={"mean": "{:.4f}".format, "ci95": lambda v: f"+- {v:.4f}"}))
-    print(f"records written to {out / RECORDS_STEM}.parquet and .csv")
+    print(f"\n{load_space(args.space).name} {' '.join(args.config) or '(defaults)'} on {config['dataset']}, budget "
+          f"{args.budget} ({config['epochs']} epochs, {config['train_images'] or 'all'} training images, "
+          f"{config['eval_images'] or 'all'} test images, -C {config['c_images'] or 'all'} and -P "
+          f"{config['p_images'] or 'all'} of them, recipe {config['recipe']}); mCE normalised by {normaliser}")
+    print(trained.summary().to_string(index=False, formatters={"mean": "{:.4f}".format,
+                                                                "ci95": lambda v: f"+- {v:.4f}"}))
+    print(f"records written to {trained.path / RECORDS_STEM}.parquet and .csv")
+
+
+def _tracking(args: argparse.Namespace):
+    """Where --mlflow tracks the trials (None without it)."""
+    from ..tracking import Tracking
+
+    if args.mlflow is None:
+        if args.mlflow_artifacts:
+            raise UserError("--mlflow-artifacts: give --mlflow URI too (the models go to its tracking server)")
+        return None
+    return Tracking(args.mlflow, args.mlflow_artifacts)
 
 
 def cmd_run(args: argparse.Namespace) -> None:
     started = time.monotonic()  # the run's phases count the imports below
-    from ..reporting.report import analyse, config_table, verdict_summary
-    from ..robustness.metrics import default_protocol
-    from ..search.cluster import Resources
-    from ..search.engine import RunClock, check_complete, confirm, prepare_run, search
-    from ..search.space import load_space
-    from ..selection.uncertainty import ci_column
+    from ..launch import run
+    from ..reporting.report import analyse, config_table, front_overview, verdict_summary
+    from ..search.engine import RunClock, check_complete
+    from ..selection.pareto import untested_reported
     from ..training.budgets import parse_budget_overrides
 
-    space = load_space(args.space)
-    out = check_output(args.out or f"runs/search/{space.name}-{args.dataset or space.dataset}-{args.budget}",
-                       "directory")
-    if args.resume and not (out / RUN_FILE).is_file():
-        raise UserError(f"--resume: {out} holds no run to resume")
-    objectives = args.objectives or space.objectives
-    dataset = args.dataset or space.dataset
-    settings = RunSettings(str(space.path), dataset, args.budget,
-                           space.budget(args.budget, parse_budget_overrides(args.budget_set)), objectives,
-                           args.sampler, args.scheduler, args.trials, args.seed,
-                           args.protocol or default_protocol(dataset), args.validation_fraction,
-                           seed_from=tuple(str(Path(d).resolve()) for d in args.seed_from),
-                           image_size=args.image_size, confirm_seeds=args.confirm_seeds, max_seeds=args.max_seeds,
-                           verdict_alpha=args.verdict_alpha, constraints=tuple(args.constraint),
-                           latency_batch=args.latency_batch, latency_device=args.latency_device or "",
-                           latency_backend=args.latency_backend)
-    resources = Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.time_budget, args.address)
     clock = RunClock(started)
-    clock.mark("start-up")
-    prepared = prepare_run(out, space, settings, resources, access=_access(args), quiet=args.quiet, clock=clock)
-    search(prepared)
-    table = confirm(prepared)
+    searched = run(args.space, dataset=args.dataset, budget=args.budget, trials=args.trials, out=args.out,
+                   budget_overrides=parse_budget_overrides(args.budget_set), objectives=args.objectives,
+                   sampler=args.sampler, scheduler=args.scheduler, seed=args.seed, protocol=args.protocol,
+                   validation_fraction=args.validation_fraction, image_size=args.image_size,
+                   confirm_seeds=args.confirm_seeds, max_seeds=args.max_seeds, verdict_alpha=args.verdict_alpha,
+                   constraints=args.constraint, latency_batch=args.latency_batch, latency_device=args.latency_device,
+                   latency_backend=args.latency_backend, seed_from=args.seed_from,
+                   cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                   max_concurrent=args.max_concurrent, time_budget=args.time_budget, address=args.address,
+                   resume=args.resume, data_dir=args.data_dir, stream=args.stream, memory_budget=args.memory_budget,
+                   bad_images=args.bad_images, tracking=_tracking(args), quiet=args.quiet, clock=clock)
+    table, settings, out = searched.table, searched.settings, searched.path
+    objectives = settings.objectives
     print(f"\n{len(table)} trials: {status_counts(table, FINAL_STATUSES)}", end="")
     if completed(table).empty:
         print("; none completed: no Pareto front")
+    elif len(untested_reported(table, objectives)):  # --time-budget spent before they were measured
+        print("; the front's and the papers' test values are not all measured yet: no estimates")
     else:
-        analysis = analyse(table, prepared.settings)
+        analysis = analyse(table, settings)
         front = config_table(analysis.summary, analysis.front_ids, analysis.objectives)
-        shown = dict.fromkeys([Column.CONFIG_ID, Column.ORIGIN, "placement", "variant", "scale", "alpha", "antialias",
-                               "augmentation", *[validation_column(o) for o in objectives], "seeds",
-                               *[c for o in objectives for c in (o, ci_column(o))]])
         print(f"; Pareto front on {', '.join(objectives)} selected on validation images ({len(front)} configurations; "
               f"test estimates beside them, unprefixed, over the seeds that estimate each: a searched configuration's "
               f"selected seed is left out):")
-        print(front[[c for c in shown if c in front]].to_string(index=False, float_format="%.4f"))
+        print(front_overview(front, objectives).to_string(index=False, float_format="%.4f"))
         print(verdict_summary(analysis))
     for row in table[table[Column.STATUS] == TrialStatus.FAILED].itertuples():
         print(f"failed: {row.trial_id} ({row.origin}): {row.failure_reason}")
     _print_skipped(table)
     print(f"results table: {out / RESULTS_STEM}.parquet and .csv; Optuna study "
-          f"{prepared.settings.study_name} in {out / JOURNAL_FILE}")
+          f"{settings.study_name} in {out / JOURNAL_FILE}")
     clock.mark("summary")
     print(clock.render())
-    check_complete(prepared.study, table)
+    check_complete(searched.study, table, objectives)
 
 
 def _print_skipped(table) -> None:
@@ -304,8 +315,10 @@ def cmd_apply(args: argparse.Namespace) -> None:
         print(f"note: the design was picked on {config['arch']} (the configuration's arch); it is put into "
               f"{args.model} (--model), and the configuration's model keys (arch, augmentation, recipe) are not used")
     if applied.antialias_left_out:
-        print(f"note: antialias {config.get('antialias')} is not applied: {args.model} has no anti-aliasing hook "
-              f"(timm offers one for ResNets only); push-pull is")
+        print(f"note: antialias {config.get('antialias')} is not applied, only push-pull: {applied.antialias_left_out}")
+    if args.checkpoint is None:
+        print(f"note: no --checkpoint: {args.model}'s weights are random, so eval measures an untrained model (at "
+              f"chance level); give the plain model's trained weights as --checkpoint")
     if out.suffix == ".onnx":
         from ..models.export import export_onnx
 
@@ -317,7 +330,8 @@ def cmd_apply(args: argparse.Namespace) -> None:
         print(f"  {change.name:40s} stage {change.stage}  {change.in_channels}->{change.out_channels} "
               f"k{change.kernel_size} s{change.stride}" + (f" g{change.groups}" if change.groups > 1 else ""))
     print(f"exported to {out} for serving (ONNX)" if out.suffix == ".onnx" else
-          f"saved to {out}; evaluate with: ppsearch eval --checkpoint {out} --dataset {args.dataset}")
+          f"saved to {out} (a model for {applied.spec.dataset}); evaluate with: ppsearch eval --checkpoint {out} "
+          f"--dataset {applied.spec.dataset}")
 
 
 def cmd_export(args: argparse.Namespace) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .. import __version__
 from ..data.names import BAD_IMAGE_POLICIES, BAD_IMAGES_FAIL, DATASETS, IMAGENET, STREAM_AUTO, STREAM_MODES
 from ..robustness.names import HENDRYCKS, PROTOCOL_NAMES, SEED_PAPER
 from ..rundir import AUTO, LATENCY_DEVICES, MIN_RACING_SEEDS, OBJECTIVES, LatencyBackend, RunSettings
@@ -36,11 +37,22 @@ from .arguments import (
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line (the reference docs/reference/cli.md is generated from it)."""
     parser = Parser(prog="ppsearch", description="Search where push-pull inhibition goes in a ConvNet.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subcommands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for add in (_add_models, _add_corrupt, _add_eval, _add_train, _add_run, _add_pick, _add_apply, _add_export,
                 _add_report, _add_dashboard):
         add(subcommands)
     return parser
+
+
+DEMO_RUN = "runs/search/resnet-cifar-fashion-mnist-demo"  # where `make demo` writes its run
+EXAMPLE_PREFIX = "example: "  # begins every subcommand's epilog (the reference shows the rest as a code block)
+
+
+def _example(command: str) -> dict[str, Any]:
+    """What makes a subcommand's --help end with an example: ``command`` as an epilog, kept on one
+    line (argparse would wrap it, and a wrapped command does not paste)."""
+    return {"epilog": EXAMPLE_PREFIX + command, "formatter_class": argparse.RawDescriptionHelpFormatter}
 
 
 # Every parent is built afresh for each subcommand that takes it: argparse shares a parent's actions
@@ -90,6 +102,19 @@ def _protocol_parent() -> Parser:
     return parent
 
 
+def _tracking_parent() -> Parser:
+    """Where train and run track their trials as MLflow runs (ppsearch.tracking)."""
+    parent = Parser(add_help=False)
+    group = parent.add_argument_group("MLflow tracking (needs ppsearch[mlflow])")
+    group.add_argument("--mlflow", default=None, metavar="URI",
+                       help="track every trial as an MLflow run in an experiment named after the run directory: "
+                            "http://HOST:PORT of a tracking server, or an MLflow database (sqlite:///PATH); "
+                            "rerunning the command adds to the same runs")
+    group.add_argument("--mlflow-artifacts", action="store_true",
+                       help="also log each trial's model file as an artifact of its run")
+    return parent
+
+
 def _device_parent() -> Parser:
     parent = Parser(add_help=False)
     parent.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N (a device this machine has)")
@@ -108,7 +133,8 @@ def _test_set_parent() -> Parser:
 
 def _add_models(subcommands: argparse._SubParsersAction) -> None:
     models = subcommands.add_parser("models", parents=[_device_parent()],
-                                    help="list architectures, or profile one with a design")
+                                    help="list architectures, or profile one with a design",
+                                    **_example("ppsearch models --arch resnet20 --placement b1 --latency"))
     models.add_argument("--arch", help="architecture name (see `ppsearch models`)")
     models.add_argument("--in-chans", type=integer(1), default=3)
     models.add_argument("--num-classes", type=integer(2), default=10)
@@ -133,14 +159,16 @@ def _add_latency_setup(parser: argparse.ArgumentParser, *device_flag: str, **dev
 
 def _add_corrupt(subcommands: argparse._SubParsersAction) -> None:
     corrupt = subcommands.add_parser("corrupt", parents=[_data_parent(None), _test_set_parent(), _device_parent()],
-                                     help="write generated -C and -P sets of a dataset's test split")
+                                     help="write generated -C and -P sets of a dataset's test split",
+                                     **_example("ppsearch corrupt --dataset cifar10 --subset 1000 --out cifar10-sets"))
     corrupt.add_argument("--out", required=True, help="new output directory")
     corrupt.set_defaults(run=commands.cmd_corrupt)
 
 
 def _add_eval(subcommands: argparse._SubParsersAction) -> None:
     evaluate = subcommands.add_parser("eval", help="clean, -C and -P metrics of a saved model", parents=[
-        _data_parent("the model's"), _test_set_parent(), _device_parent(), _protocol_parent()])
+        _data_parent("the model's"), _test_set_parent(), _device_parent(), _protocol_parent()],
+        **_example("ppsearch eval --checkpoint resnet20-pushpull.safetensors --subset 2000"))
     evaluate.add_argument("--checkpoint", required=True,
                           help="a model .safetensors written by ppsearch, or a checkpoint of the seed paper's code "
                                "(.pth/.pth.tar) with --arch and the design flags it was trained with")
@@ -160,7 +188,8 @@ def _add_eval(subcommands: argparse._SubParsersAction) -> None:
 
 def _add_train(subcommands: argparse._SubParsersAction) -> None:
     train = subcommands.add_parser("train", help="train and measure one configuration over seeds", parents=[
-        _data_parent("the space's"), _trial_parent(), _protocol_parent(), _device_parent()])
+        _data_parent("the space's"), _trial_parent(), _protocol_parent(), _device_parent(), _tracking_parent()],
+        **_example("ppsearch train --space resnet-cifar --config paper:resnet20-pp --seeds 3"))
     train.add_argument("--config", nargs="*", default=[],
                        help="paper:NAME and/or key=value overrides, applied in order over the space's defaults")
     train.add_argument("--seeds", type=integer(1), default=1, help="train seeds 0..N-1")
@@ -172,7 +201,10 @@ def _add_train(subcommands: argparse._SubParsersAction) -> None:
 
 def _add_run(subcommands: argparse._SubParsersAction) -> None:
     run = subcommands.add_parser("run", help="search the space: Ray Tune trials, Optuna sampling, MO-ASHA",
-                                 parents=[_data_parent("the space's"), _trial_parent(), _protocol_parent()])
+                                 parents=[_data_parent("the space's"), _trial_parent(), _protocol_parent(),
+                                          _tracking_parent()],
+                                 **_example("ppsearch run --space resnet-cifar --dataset fashion-mnist --budget demo "
+                                            "--trials 6 --confirm-seeds 2"))
     run.add_argument("--objectives", type=objectives, default=None, metavar="NAME[,NAME...]",
                      help=f"comma-separated subset of {', '.join(OBJECTIVES)} (default: the space's)")
     run.add_argument("--sampler", default="tpe", **one_of("sampler", SAMPLERS),
@@ -224,7 +256,8 @@ def _add_ray_resources(group: argparse._ArgumentGroup) -> None:
 
 
 def _add_pick(subcommands: argparse._SubParsersAction) -> None:
-    pick = subcommands.add_parser("pick", help="choose a configuration from a run's Pareto front, print it as YAML")
+    pick = subcommands.add_parser("pick", help="choose a configuration from a run's Pareto front, print it as YAML",
+                                  **_example(f"ppsearch pick {DEMO_RUN} --max-clean-error-increase 1 > picked.yaml"))
     pick.add_argument("run_dir", nargs="+", help="a `ppsearch run` directory; several: the design on every run's "
                                                  "front, or the closest")
     pick.add_argument("--max-clean-error-increase", type=real(), default=None, metavar="PP",
@@ -239,14 +272,19 @@ def _add_pick(subcommands: argparse._SubParsersAction) -> None:
 
 
 def _add_apply(subcommands: argparse._SubParsersAction) -> None:
-    apply = subcommands.add_parser("apply", help="build a model with a picked configuration (push-pull by surgery)")
+    apply = subcommands.add_parser("apply", help="build a model with a picked configuration (push-pull by surgery)",
+                                   **_example("ppsearch apply picked.yaml --model timm:resnet50 --checkpoint "
+                                              "resnet50.safetensors --out resnet50-pp.safetensors"))
     apply.add_argument("config", help="YAML configuration, as `ppsearch pick` prints")
     apply.add_argument("--model", required=True, help="timm:NAME, an ImageNet ResNet name, or a ppsearch architecture")
-    apply.add_argument("--checkpoint", default=None, help="weights of the plain model (.safetensors or .pth)")
+    apply.add_argument("--checkpoint", default=None, help="weights of the plain model (.safetensors or .pth); "
+                                                          "without them the weights are random")
     apply.add_argument("--in-chans", type=integer(1), default=3)
     apply.add_argument("--num-classes", type=integer(2), default=1000)
-    apply.add_argument("--dataset", default=IMAGENET, **one_of("dataset", DATASETS),
-                       help="what the model is for: its normalisation, eval's default (default: %(default)s)")
+    apply.add_argument("--dataset", default=None, **one_of("dataset", DATASETS),
+                       help="what the model is for: its normalisation, eval's default (default: the dataset of a "
+                            f"ppsearch model file given as --checkpoint, else {IMAGENET} for an ImageNet model; a "
+                            "CIFAR-size architecture needs it)")
     apply.add_argument("--out", default=None, help="output .safetensors, or .onnx to export it for serving "
                                                    "(default: <model>-pushpull.safetensors)")
     apply.set_defaults(run=commands.cmd_apply)
@@ -256,7 +294,8 @@ EXPORT_FORMATS = ("onnx",)  # each has its writer in ppsearch.models.export
 
 
 def _add_export(subcommands: argparse._SubParsersAction) -> None:
-    export = subcommands.add_parser("export", help="write a ppsearch model file in a deployment format (ONNX)")
+    export = subcommands.add_parser("export", help="write a ppsearch model file in a deployment format (ONNX)",
+                                    **_example("ppsearch export resnet50-pp.safetensors --out resnet50-pp.onnx"))
     export.add_argument("model_file", help="a ppsearch model file (.safetensors, as train, run and apply write)")
     export.add_argument("--format", default="onnx", **one_of("format", EXPORT_FORMATS))
     export.add_argument("--out", required=True, help="output file (model.onnx)")
@@ -264,7 +303,8 @@ def _add_export(subcommands: argparse._SubParsersAction) -> None:
 
 
 def _add_report(subcommands: argparse._SubParsersAction) -> None:
-    report = subcommands.add_parser("report", help="write a run's HTML report (offline) and its tables")
+    report = subcommands.add_parser("report", help="write a run's HTML report (offline) and its tables",
+                                    **_example(f"ppsearch report {DEMO_RUN}"))
     report.add_argument("run_dir", nargs="+", help="a `ppsearch run` directory; several: one comparison report")
     report.add_argument("--verdict-alpha", type=alpha, default=None,
                         help="level of the verdicts (default: the run's --verdict-alpha)")
@@ -274,7 +314,8 @@ def _add_report(subcommands: argparse._SubParsersAction) -> None:
 
 
 def _add_dashboard(subcommands: argparse._SubParsersAction) -> None:
-    dashboard = subcommands.add_parser("dashboard", help="a live dashboard of a run (refreshes while it searches)")
+    dashboard = subcommands.add_parser("dashboard", help="a live dashboard of a run (refreshes while it searches)",
+                                       **_example(f"ppsearch dashboard {DEMO_RUN} --port 8050"))
     dashboard.add_argument("run_dir", nargs="+", help="a `ppsearch run` directory; several: compared")
     dashboard.add_argument("--port", type=integer(1, 65535), default=8050)
     dashboard.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1: this machine only")

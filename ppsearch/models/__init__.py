@@ -67,23 +67,29 @@ def _timm_builder(name: str) -> Callable[..., nn.Module]:
         aa = parse_antialias(antialias)
         kwargs: dict[str, Any] = {}
         if aa:
-            if not supports_antialias(f"timm:{name}"):
-                raise UserError(f"antialias is supported for timm ResNets only, not {name!r}")
-            if antialias_position != "after_conv1":
-                raise UserError(f"timm's ResNets place the blur after conv1 (Zhang), not at the block input: "
-                                f"use antialias_position=after_conv1 for {name!r}")
+            problem = antialias_problem(f"timm:{name}", antialias_position)
+            if problem:
+                raise UserError(problem)
             kwargs["aa_layer"] = _blur_pool_class(aa)
         return timm.create_model(name, pretrained=False, in_chans=in_chans, num_classes=num_classes, **kwargs)
 
     return build
 
 
-def supports_antialias(arch: str, position: str = "after_conv1") -> bool:
-    """Whether ``arch`` can be built anti-aliased with the blur at ``position``: ppsearch's own
-    models at either, timm's ResNets after conv1 (their ``aa_layer`` hook, Zhang's placement);
-    other timm families have no such hook."""
+def antialias_problem(arch: str, position: str = "after_conv1") -> str | None:
+    """Why ``arch`` cannot be built anti-aliased with the blur at ``position`` (the design's
+    ``antialias_position``), or None when it can: ppsearch's own models take either position,
+    timm's ResNets after conv1 only (their ``aa_layer`` hook, Zhang's placement), and other timm
+    families have no such hook."""
     timm_name = _timm_name(arch)
-    return timm_name is None or (timm_name.startswith("resnet") and position == "after_conv1")
+    if timm_name is None:
+        return None
+    if not timm_name.startswith("resnet"):
+        return f"antialias is supported for timm ResNets only, not {timm_name!r}"
+    if position != "after_conv1":
+        return (f"timm's ResNets place the blur after conv1 (Zhang), not at the block input (antialias_position "
+                f"{position}): use antialias_position=after_conv1 for {timm_name!r}")
+    return None
 
 
 def _blur_pool_class(filt_size: int) -> type[nn.Module]:

@@ -52,6 +52,16 @@ def save_model(path: str | Path, model: nn.Module, spec: ModelSpec) -> Path:
     return Path(path)
 
 
+def written_by_ppsearch(path: str | Path) -> bool:
+    """Whether ``path`` is a safetensors file carrying ppsearch's specification; a file that is not
+    (plain weights, a torch checkpoint, a missing file) is left to the reader that loads it to name."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return METADATA_KEY in (f.metadata() or {})
+    except (SafetensorError, OSError):
+        return False
+
+
 def read_spec(path: str | Path) -> ModelSpec:
     """The specification in the model file at ``path``, every field checked against
     :class:`ModelSpec`'s declared type and against what a model can be built and fed with: a

@@ -27,7 +27,7 @@ from ..files import write_texts
 from ..rundir import Column, RunSettings, completed, is_paper, load_run, search_trials, validation_column
 from ..selection import pareto
 from ..selection.uncertainty import configurations, hypervolume_interval
-from .report import check_validation_columns, html_page, html_table, table_files, volume_text
+from .report import check_test_values, check_validation_columns, html_page, html_table, table_files, volume_text
 
 DESIGN = "design"  # the column naming a design in the comparison tables
 RANK_PREFIX = "rank in "  # per run: the design's Pareto rank on validation values (1: on the front)
@@ -51,6 +51,7 @@ def load_runs(run_dirs: Sequence[str | Path]) -> list[Run]:
     runs = [Run(name, *load_run(path)) for name, path in zip(names, paths)]
     for run, path in zip(runs, paths):
         check_validation_columns(run.table, run.settings.objectives, path)
+        check_test_values(run.table, run.settings.objectives, path)
     return runs
 
 
@@ -122,11 +123,16 @@ def side_by_side(runs: Sequence[Run], objectives: Sequence[str]) -> pd.DataFrame
     return table[shared].sort_values(["arch", DESIGN, "run"], ignore_index=True)
 
 
-def hypervolumes(runs: Sequence[Run], objectives: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray]:
+def shared_reference(runs: Sequence[Run], objectives: Sequence[str]) -> np.ndarray:
+    """The reference point of every run's hypervolume: 1.1 x the worst paper configuration over all
+    the runs, so that their hypervolumes compare."""
+    return pareto.reference_point(pd.concat([r.table for r in runs], ignore_index=True), objectives)
+
+
+def hypervolumes(runs: Sequence[Run], objectives: Sequence[str]) -> pd.DataFrame:
     """Each run's hypervolume of its validation front's test estimates (``volume_text`` says when
-    seeds allow an interval, or an estimate at all) at one reference point shared by all runs, and
-    that point."""
-    reference = pareto.reference_point(pd.concat([r.table for r in runs], ignore_index=True), objectives)
+    seeds allow an interval, or an estimate at all) at the reference point shared by all runs."""
+    reference = shared_reference(runs, objectives)
     rows = []
     for run in runs:
         front = pareto.validation_front(run.table, objectives)
@@ -134,7 +140,13 @@ def hypervolumes(runs: Sequence[Run], objectives: Sequence[str]) -> tuple[pd.Dat
         rows.append({"run": run.name, "dataset": run.settings.dataset, "budget": run.settings.budget,
                      "front configurations": len(front), "hypervolume": point, "95% low": low, "95% high": high,
                      "estimate": volume_text((point, low, high))})
-    return pd.DataFrame(rows), reference
+    return pd.DataFrame(rows)
+
+
+def comparison_tables(runs: Sequence[Run], objectives: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """The comparison's tables by name (written beside its page as ``<page>-<name>.csv``)."""
+    return {"hypervolume": hypervolumes(runs, objectives), "designs_across_runs": design_ranks(runs, objectives),
+            "same_configuration": side_by_side(runs, objectives)}
 
 
 def pick_across(runs: Sequence[Run], objectives: Sequence[str]) -> tuple[pd.Series, pd.Series]:
@@ -189,9 +201,8 @@ def write_comparison(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
     runs = load_runs(run_dirs)
     objectives = shared_objectives(runs)
     note = mixing_note(runs)
-    volumes, reference = hypervolumes(runs, objectives)
-    tables = {"hypervolume": volumes, "designs_across_runs": design_ranks(runs, objectives),
-              "same_configuration": side_by_side(runs, objectives)}
+    tables = comparison_tables(runs, objectives)
+    reference = shared_reference(runs, objectives)
     out = Path(out)
     warning = f"<p style='color:#a00'><b>{html.escape(note)}</b></p>" if note else ""
     body = [f"<h1>ppsearch comparison: {html.escape(', '.join(r.name for r in runs))}</h1>",

@@ -16,9 +16,10 @@ from dash import Dash, Input, Output, dcc, html
 from ..constraints import parse_constraints
 from ..errors import UserError
 from ..rundir import RESULTS_STEM, Column, TrialStatus, completed, read_settings, status_counts
+from ..selection.pareto import untested_reported
 from ..selection.uncertainty import UNTESTED
 from .compare import comparison_figures, design_ranks, load_runs, mixing_note, shared_objectives
-from .figures import run_figures
+from .figures import run_figures, search_figures
 from .report import analyse, check_validation_columns, config_table, display_verdicts, verdict_summary, volume_text
 
 FILTER_KEYS = ("arch", "placement", "variant", "antialias", "augmentation", "trainable_alpha")
@@ -37,6 +38,11 @@ class View(NamedTuple):
     everything: pd.DataFrame  # the unfiltered table (the filters' choices)
 
 
+# while a search runs, only its trials' validation values exist
+SEARCHING = ("searching: every trial is measured on validation images; the test values of the validation front's and "
+             "the papers' configurations are measured when the search ends")
+
+
 def views(run_dir: Path, filters: dict[str, list[str]]) -> View:
     """What the dashboard shows now for the trials that pass ``filters`` (dimension -> allowed
     values; empty: all). Before a trial completes (every one failed, or none has ended) it is the
@@ -52,16 +58,18 @@ def views(run_dir: Path, filters: dict[str, list[str]]) -> View:
             table = table[table[key].map(str).isin(values)]
     status = f"{len(table)} of {len(everything)} trials shown: {status_counts(table)}"
     failures = table[table[Column.STATUS] == TrialStatus.FAILED].reindex(columns=FAILURE_COLUMNS)
-    # the metrics' columns come with the first measured trial: a failed or running trial's row has none
-    if not set(settings.objectives) <= set(table) or completed(table, settings.objectives).empty:
+    if completed(table).empty:
         return View(status + "; no completed trial yet", [], None, None, failures, everything)
     try:
         check_validation_columns(table, settings.objectives, run_dir)
     except UserError as error:
         return View(f"{status}; {error}", [], None, None, failures, everything)
+    if not set(settings.objectives) <= set(table) or len(untested_reported(table, settings.objectives)):
+        return View(f"{status}; {SEARCHING}", list(search_figures(table, settings.objectives).values()), None, None,
+                    failures, everything)
     analysis = analyse(table, settings)
-    figures = run_figures(table, analysis.summary, analysis.front_ids, analysis.objectives,
-                          parse_constraints(settings.constraints))
+    figures = list(run_figures(table, analysis.summary, analysis.front_ids, analysis.objectives,
+                               parse_constraints(settings.constraints)).values())
     status += (f"; validation front of {len(analysis.front_ids)}; test estimates over the seeds that estimate each "
                f"configuration (selected seeds apart); the front's test hypervolume {volume_text(analysis.volume)}. "
                f"{verdict_summary(analysis)}")

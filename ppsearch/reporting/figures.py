@@ -99,28 +99,31 @@ def forest_figure(summary: pd.DataFrame, front_ids: Sequence[str], objectives: S
     return figure
 
 
-def front_figures(summary: pd.DataFrame, front_ids: Sequence[str], objectives: Sequence[str]) -> list[go.Figure]:
-    """Clean error against each other objective (and all three in 3D): every configuration's test
-    estimate, the front's and the papers' with intervals and labels, the others on hover only."""
+def front_figures(summary: pd.DataFrame, front_ids: Sequence[str], objectives: Sequence[str]) -> dict[str, go.Figure]:
+    """Clean error against each other objective (and all three in 3D): the test estimates of the
+    configurations a report states them for, the validation front's and the papers', with intervals
+    and labels (the other search trials are measured on validation only: ``search_figures``).
+    Named ``front`` (against the first other objective), ``front-<objective>`` (the others) and
+    ``front-3d``."""
     if summary.empty or Column.CLEAN_ERROR not in objectives:
-        return []
-    marked = summary[Column.CONFIG_ID].isin(front_ids) | summary[Column.ORIGIN].map(is_paper).astype(bool)
-    summary = summary.assign(label=summary.apply(label, axis=1), marked=marked)
-    figures = [_front_2d(summary, Column.CLEAN_ERROR, y) for y in objectives if y != Column.CLEAN_ERROR]
+        return {}
+    summary = summary[summary[Column.CONFIG_ID].isin(front_ids) | summary[Column.ORIGIN].map(is_paper).astype(bool)]
+    summary = summary.assign(label=summary.apply(label, axis=1))
+    others = [y for y in objectives if y != Column.CLEAN_ERROR]
+    figures = {"front" if i == 0 else f"front-{y}": _front_2d(summary, Column.CLEAN_ERROR, y)
+               for i, y in enumerate(others)}
     if len(objectives) >= 3:
-        figures.append(_front_3d(summary, objectives[:3]))
+        figures["front-3d"] = _front_3d(summary, objectives[:3])
     return figures
 
 
 def _groups(summary: pd.DataFrame) -> list[tuple[str, pd.DataFrame, str]]:
     papers = summary[Column.ORIGIN].map(is_paper).astype(bool)
-    return [("paper configurations", summary[papers], PAPER_COLOUR),
-            ("validation front", summary[summary["marked"] & ~papers], FRONT_COLOUR),
-            ("other searched configurations", summary[~summary["marked"]], OTHER_COLOUR)]
+    return [("paper configurations", summary[papers], PAPER_COLOUR), ("validation front", summary[~papers], FRONT_COLOUR)]
 
 
 def _front_2d(summary: pd.DataFrame, x: str, y: str) -> go.Figure:
-    biased = summary[summary["marked"] & summary[x].isna()].dropna(subset=[selected_column(x), selected_column(y)])
+    biased = summary[summary[x].isna()].dropna(subset=[selected_column(x), selected_column(y)])
     estimated = summary.dropna(subset=[x, y])
     x_range = _padded_range(pd.concat([estimated[x], biased[selected_column(x)]]))
     y_range = _padded_range(pd.concat([estimated[y], biased[selected_column(y)]]))
@@ -129,15 +132,11 @@ def _front_2d(summary: pd.DataFrame, x: str, y: str) -> go.Figure:
                 & (summary[ci_column(y)] < MAX_BAR_SHARE * (y_range[1] - y_range[0])))
     figure = go.Figure()
     for name, part, colour in _groups(summary):
-        with_bars = name != "other searched configurations"
         bars = readable.loc[part.index]
         figure.add_trace(go.Scatter(
-            x=part[x], y=part[y], mode="markers", name=name, text=part["label"],
-            marker=dict(color=colour, size=9 if with_bars else 6, opacity=1 if with_bars else 0.6),
-            error_x=dict(array=part[ci_column(x)].where(bars, 0).fillna(0), visible=with_bars, thickness=1,
-                         color=colour),
-            error_y=dict(array=part[ci_column(y)].where(bars, 0).fillna(0), visible=with_bars, thickness=1,
-                         color=colour),
+            x=part[x], y=part[y], mode="markers", name=name, text=part["label"], marker=dict(color=colour, size=9),
+            error_x=dict(array=part[ci_column(x)].where(bars, 0).fillna(0), thickness=1, color=colour),
+            error_y=dict(array=part[ci_column(y)].where(bars, 0).fillna(0), thickness=1, color=colour),
             hovertemplate=f"%{{text}}<br>{x} %{{x:.4f}}<br>{y} %{{y:.4f}}<extra></extra>"))
     if len(biased):  # a front configuration without a confirmation seed has its selected seed alone
         figure.add_trace(go.Scatter(
@@ -150,16 +149,15 @@ def _front_2d(summary: pd.DataFrame, x: str, y: str) -> go.Figure:
     pair = pareto.nondominated(within, [x, y]).sort_values(x)
     figure.add_trace(go.Scatter(x=pair[x], y=pair[y], mode="lines", line_shape="hv", hoverinfo="skip",
                                 name=f"front of the estimates on {x} and {y}", line=dict(dash="dot", color="grey")))
-    labelled = estimated[estimated["marked"]]
-    offsets = place_labels(labelled[x].to_numpy(), labelled[y].to_numpy(), list(labelled["label"]),
+    offsets = place_labels(estimated[x].to_numpy(), estimated[y].to_numpy(), list(estimated["label"]),
                            estimated[[x, y]].to_numpy(), x_range, y_range)
-    for (_, row), (dx, dy) in zip(labelled.iterrows(), offsets):
+    for (_, row), (dx, dy) in zip(estimated.iterrows(), offsets):
         figure.add_annotation(x=row[x], y=row[y], text=row["label"], ax=dx, ay=dy, showarrow=True, arrowhead=0,
                               arrowwidth=1, arrowcolor="#999", font=dict(size=10))
-    hidden = int((summary["marked"] & summary[ci_column(x)].notna() & ~readable).sum())
+    hidden = int((summary[ci_column(x)].notna() & ~readable).sum())
     note = f" ({hidden} wider than a quarter of the plot: in the forest plot only)" if hidden else ""
-    figure.update_layout(title=f"clean error vs {y}: test estimates<br><sup>mean over seeds; 95% intervals for the "
-                               f"front and the papers{note}</sup>", width=None, height=FIGURE_HEIGHT, margin=PLOT_MARGIN,
+    figure.update_layout(title=f"clean error vs {y}: test estimates of the validation front and the papers<br><sup>mean "
+                               f"over seeds; 95% intervals{note}</sup>", width=None, height=FIGURE_HEIGHT, margin=PLOT_MARGIN,
                          xaxis_title=x, yaxis_title=y)
     figure.update_xaxes(range=x_range)
     figure.update_yaxes(range=y_range)
@@ -169,12 +167,13 @@ def _front_2d(summary: pd.DataFrame, x: str, y: str) -> go.Figure:
 def _front_3d(summary: pd.DataFrame, objectives: Sequence[str]) -> go.Figure:
     x, y, z = objectives
     figure = go.Figure([go.Scatter3d(x=part[x], y=part[y], z=part[z], mode="markers", name=name, text=part["label"],
-                                     marker=dict(color=colour, size=5 if name != "other searched configurations" else 3),
+                                     marker=dict(color=colour, size=5),
                                      hovertemplate="%{text}<br>" + f"{x} %{{x:.4f}}<br>{y} %{{y:.4f}}<br>{z} %{{z:.4f}}"
                                                    "<extra></extra>")
                         for name, part, colour in _groups(summary.dropna(subset=list(objectives)))])
     figure.update_layout(scene_camera=dict(eye=dict(x=1.6, y=1.6, z=1.1)))
-    figure.update_layout(title=f"{x}, {y}, {z}: test estimates", height=640, margin=dict(l=0, r=0, t=60, b=0),
+    figure.update_layout(title=f"{x}, {y}, {z}: test estimates of the validation front and the papers", height=640,
+                         margin=dict(l=0, r=0, t=60, b=0),
                          scene=dict(xaxis_title=x, yaxis_title=y, zaxis_title=z, aspectmode="cube"),
                          legend=dict(orientation="h", y=0))
     return figure
@@ -387,17 +386,28 @@ def heatmap(table: pd.DataFrame, front_ids: Sequence[str], objectives: Sequence[
         margin=PLOT_MARGIN)
 
 
+def search_figures(table: pd.DataFrame, objectives: Sequence[str]) -> dict[str, go.Figure]:
+    """What the search tried, on the validation values every search trial has (the dashboard shows
+    them while a search runs, before any test value exists), by name."""
+    return _present({"search": search_figure(table), "hypervolume": progress_figure(table, objectives),
+                     "parallel": parallel_figure(table, objectives)})
+
+
 def run_figures(table: pd.DataFrame, summary: pd.DataFrame, front_ids: Sequence[str],
-                objectives: Sequence[str], constraints: Sequence[Constraint]) -> list[go.Figure]:
-    """The views of a run that the report and the dashboard share, in reading order (importance
-    needs the study and is the report's alone)."""
-    return [figure for figure in (
-        forest_figure(summary, front_ids, objectives),
-        *front_figures(summary, front_ids, objectives),
-        cost_figure(table, front_ids, constraints),
-        search_figure(table),
-        progress_figure(table, objectives),
-        parallel_figure(table, objectives),
-        heatmap(table, front_ids, objectives, CE_PREFIX, "CE per corruption"),
-        heatmap(table, front_ids, objectives, FP_PREFIX, "flip probability per perturbation"),
-    ) if figure is not None]
+                objectives: Sequence[str], constraints: Sequence[Constraint]) -> dict[str, go.Figure]:
+    """The views of a run that the report and the dashboard share, by name, in reading order
+    (importance needs the study and is the report's alone); a name stays with its view, so that
+    ``Run.figure(name)`` finds the same figure in every run that has it."""
+    return _present({
+        "forest": forest_figure(summary, front_ids, objectives),
+        **front_figures(summary, front_ids, objectives),
+        "cost": cost_figure(table, front_ids, constraints),
+        **search_figures(table, objectives),
+        "corruptions": heatmap(table, front_ids, objectives, CE_PREFIX, "CE per corruption"),
+        "perturbations": heatmap(table, front_ids, objectives, FP_PREFIX, "flip probability per perturbation"),
+    })
+
+
+def _present(figures: dict[str, go.Figure | None]) -> dict[str, go.Figure]:
+    """The figures a run has data for (a view without data is None)."""
+    return {name: figure for name, figure in figures.items() if figure is not None}

@@ -36,11 +36,12 @@ from ..rundir import (
     RESULTS_STEM,
     Column,
     RunSettings,
+    check_completed,
     completed,
     is_paper,
-    load_run,
     open_study,
     paper_name,
+    read_run,
     status_counts,
     torn_journal_tail,
     validation_column,
@@ -130,17 +131,45 @@ def check_validation_columns(table: pd.DataFrame, objectives: Sequence[str], run
                         f"on the directory to rebuild the table from the trial records")
 
 
+def check_test_values(table: pd.DataFrame, objectives: Sequence[str], run_dir: Path) -> None:
+    """Refuse the results table of the run in ``run_dir`` while a configuration it reports (the
+    validation front's, the papers') has no test values: the search measures them when it ends."""
+    untested = list(pareto.untested_reported(table, objectives)[Column.TRIAL_ID])
+    if untested:
+        raise UserError(f"{run_dir}: {len(untested)} reported configuration(s) have no test values yet "
+                        f"({', '.join(untested[:5])}); they are measured when the search ends: let a running search "
+                        f"finish, or run the interrupted `ppsearch run` command again (it measures them without "
+                        f"retraining)")
+
+
+def checked_analysis(table: pd.DataFrame, settings: RunSettings, run_dir: Path,
+                     alpha: float | None = None) -> RunAnalysis:
+    """:func:`analyse` of the run in ``run_dir`` once it holds what a report states (the validation
+    values its fronts are selected on, the reported configurations' test values): what the report
+    and ``ppsearch.Run`` show."""
+    check_completed(table, run_dir)
+    check_validation_columns(table, settings.objectives, run_dir)
+    check_test_values(table, settings.objectives, run_dir)
+    return analyse(table, settings, alpha)
+
+
+def report_figures(run_dir: Path, table: pd.DataFrame, analysis: RunAnalysis) -> dict[str, go.Figure]:
+    """The report's figures by name, in its order: the views it shares with the dashboard
+    (``figures.run_figures``), then ``importance`` where the study allows one."""
+    figures = run_figures(table, analysis.summary, analysis.front_ids, analysis.objectives,
+                          parse_constraints(analysis.settings.constraints))
+    importance = _importance_figure(run_dir, analysis.settings)
+    return figures | ({"importance": importance} if importance is not None else {})
+
+
 def write_report(run_dir: str | Path, out: str | Path | None = None, alpha: float | None = None) -> Path:
     """Write ``report.html`` (and ``report.md``, ``report-*.csv``) for the run in ``run_dir``, as
     one set; verdicts at ``alpha`` (default: the run's ``verdict_alpha``)."""
     run_dir = Path(run_dir)
-    table, settings = load_run(run_dir)
-    check_validation_columns(table, settings.objectives, run_dir)
-    analysis = analyse(table, settings, alpha)
-    importance = _importance_figure(run_dir, settings)
+    table, settings = read_run(run_dir)
+    analysis = checked_analysis(table, settings, run_dir, alpha)
     constraints = parse_constraints(settings.constraints)
-    figures = run_figures(table, analysis.summary, analysis.front_ids, analysis.objectives, constraints) \
-        + ([importance] if importance is not None else [])
+    figures = report_figures(run_dir, table, analysis).values()
     tables = {
         "verdicts": analysis.verdicts,
         "front": config_table(analysis.summary, analysis.front_ids, analysis.objectives),
@@ -155,7 +184,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, alpha: floa
     out = Path(out or run_dir / "report.html")
     readable = {name: _readable(tables[name]) for name in READABLE_TABLES}
     body = [STYLE, f"<h1>ppsearch report: {html.escape(run_dir.name)}</h1>",
-            f"<p class='context'>{_context(settings, table, analysis)}</p>",
+            f"<p class='context'>{run_context(settings, table, analysis.objectives)}</p>",
             "<h2>Verdicts: the front against the papers</h2>", f"<p>{html.escape(verdict_summary(analysis))}</p>",
             _verdicts_html(display_verdicts(analysis)),
             "<h2>Picked configuration</h2>", f"<p>{html.escape(picked_text(analysis))}</p>"]
@@ -278,6 +307,16 @@ def config_table(summary: pd.DataFrame, front_ids: Sequence[str], objectives: Se
     return summary[summary[Column.CONFIG_ID].isin(front_ids)].sort_values(list(objectives)).reset_index(drop=True)
 
 
+def front_overview(front: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
+    """The columns of the front's table (:func:`config_table`) that a run's summary shows (what
+    ``ppsearch run`` prints at its end, a ``Run`` in a notebook): the design, the validation values
+    it was selected on, and the test estimates with their seeds."""
+    shown = dict.fromkeys([Column.CONFIG_ID, Column.ORIGIN, "placement", "variant", "scale", "alpha", "antialias",
+                           "augmentation", *[validation_column(o) for o in objectives], "seeds",
+                           *[c for o in objectives for c in (o, ci_column(o))]])
+    return front[[c for c in shown if c in front]]
+
+
 def _readable(frame: pd.DataFrame) -> pd.DataFrame:
     """A table of configurations with the design keys that make no difference shown as such."""
     if frame.empty or Column.ORIGIN not in frame:
@@ -308,22 +347,30 @@ def _dataset_text(settings: RunSettings) -> str:
     return settings.dataset
 
 
-def _context(settings: RunSettings, table: pd.DataFrame, analysis: RunAnalysis) -> str:
+def run_context(settings: RunSettings, table: pd.DataFrame, objectives: Sequence[str]) -> str:
+    """What a run is, as HTML: space, dataset, budget, protocol, trials by status, objectives,
+    constraints (the report's first line, a ``Run``'s in a notebook)."""
     overrides = settings.budget_overrides
     overrides = f" ({', '.join(f'{k}={v}' for k, v in overrides.items())})" if overrides else ""
     return (f"space <b>{html.escape(Path(settings.space).stem)}</b>, dataset <b>{_dataset_text(settings)}</b>, "
             f"budget <b>{settings.budget}</b>{html.escape(overrides)}, protocol <b>{settings.protocol}</b>; "
             f"{len(table)} trials ({status_counts(table, FINAL_STATUSES)}); objectives "
-            f"{', '.join(analysis.objectives)} (all minimised; errors measured on the test split, the front selected on "
+            f"{', '.join(objectives)} (all minimised; errors measured on the test split, the front selected on "
             f"validation images; costs are the model's own, measured on no images)"
             + (f"; constraints {html.escape(', '.join(settings.constraints))}" if settings.constraints else "")
             + f".{html.escape(_budget_note(settings))}")
 
 
+# which configurations carry test values, said wherever the report says what it shows
+TEST_VALUES = ("Test values are measured for the validation front's and the papers' configurations (once, when the "
+               "search ends) and for every confirmation seed; the views of everything the search tried show "
+               "validation values")
+
+
 def _method_html(settings: RunSettings, table: pd.DataFrame, analysis: RunAnalysis) -> str:
     dataset = _dataset_text(settings)
     return (f"<b>Selection and reporting:</b> the front is selected on {settings.validation_fraction:g} of the "
-            f"training split held out as validation images; every value shown is measured on the test split. "
+            f"training split held out as validation images. {TEST_VALUES}. "
             f"<b>Verdicts:</b> {html.escape(method_text(analysis.alpha, analysis.racing is not None))}. "
             f"<b>Hypervolume</b> of the front's test estimates: {volume_text(analysis.volume)} at reference point "
             f"{[round(float(r), 4) for r in analysis.reference]} (1.1 x the worst paper configuration); the search "
@@ -396,7 +443,7 @@ def _markdown(run_dir: Path, table: pd.DataFrame, readable: dict[str, pd.DataFra
     protocols = ", ".join(sorted(table[Column.PROTOCOL].dropna().unique())) if Column.PROTOCOL in table else "?"
     parts = [f"# ppsearch report: {run_dir.name}", "", f"Evaluation protocol: {protocols}. {frost_note(table)}", "",
              f"{len(table)} trials; objectives {', '.join(analysis.objectives)}; the front is selected on validation "
-             f"images, every value is measured on the test split; hypervolume of the front's test estimates "
+             f"images. {TEST_VALUES}; hypervolume of the front's test estimates "
              f"{volume_text(analysis.volume)} at reference {[round(float(r), 4) for r in analysis.reference]}.", "",
              "## verdicts", "", verdict_summary(analysis), "",
              display_verdicts(analysis).to_markdown(index=False) if len(analysis.verdicts) else "none", "",

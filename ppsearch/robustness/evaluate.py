@@ -5,11 +5,14 @@ generated from the clean test images on the fly, on the device, with ppsearch's 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Protocol
 
 import pandas as pd
 import torch
@@ -102,6 +105,15 @@ def batched_logits(predictor: Predictor, pieces: Iterable[tuple[Hashable, torch.
     return {key: torch.cat(parts) for key, parts in outputs.items()}
 
 
+class CleanPassWatcher(Protocol):
+    """A measurement on the first ``images`` clean images that shares the evaluation's forward
+    pass over them instead of making its own (:class:`ppsearch.training.sparsity.ResponseSparsity`)."""
+
+    images: int
+
+    def watching(self) -> AbstractContextManager[object]: ...
+
+
 @dataclasses.dataclass
 class Evaluation:
     images: int
@@ -169,6 +181,7 @@ def evaluate(
     seed: int = 0,
     progress: bool = True,
     classes: Sequence[str] | None = None,
+    watch_clean: CleanPassWatcher | None = None,
 ) -> Evaluation:
     """Evaluate on the clean test ``images`` (uint8 NHWC) and their -C / -P versions, each on the
     first ``clean_images`` / ``c_images`` / ``p_images`` of them (None: all; for an ImageNet-C tree,
@@ -180,7 +193,8 @@ def evaluate(
     either CIFAR-C/-P ``.npy`` files, whose labels must index ``classes`` (the test set's; None:
     their range is not checked), or an ImageNet-C tree ``<corruption>/<severity>/<wnid>/`` /
     ImageNet-P tree ``<perturbation>/<wnid>/*.mp4``, whose class folders are matched to
-    ``classes``, streamed a chunk at a time."""
+    ``classes``, streamed a chunk at a time. ``watch_clean`` watches the pass over the clean
+    images, which then covers at least its first ``watch_clean.images``."""
     c_kind, c_dir = parse_source(c_source)
     p_kind, p_dir = parse_source(p_source)
     setup = metrics.get_protocol(protocol).setup(dataset, max(images.shape[1:3]))
@@ -191,8 +205,11 @@ def evaluate(
         images = images.expand(-1, -1, -1, 3)
     steps = (len(corruptions) * len(SEVERITIES) if c_kind != "none" else 0) + (len(perturbations) if p_kind != "none" else 0)
     bar = tqdm(total=steps + 1, desc="eval", unit="set", disable=not progress, leave=False)
-    # one pass over the clean images both clean errors need: the reported one and relative CE's
-    wrong = _mistakes(predictor, images, labels, (clean_images,) if c_kind == "none" else (clean_images, c_images))
+    # one pass over the clean images both clean errors need (the reported one and relative CE's)
+    # and the watcher's measurement
+    limits = (clean_images,) if c_kind == "none" else (clean_images, c_images)
+    with watch_clean.watching() if watch_clean else contextlib.nullcontext():
+        wrong = _mistakes(predictor, images, labels, limits + ((watch_clean.images,) if watch_clean else ()))
     clean_error = wrong[:clean_images].mean().item()
     bar.update()
 
@@ -278,9 +295,8 @@ def _corruption_errors(predictor: Predictor, sets: _Sets, frost_dir: str | Path 
                         yield (name, severity), x
                     truth[name, severity] = torch.cat(labelled)
                 elif sets.kind == "official":
-                    x, y = load_cifar_c(sets.directory, name, severity)
-                    truth[name, severity] = y[:sets.subset]
-                    yield (name, severity), x[:sets.subset]
+                    x, truth[name, severity] = load_cifar_c(sets.directory, name, severity, sets.subset)
+                    yield (name, severity), x
                 else:
                     truth[name, severity] = sets.labels[:sets.subset]
                     yield from (((name, severity), part) for part in sets.generated(
@@ -303,7 +319,7 @@ def _flips(predictor: Predictor, sets: _Sets, protocol: str, bar: tqdm) -> tuple
                 yield from ((name, part) for part, _ in imagenet_p_chunks(sets.directory, name, sets.classes,
                                                                           sets.images.shape[1], sets.subset))
             elif sets.kind == "official":
-                yield name, load_cifar_p(sets.directory, name)[0][:sets.subset]
+                yield name, load_cifar_p(sets.directory, name, sets.subset)[0]
             else:
                 yield from ((name, part) for part in sets.generated(lambda x, s, name=name: perturb(x, name, s)))
             bar.update()

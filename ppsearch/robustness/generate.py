@@ -82,12 +82,14 @@ def write_sets(
     if images.shape[-1] == 1:
         images = images.expand(-1, -1, -1, 3)
     with atomic_directory(out) as partial:
-        _write_sets(images, labels, partial, dataset, device=device, frost_dir=frost_dir, seed=seed, progress=progress)
+        _write_sets(images, labels, partial, dataset, device=device, frost_dir=frost_dir, seed=seed, progress=progress,
+                    label=out.name)
     return out
 
 
 def _write_sets(images: torch.Tensor, labels: torch.Tensor, partial: Path, dataset: str, *, device: str,
-                frost_dir: str | Path | None, seed: int, progress: bool) -> None:
+                frost_dir: str | Path | None, seed: int, progress: bool, label: str) -> None:
+    """Every set into ``partial``; the progress bar names the folder (``label``): a run makes two."""
     c_dir, p_dir = set_dirs(partial, dataset)
     name = c_dir.name[:-2]
     c_dir.mkdir(parents=True)
@@ -100,7 +102,7 @@ def _write_sets(images: torch.Tensor, labels: torch.Tensor, partial: Path, datas
         return np.concatenate([part.cpu().numpy() for part in in_chunks(images, make, seed, device)])
 
     bar = tqdm(total=len(ALL_CORRUPTIONS) * len(SEVERITIES) + len(ALL_PERTURBATIONS), unit="set",
-               desc=f"{name}-C/-P", disable=not progress)
+               desc=f"{name}-C/-P ({label})", disable=not progress)
     for corruption in ALL_CORRUPTIONS:
         rows = []
         for severity in SEVERITIES:

@@ -11,10 +11,16 @@ Layouts (Hendrycks & Dietterich, ICLR 2019):
 * ImageNet-C: ``<root>/<corruption>/<severity>/<wnid>/<image>.JPEG``, already 224x224.
 
 Problems with the files raise :class:`OfficialDataError` with a one-line message naming the file.
+A ``.npy`` file is memory-mapped once per process and the map kept while the file stays the same
+one: a search worker measures every trial on the run's sets, and re-opening them per trial and
+per corruption cost more than reading the rows it needs.
 """
 from __future__ import annotations
 
+import os
 import pickle
+import stat
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -31,26 +37,26 @@ class OfficialDataError(UserError):
     """An official benchmark file is missing, truncated or has the wrong shape or dtype."""
 
 
-def load_cifar_c(root: str | Path, corruption: str, severity: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images uint8 (N, H, W, 3) and labels int64 (N,) of one corruption at one severity.
-
-    The array is memory-mapped, so only the severity's rows are read from disk.
-    """
+def load_cifar_c(root: str | Path, corruption: str, severity: int,
+                 subset: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images uint8 (N, H, W, 3) and labels int64 (N,) of one corruption at one severity, the
+    first ``subset`` of them (None: all). Only those rows are read from disk."""
     _check_severity(severity)
     images = _open_cifar_c(Path(root), corruption)
     labels = _open_labels(Path(root), images.shape[0], "CIFAR-C")
-    rows = slice((severity - 1) * images.shape[0] // 5, severity * images.shape[0] // 5)
+    start, stop = (severity - 1) * images.shape[0] // 5, severity * images.shape[0] // 5
+    rows = slice(start, stop if subset is None else min(stop, start + subset))
     return _to_tensor(images[rows]), _to_tensor(labels[rows]).long()
 
 
-def load_cifar_p(root: str | Path, perturbation: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frame sequences uint8 (N, T, H, W, 3) and labels int64 (N,) of one perturbation.
-
-    The official files hold 10000 sequences, about 1 GB per perturbation in memory.
-    """
+def load_cifar_p(root: str | Path, perturbation: str,
+                 subset: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frame sequences uint8 (N, T, H, W, 3) and labels int64 (N,) of one perturbation, the first
+    ``subset`` sequences (None: all). Only those are read from disk: the official files hold 10000
+    sequences, about 1 GB per perturbation in memory."""
     frames = _open_cifar_p(Path(root), perturbation)
     labels = _open_labels(Path(root), frames.shape[0], "CIFAR-P")
-    return _to_tensor(frames), _to_tensor(labels).long()
+    return _to_tensor(frames[:subset]), _to_tensor(labels[:subset]).long()
 
 
 def check_cifar_set(root: str | Path, names: Iterable[str], perturbations: bool, image_size: tuple[int, int],
@@ -188,22 +194,47 @@ def _names(names: Iterable[str]) -> str:
     return ", ".join(sorted(names)) or "none"
 
 
-def _load_npy(path: Path, kind: str, hint: str = "") -> np.ndarray:
-    """Memory-map a .npy file, turning numpy's errors into one-line OfficialDataErrors."""
-    if not path.is_file():
-        raise OfficialDataError(f"{kind} file {path} not found{hint}")
+# memory maps kept open per process, the least recently used closed first: a run's two splits
+# read 66 files, and every map holds a file descriptor
+OPEN_MAPS = 128
+_maps: OrderedDict[Path, tuple[tuple[int, ...], np.ndarray]] = OrderedDict()
+
+
+def _load_npy(path: Path, kind: str, hint: Callable[[], str] = lambda: "") -> np.ndarray:
+    """Memory-map a .npy file, turning numpy's errors into one-line OfficialDataErrors (``hint()``
+    ends the not-found message). The map is reused while ``path`` is the same file: same inode,
+    size and modification and change times, so a set written again under the same name is re-read."""
     try:
-        return np.load(path, mmap_mode="r")
+        status = os.stat(path)
+    except OSError:
+        status = None
+    if status is None or not stat.S_ISREG(status.st_mode):
+        raise OfficialDataError(f"{kind} file {path} not found{hint()}")
+    identity = (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+    known = _maps.get(path)
+    if known is not None and known[0] == identity:
+        _maps.move_to_end(path)
+        return known[1]
+    try:
+        array = np.load(path, mmap_mode="r")
     except (ValueError, OSError, EOFError, pickle.UnpicklingError) as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise OfficialDataError(f"{kind} file {path} is truncated or not a .npy array: {message}") from None
+    _maps[path] = (identity, array)
+    _maps.move_to_end(path)
+    if len(_maps) > OPEN_MAPS:
+        _maps.popitem(last=False)
+    return array
 
 
 def _open_npy(root: Path, name: str, kind: str, expected: str, valid: Callable[[tuple], bool]) -> np.ndarray:
     """Memory-map ``<root>/<name>.npy`` and check it is uint8 with a shape that is ``valid``."""
     path = root / f"{name}.npy"
-    available = _names(p.stem for p in root.glob("*.npy") if p.stem != "labels")
-    array = _load_npy(path, kind, f"; available in {root}: {available}")
+
+    def available() -> str:
+        return f"; available in {root}: {_names(p.stem for p in root.glob('*.npy') if p.stem != 'labels')}"
+
+    array = _load_npy(path, kind, available)
     if array.dtype != np.uint8:
         raise OfficialDataError(f"{kind} file {path} has dtype {array.dtype}; expected uint8 {expected}")
     if not valid(array.shape):

@@ -1,10 +1,12 @@
 """The search: Ray Tune runs trials, Optuna samples configurations, MO-ASHA stops weak trials early.
 
-A run has three phases, each computing what it needs once and handing it on:
-:func:`prepare_run` checks everything, then writes the run's settings, makes the -C/-P sets and opens
-the study (no trial yet); :func:`search` runs the study's trials; :func:`confirm` trains the
-validation front's and the papers' configurations with further seeds. :func:`run_search` is the
-three in a row (``ppsearch run``).
+A run has four phases, each computing what it needs once and handing it on:
+:func:`prepare_run` checks everything, then writes the run's settings, makes the validation -C/-P sets
+and opens the study (no trial yet); :func:`search` runs the study's trials, measured on the
+validation split only; :func:`measure_tests` measures the test split of the configurations a report
+states test values for (the validation front's and the papers'), from their saved models;
+:func:`confirm` trains those configurations with further seeds, measured on both splits.
+:func:`run_search` is the four in a row (``ppsearch run``).
 
 The run directory (``ppsearch.rundir``) holds everything, so that rerunning the same command
 continues it: the Optuna study (the search's state and budget), one folder per trial named after its
@@ -25,6 +27,7 @@ import dataclasses
 import errno
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ import pandas as pd
 from ray.tune import Stopper
 from ray.tune.schedulers import FIFOScheduler
 
+from ..config import typed_config
 from ..constraints import Constraint, parse_constraints
 from ..data.streaming import DataAccess
 from ..errors import RunIncomplete, UserError
@@ -61,11 +65,12 @@ from ..rundir import (
     validation_column,
     write_record_once,
 )
-from ..selection.pareto import validation_front
-from ..training.trial import check_run, evaluation_sets, trial_dataset
+from ..selection.pareto import untested_reported, validation_front
+from ..tracking import Tracker, Tracking
+from ..training.trial import TrialConfig, check_run, evaluation_sets, trial_dataset
 from .cluster import Resources, connect_ray
 from .confirmation import next_confirmations
-from .execution import TrialContext, search_trial
+from .execution import TrialContext, measure_trial_test, search_trial
 from .moasha import EPOCH, MOASHA, RUNG_METRICS, rung_metrics
 from .run_lock import RunLock, check_free, hold_run
 from .seeding import seeded_designs
@@ -116,6 +121,7 @@ class PreparedRun:
     run_dir: Path
     settings: RunSettings
     space: Space
+    defaults: TrialConfig  # a trial of the space's defaults: the sizes and split every trial of the run shares
     resources: Resources
     context: TrialContext
     study: optuna.Study
@@ -125,6 +131,7 @@ class PreparedRun:
     clock: RunClock
     lock: RunLock
     resumable: list[int]  # the study's trials to hand out before new ones (study_searcher.to_resume)
+    tracker: Tracker | None = None  # the trials' MLflow runs (--mlflow)
 
     def remaining(self) -> float | None:
         """Seconds left of --time-budget (None: no limit)."""
@@ -135,29 +142,43 @@ class PreparedRun:
         if not self.quiet:
             print(line, flush=True)
 
+    def track(self, trial_ids: Iterable[str]) -> None:
+        """Bring the MLflow runs of ``trial_ids`` up to their records (with --mlflow)."""
+        if self.tracker is not None:
+            for trial_id in trial_ids:
+                self.tracker.trial_recorded(self.run_dir / TRIALS_DIR / trial_id)
+
 
 def run_search(run_dir: str | Path, settings: RunSettings, resources: Resources = Resources(), *,
-               access: DataAccess = DataAccess(), quiet: bool = False) -> pd.DataFrame:
+               access: DataAccess = DataAccess(), quiet: bool = False, clock: RunClock | None = None,
+               tracking: Tracking | None = None) -> pd.DataFrame:
     """Run (or continue) the search in ``run_dir``, then confirm its validation front and the
     papers' configurations with further seeds as ``settings.confirm_seeds`` says; returns the
-    results table."""
-    prepared = prepare_run(run_dir, load_space(settings.space), settings, resources, access=access, quiet=quiet)
+    results table. ``clock`` and ``tracking``: as :func:`prepare_run` takes them."""
+    prepared = prepare_run(run_dir, load_space(settings.space), settings, resources, access=access, quiet=quiet,
+                           clock=clock, tracking=tracking)
     search(prepared)
+    measure_tests(prepared)
     return confirm(prepared)
 
 
 def prepare_run(run_dir: str | Path, space: Space, settings: RunSettings, resources: Resources = Resources(), *,
-                access: DataAccess = DataAccess(), quiet: bool = False, clock: RunClock | None = None) -> PreparedRun:
-    """Check everything before anything is written (the run's records included); then connect Ray,
+                access: DataAccess = DataAccess(), quiet: bool = False, clock: RunClock | None = None,
+                tracking: Tracking | None = None) -> PreparedRun:
+    """Check everything before anything is written (the run's records included, and ``tracking``'s
+    MLflow); then connect Ray,
     take the run's lock, write the run's settings (a new run), repair a torn journal, open the
     study (refused if the space changed since its trials were sampled), find the trials to resume
     (one line each), enqueue the papers' configurations and the ``--seed-from`` designs, and make the
-    -C/-P sets. ``space`` is the one ``settings.space`` names, loaded; ``clock`` times the phases
+    -C/-P sets, and bring the MLflow runs of the trials that have records up to date (with
+    ``tracking``). ``space`` is the one ``settings.space`` names, loaded; ``clock`` times the phases
     (one started now, unless the caller's started earlier)."""
     clock = clock or RunClock()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     run_dir = Path(run_dir).resolve()
     check_latency_setup(settings, resources)
+    if tracking is not None:
+        tracking.check()
     constraints = run_constraints(settings, space)
     settings = settings_for_run(run_dir, settings)
     sampler = make_sampler(settings.sampler, settings.seed)
@@ -183,8 +204,9 @@ def prepare_run(run_dir: str | Path, space: Space, settings: RunSettings, resour
             resumable, repairs = to_resume(study, run_dir / TRIALS_DIR)
             enqueue_origins(study, space, seeded.enqueued)
             clock.mark("study")
-            sets = evaluation_sets(run_dir / SETS_DIR, defaults, data, progress=not quiet)
-            clock.mark("-C/-P sets")
+            sets = evaluation_sets(run_dir / SETS_DIR, defaults, data, with_test=False, progress=not quiet)
+            clock.mark("validation sets")
+        tracker = tracking.open(run_dir) if tracking is not None else None
     except BaseException:
         lock.release()
         raise
@@ -195,8 +217,8 @@ def prepare_run(run_dir: str | Path, space: Space, settings: RunSettings, resour
     scheduler = MOASHA(defaults.epochs, rung_metrics(settings.objectives), run_dir) if moasha else FIFOScheduler()
     context = TrialContext(run_dir, space, settings, sets, tuple(scheduler.rungs) if moasha else (),
                            max(1, int(resources.cpus_per_trial)), access, trials_per_node, constraints)
-    prepared = PreparedRun(run_dir, settings, space, resources, context, study, scheduler, table, quiet, clock,
-                           lock, resumable)
+    prepared = PreparedRun(run_dir, settings, space, defaults, resources, context, study, scheduler, table, quiet, clock,
+                           lock, resumable, tracker)
     if lock.taken_over:
         print(f"ppsearch: took over {run_dir} from the driver that ended without releasing it ({lock.taken_over})",
               file=sys.stderr, flush=True)
@@ -207,6 +229,9 @@ def prepare_run(run_dir: str | Path, space: Space, settings: RunSettings, resour
                      f"trained after the papers' configurations")
         for line in seeded.skipped:
             prepared.say(f"  {line}")
+    if tracker is not None:
+        prepared.track(sorted(table.recorded))  # sorted: a configuration's run before its confirmations'
+        clock.mark("MLflow")
     return prepared
 
 
@@ -248,6 +273,48 @@ def search(prepared: PreparedRun) -> None:
     prepared.clock.mark("search")
 
 
+def measure_tests(prepared: PreparedRun) -> None:
+    """Make the test -C/-P sets (the confirmation seeds need them too), then measure the test split
+    of every reported search trial that lacks it, from its saved model, as Ray tasks with a trial's
+    resources; each measurement lands in its trial's record once, so an interrupted run measures
+    the rest when it continues. Skipped once --time-budget is spent (the run is then incomplete)."""
+    left = prepared.remaining()
+    if completed(prepared.table.frame()).empty or (left is not None and left <= 0):
+        return
+    settings, context, defaults = prepared.settings, prepared.context, prepared.defaults
+    with storage_faults(prepared.run_dir):
+        evaluation_sets(prepared.run_dir / SETS_DIR, defaults,
+                        trial_dataset(defaults.dataset, context.access, defaults.image_size), progress=not prepared.quiet)
+    trial_dataset.cache_clear()
+    prepared.clock.mark("test sets")
+    table = prepared.table.frame()
+    todo = [Assignment(typed_config(row), row[Column.TRIAL_ID], row[Column.ORIGIN], int(row[Column.SEED]),
+                       row[Column.TRIAL_ID]) for _, row in untested_reported(table, settings.objectives).iterrows()]
+    if todo:
+        prepared.say(f"measuring the test split of {len(todo)} reported configuration(s) (the validation front's and "
+                     f"the papers'), from their saved models")
+        with storage_faults(prepared.run_dir):
+            _run_tasks(prepared, measure_trial_test, todo)
+            prepared.track(a.trial_id for a in todo)
+            prepared.table.write()
+    prepared.clock.mark("test measurements")
+
+
+def _run_tasks(prepared: PreparedRun, task: Any, assignments: list[Assignment]) -> None:
+    """``task(assignment, context)`` for each of ``assignments`` as Ray tasks with a trial's
+    resources, each trial's record read into the results table as its task ends."""
+    import ray
+
+    resources = prepared.resources
+    remote = ray.remote(num_cpus=resources.cpus_per_trial, num_gpus=resources.gpus_per_trial)(task)
+    context = ray.put(prepared.context)
+    pending = {remote.remote(assignment, context): assignment for assignment in assignments}
+    while pending:
+        (done,), _ = ray.wait(list(pending))
+        ray.get(done)
+        prepared.table.read(pending.pop(done).trial_id)
+
+
 def confirm(prepared: PreparedRun) -> pd.DataFrame:
     """Train the validation front's and the papers' configurations with further seeds, a round at
     a time, until confirmation is finished or --time-budget is spent; returns the results table."""
@@ -265,16 +332,22 @@ def confirm(prepared: PreparedRun) -> pd.DataFrame:
     return table
 
 
-def check_complete(study: optuna.Study, table: pd.DataFrame) -> None:
+def check_complete(study: optuna.Study, table: pd.DataFrame, objectives: tuple[str, ...]) -> None:
     """Raise :class:`RunIncomplete` when a run ends with a trial of the ``study`` without a record in
-    its results ``table`` (a --time-budget spent before the budget of trials is one way), or with
-    every searched trial (every trial, when none was searched) failed."""
+    its results ``table`` (a --time-budget spent before the budget of trials is one way), with a
+    reported configuration (of ``objectives``' validation front, or a paper's) without test values,
+    or with every searched trial (every trial, when none was searched) failed."""
     ended = set(table.loc[table[Column.STATUS].isin(FINAL_STATUSES), Column.TRIAL_ID]) if len(table) else set()
     missing = [trial_folder_name(t.number) for t in study.get_trials(deepcopy=False)
                if trial_folder_name(t.number) not in ended]
     if missing:
         raise RunIncomplete(f"{len(missing)} trial(s) of the run's budget have no record ({', '.join(missing[:5])}); "
                             f"run the same command again to complete them")
+    untested = list(untested_reported(table, objectives)[Column.TRIAL_ID]) if len(table) else []
+    if untested:
+        raise RunIncomplete(f"{len(untested)} reported configuration(s) have no test values yet "
+                            f"({', '.join(untested[:5])}); run the same command again to measure them (nothing is "
+                            f"retrained)")
     study_trials = search_trials(table)
     if study_trials.empty:
         return
@@ -300,6 +373,7 @@ def _fit(prepared: PreparedRun, searcher: Any, scheduler: Any) -> None:
         raise BrokenPipeError(errno.EPIPE, "the output was closed by its reader")
     with storage_faults(prepared.run_dir):
         prepared.table.settle()
+        prepared.track(sorted(prepared.table.recorded))  # the trials whose records came after their end
         prepared.table.write()
 
 
@@ -333,7 +407,8 @@ def _tune(prepared: PreparedRun, trainable: Any, searcher: Any, scheduler: Any, 
         run_config=tune.RunConfig(name=f"session-{len(list(sessions.glob('session-*'))) + 1}",
                                   storage_path=str(sessions), verbose=0,
                                   callbacks=[results_callback(prepared.table, prepared.settings.objectives,
-                                                              prepared.quiet, prepared.clock, stop)],
+                                                              prepared.quiet, prepared.clock, stop),
+                                             *_tracking_callbacks(prepared)],
                                   stop=stop, failure_config=tune.FailureConfig(max_failures=1)),
     ).fit()
 
@@ -349,6 +424,42 @@ def _ended_without_record(prepared: PreparedRun):
     return record
 
 
+def _tracking_callbacks(prepared: PreparedRun) -> list:
+    """With --mlflow, the Tune callback that keeps every trial's MLflow run up to date as it runs."""
+    tracker, settings = prepared.tracker, prepared.settings
+    if tracker is None:
+        return []
+    from ray import tune
+
+    def folder(trial: Any) -> Path:
+        return prepared.run_dir / TRIALS_DIR / trial.config[ASSIGNMENT].trial_id
+
+    class TrackingCallback(tune.Callback):
+        """Opens a trial's MLflow run as it starts, logs its rungs as they are reported, and its
+        record as it ends (Ray Tune calls the searcher first, which writes the record of a trial
+        that ended without one)."""
+
+        def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
+            assignment = trial.config[ASSIGNMENT]
+            try:
+                setup = TrialConfig.for_run(settings, assignment.configuration, assignment.seed).to_dict()
+            except UserError:  # the trial fails, its record says why; its run gets what there is
+                setup = dict(assignment.configuration)
+            tracker.trial_started(folder(trial), {**setup, **assignment.identity()})
+
+        def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
+            if result.get(Column.STATUS) == TrialStatus.RUNNING:  # a rung's report; the last one is in the record
+                tracker.rung_reached(folder(trial), result[EPOCH], {m: result[m] for m in RUNG_METRICS if m in result})
+
+        def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
+            tracker.trial_recorded(folder(trial))
+
+        def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
+            tracker.trial_recorded(folder(trial))
+
+    return [TrackingCallback()]
+
+
 # Ray Tune's trial states, for the trials that have no record yet
 _TUNE_STATUS = {"RUNNING": TrialStatus.RUNNING, "PENDING": TrialStatus.PENDING, "PAUSED": TrialStatus.PENDING,
                 "TERMINATED": TrialStatus.PRUNED, "ERROR": TrialStatus.FAILED}
@@ -359,9 +470,14 @@ def results_callback(table: ResultsTable, objectives: tuple[str, ...], quiet: bo
     from ray import tune
 
     class ResultsCallback(tune.Callback):
-        """Keeps the results table up to date a trial at a time, writes it whenever a trial ends,
-        and prints one progress line whenever a trial starts or ends. Ray calls these hooks before
-        it changes the trial's state, so that trial is counted with the state it is entering."""
+        """Keeps the results table up to date a trial at a time, has its files written as trials
+        end (``ResultsTable.write_due``: seldom enough that writing them stays a small share of the
+        driver's time), and prints one progress line whenever a trial ends, and when the session's
+        first trial starts (the next trial starts the moment one ends: a line per start doubled
+        every line). Ray calls these hooks before it changes the trial's state, so that trial is
+        counted with the state it is entering."""
+
+        started = False  # whether a trial of this session has started (its first start gets a line)
 
         def _update(self, trials: list, changing, status: TrialStatus) -> None:
             for trial in trials:
@@ -369,16 +485,16 @@ def results_callback(table: ResultsTable, objectives: tuple[str, ...], quiet: bo
                     table.live(trial.config[ASSIGNMENT], _TUNE_STATUS.get(trial.status, status))
             if STORAGE_FAULT in (changing.last_result or {}):  # not ended: it resumes when the run continues
                 table.live(changing.config[ASSIGNMENT], TrialStatus.PENDING)
-                frame = table.frame()
             elif status == TrialStatus.RUNNING:
                 table.live(changing.config[ASSIGNMENT], status)
-                frame = table.frame()
             else:
                 table.ended(changing.config[ASSIGNMENT], status)
-                frame = table.write()
-            if not quiet and not stop.output_closed:
+                table.write_due()
+            first_start = status == TrialStatus.RUNNING and not self.started
+            self.started = self.started or status == TrialStatus.RUNNING
+            if not quiet and not stop.output_closed and (status != TrialStatus.RUNNING or first_start):
                 try:
-                    print(_progress_line(frame, objectives, clock.started), flush=True)
+                    print(_progress_line(table, objectives, clock.started), flush=True)
                 except BrokenPipeError:  # Ray Tune would log it and go on: the session stops instead
                     stop.output_closed = True
 
@@ -395,7 +511,10 @@ def results_callback(table: ResultsTable, objectives: tuple[str, ...], quiet: bo
     return ResultsCallback()
 
 
-def _progress_line(table: pd.DataFrame, objectives: tuple[str, ...], started: float) -> str:
+def _progress_line(results: ResultsTable, objectives: tuple[str, ...], started: float) -> str:
+    # the columns the line reads, not the whole table: it is printed at every trial's start and end
+    table = results.frame((Column.TRIAL_ID, Column.CONFIG_ID, Column.STATUS, Column.CONSTRAINT_VIOLATION,
+                           *(validation_column(o) for o in objectives)))
     done = completed(table) if len(table) else table
     best = "  ".join(f"{o} {done[validation_column(o)].min():.4f}" for o in objectives
                      if validation_column(o) in done and len(done))

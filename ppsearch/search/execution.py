@@ -26,7 +26,7 @@ from ..rundir import (
     validation_column,
     write_record,
 )
-from ..training.trial import EvaluationSets, TrialConfig, TrialEpoch, run_trial
+from ..training.trial import EvaluationSets, TrialConfig, TrialEpoch, measure_test, run_trial
 from .moasha import EPOCH, PROTECTED
 from .probes import rung_probes
 from .space import Space
@@ -62,7 +62,9 @@ def execute_trial(assignment: Assignment, context: TrialContext, report: Callabl
     checkpoint, reading it back if it has a record), reporting rungs and the final objectives
     (measured on the validation split) through ``report``; returns the record. When the file system
     refuses the trial's writes (full, read-only), it reports :data:`STORAGE_FAULT` and returns an
-    empty record: that is not the trial's result, and the trial stays resumable."""
+    empty record: that is not the trial's result, and the trial stays resumable. A trial of the
+    study measures the validation split only (:func:`measure_trial_test` adds the test split of the
+    reported ones after the search); a confirmation seed measures both."""
     torch.set_num_threads(context.threads)
     settings = context.settings
     trial_dir = context.run_dir / TRIALS_DIR / assignment.trial_id
@@ -78,12 +80,13 @@ def execute_trial(assignment: Assignment, context: TrialContext, report: Callabl
     try:
         trial = TrialConfig.for_run(settings, assignment.configuration, assignment.seed)
         sharers = context.trials_per_node.get(node, max(context.trials_per_node.values()))
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = _device()
         latency = LatencySetup(settings.latency_batch, settings.latency_device or device,
                                LatencyBackend(settings.latency_backend))
         record = run_trial(trial, trial_dir, context.sets, identity={**assignment.identity(), Column.NODE: node},
                            latency=latency, latency_cache=context.run_dir / LATENCY_DIR,
                            constraints=context.constraints, reference=is_paper(assignment.origin),
+                           with_test=assignment.study_trial is None,
                            access=dataclasses.replace(context.access, sharers=sharers), device=device,
                            on_epoch=on_epoch)
     except Exception as error:  # noqa: BLE001 - a failing trial is a result: record it, the study goes on
@@ -97,3 +100,16 @@ def execute_trial(assignment: Assignment, context: TrialContext, report: Callabl
             **{o: record[validation_column(o)] for o in settings.objectives if validation_column(o) in record},
             **{c.column: record[c.column] for c in context.constraints if c.column in record}})
     return record
+
+
+def measure_trial_test(assignment: Assignment, context: TrialContext) -> None:
+    """A Ray task: the test-split measurements of a reported search trial, added to its record from
+    its saved model (``training.trial.measure_test``), on the device of the worker it runs on."""
+    torch.set_num_threads(context.threads)
+    trial = TrialConfig.for_run(context.settings, assignment.configuration, assignment.seed)
+    measure_test(trial, context.run_dir / TRIALS_DIR / assignment.trial_id, context.sets, access=context.access,
+                 device=_device())
+
+
+def _device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from ..rundir import Column, completed, feasible, is_paper, search_trials, validation_column
+from ..rundir import Column, completed, feasible, has_test_values, is_paper, search_trials, validation_column
 
 REFERENCE_MARGIN = 1.1
 
@@ -44,6 +44,21 @@ def validation_front(table: pd.DataFrame, objectives: Sequence[str]) -> pd.DataF
     if not all(c in search for c in selection):
         return search.iloc[:0]
     return front(search, selection)
+
+
+def reported_trials(table: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
+    """The completed search trials whose configurations every report states test values for: the
+    validation front's and the papers' (the other search trials are measured on validation only)."""
+    done = completed(search_trials(table))
+    papers = done[Column.ORIGIN].map(is_paper).astype(bool)
+    return done[papers | done[Column.TRIAL_ID].isin(validation_front(table, objectives)[Column.TRIAL_ID])]
+
+
+def untested_reported(table: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
+    """The reported search trials that have no test values yet (an interrupted run's, or a run's
+    still searching)."""
+    reported = reported_trials(table, objectives)
+    return reported[~has_test_values(reported)]
 
 
 def reference_point(table: pd.DataFrame, objectives: Sequence[str]) -> np.ndarray:

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..rundir import FINAL_STATUSES, Column, RunSettings, TrialStatus, completed, is_paper, search_trials
-from .pareto import validation_front
+from ..rundir import FINAL_STATUSES, Column, RunSettings, TrialStatus, is_paper, search_trials
+from .pareto import reported_trials
 from .uncertainty import Verdict, compare, configuration_id, cost_tolerances, decide, holm
 
 Pair = tuple[str, str]  # (searched front configuration, paper configuration)
@@ -95,10 +95,9 @@ def race(pairs: Sequence[Pair], attempted: Mapping[str, set[int]], values: Mappi
 def pairs_to_confirm(table: pd.DataFrame, objectives: Sequence[str]) -> tuple[list[str], list[str]]:
     """The searched configurations on the validation front and the completed paper configurations:
     every report compares each of the former with each of the latter."""
-    done = completed(search_trials(table))
-    papers = sorted(done.loc[done[Column.ORIGIN].map(is_paper).astype(bool), Column.TRIAL_ID])
-    front = sorted(set(validation_front(table, objectives)[Column.TRIAL_ID]) - set(papers))
-    return front, papers
+    reported = reported_trials(table, objectives)
+    papers = reported[Column.ORIGIN].map(is_paper).astype(bool)
+    return sorted(reported.loc[~papers, Column.TRIAL_ID]), sorted(reported.loc[papers, Column.TRIAL_ID])
 
 
 def replay(table: pd.DataFrame, settings: RunSettings, alpha: float | None = None) -> Race:

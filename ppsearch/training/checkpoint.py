@@ -37,11 +37,9 @@ def load_training_checkpoint(directory: str | Path, model: nn.Module,
     """Restore the model, optimiser and RNG states saved in ``directory`` and return the saved
     state, or None when there is no checkpoint (a crash between the two renames of a save leaves
     the previous checkpoint under ``<directory>.old``, which is used then)."""
-    directory = Path(directory)
-    if not (directory / "state.json").is_file():
-        directory = previous_directory(directory)
-        if not (directory / "state.json").is_file():
-            return None
+    directory = _complete_checkpoint(directory)
+    if directory is None:
+        return None
     state = read_json(directory / "state.json")
     model.load_state_dict(load_file(str(directory / "model.safetensors")))
     optimizer.load_state_dict(_join_optimizer_state(load_file(str(directory / "optimizer.safetensors")),
@@ -51,6 +49,22 @@ def load_training_checkpoint(directory: str | Path, model: nn.Module,
     if "cuda" in rng and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([_decode(s) for s in rng["cuda"]])
     return state
+
+
+def read_training_state(directory: str | Path) -> dict[str, Any] | None:
+    """The state saved with the checkpoint in ``directory`` (its epochs' reports under ``history``),
+    read without restoring anything; None when there is no checkpoint."""
+    directory = _complete_checkpoint(directory)
+    return None if directory is None else read_json(directory / "state.json")
+
+
+def _complete_checkpoint(directory: str | Path) -> Path | None:
+    """Where the complete checkpoint saved in ``directory`` is: there, or under ``<directory>.old``
+    (a crash between the two renames of a save leaves the previous one there); None without one."""
+    for candidate in (Path(directory), previous_directory(Path(directory))):
+        if (candidate / "state.json").is_file():
+            return candidate
+    return None
 
 
 def _split_optimizer_state(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:

@@ -28,7 +28,7 @@ from ..data.streaming import Images, epoch_batches
 from ..errors import UserError
 from ..models.model_file import ModelSpec
 from .augment import augment, augmix, random_crop_flip
-from .checkpoint import load_training_checkpoint, save_training_checkpoint
+from .checkpoint import load_training_checkpoint, read_training_state, save_training_checkpoint
 from .recipes import Recipe
 
 AUGMIX_JSD_WEIGHT = 12.0  # Hendrycks et al. 2020, Jensen-Shannon consistency weight
@@ -140,6 +140,13 @@ def _resume(checkpointing: Checkpointing | None, model: nn.Module, optimizer: to
         return []
     _check_identity(checkpointing, state["identity"])
     return [EpochReport(**r) for r in state["history"]]
+
+
+def saved_history(directory: str | Path) -> list[EpochReport]:
+    """The reports of the epochs the checkpoint in ``directory`` holds (a finished trial keeps its
+    last one), read without restoring it; none without a checkpoint."""
+    state = read_training_state(directory)
+    return [] if state is None else [EpochReport(**r) for r in state["history"]]
 
 
 def _train_epoch(run: _Run, images: Images, labels: torch.Tensor, epoch: int, train_seconds: float) -> EpochReport:

@@ -12,7 +12,9 @@ The record's columns: the configuration (``TrialConfig.columns()``) and the colu
 ``error/<corruption>/<severity>``, ``ce/<corruption>`` and ``fp/<perturbation>``, all measured on
 the test split. A trial with a validation split (every search trial) holds those images out of
 training and also records the summary metrics measured on them as ``val_<metric>``: the values a
-search selects on.
+search selects on. A search's own trials measure the validation split only; the test split is
+measured later (:func:`measure_test`, from the saved model) for the configurations a report
+states test values for, and added to the record.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
 
 from ..config import DESIGN_KEYS, KEYS, MODEL_KEYS, Design, check_config
 from ..constraints import Constraint, excesses
@@ -40,13 +43,14 @@ from ..models.latency import LatencySetup, cached_latency
 from ..models.model_file import ModelSpec, save_model
 from ..models.profile import count_flops
 from ..robustness.evaluate import Evaluation, Predictor, evaluate
-from ..robustness.generate import SETS_MANIFEST, cached_sets
+from ..robustness.generate import SETS_MANIFEST, cached_sets, set_dirs
 from ..robustness.metrics import check_protocol, default_protocol
 from ..rundir import (
     CE_PREFIX,
     CHECKPOINT_DIR,
     ERROR_PREFIX,
     FP_PREFIX,
+    MODEL_FILE,
     SUMMARY_METRICS,
     T5D_PREFIX,
     Column,
@@ -180,14 +184,16 @@ class EvaluationSets:
         return self.validation or self.test
 
 
-def evaluation_sets(out: Path, config: TrialConfig, data: Dataset, *, device: str = "cpu",
+def evaluation_sets(out: Path, config: TrialConfig, data: Dataset, *, with_test: bool = True, device: str = "cpu",
                     progress: bool = True) -> EvaluationSets:
     """The sets of a run's trials (all sharing ``config``'s sizes and split) under ``out``, generated
-    on first use from the first ``config.set_images`` test (and validation) images."""
+    on first use from the first ``config.set_images`` test (and validation) images; the test sets
+    are only named, not made, unless ``with_test`` (a search makes them when its first test
+    measurement needs them)."""
     n = config.set_images
     validation = config.splits(data)[1]
-    test = cached_sets(out / "test", data.test_images[:n], data.test_labels[:n], config.dataset, device=device,
-                       progress=progress)
+    test = (cached_sets(out / "test", data.test_images[:n], data.test_labels[:n], config.dataset, device=device,
+                        progress=progress) if with_test or validation is None else set_dirs(out / "test", config.dataset))
     if validation is not None:
         validation = cached_sets(out / "validation", validation.images[:n], validation.labels[:n], config.dataset,
                                  device=device, progress=progress)
@@ -251,6 +257,7 @@ def run_trial(
     latency_cache: Path | None = None,
     constraints: Sequence[Constraint] = (),
     reference: bool = False,
+    with_test: bool = True,
     access: DataAccess = DataAccess(),
     device: str = "cpu",
     compile: bool = False,
@@ -263,7 +270,9 @@ def run_trial(
 
     The cost is measured before training: a design that breaks one of ``constraints`` is recorded
     as ``infeasible`` with its excesses and not trained, unless it is a ``reference`` (a paper's
-    configuration: the plots need it whatever it costs). Resumes from the trial's checkpoint when
+    configuration: the plots need it whatever it costs). Without ``with_test`` a trial with a
+    validation split measures that split only (:func:`measure_test` adds the test split later).
+    Resumes from the trial's checkpoint when
     there is one; returns the stored record without training when the trial already finished.
     ``on_epoch(epoch)`` receives a :class:`TrialEpoch` after every epoch. A NaN/inf loss, running out
     of device memory or an undecodable streamed image (unless ``access`` skips those) ends the trial
@@ -299,10 +308,8 @@ def run_trial(
     if failure:
         record.update({Column.STATUS: TrialStatus.FAILED, Column.FAILURE_REASON: failure})
     else:
-        started = time.perf_counter()
-        record.update(_measure(config, model, predict, data, sets, trial_dir, device))
-        record[Column.EVAL_SECONDS] = time.perf_counter() - started
-        save_model(trial_dir / "model.safetensors", model, spec)
+        record.update(_measure(config, model, predict, data, sets, trial_dir, device, with_test))
+        save_model(trial_dir / MODEL_FILE, model, spec)
     train_seconds = history[-1].train_seconds if history else 0.0
     record.update({Column.EPOCHS_COMPLETED: len(history), Column.TRAIN_SECONDS: train_seconds,
                    Column.SKIPPED_IMAGES: sum(r.skipped_images for r in history),
@@ -359,28 +366,63 @@ def _train(config: TrialConfig, model: torch.nn.Module, spec: ModelSpec, data: D
     return history, ""
 
 
-def _measure(config: TrialConfig, model: torch.nn.Module, predict: Predictor, data: Dataset, sets: EvaluationSets,
-             trial_dir: Path, device: str) -> dict[str, Any]:
-    """The trained model's metrics on the test split (and the summary on the validation split,
-    prefixed), the frost its -C sets hold, and its first layer's sparsity (also written per layer)."""
-    def measure(split: Split, split_sets: tuple[Path, Path]) -> dict[str, Any]:
-        return _metrics(evaluate(predict, split.images, split.labels, c_source=f"official:{split_sets[0]}",
-                                 p_source=f"official:{split_sets[1]}", clean_images=config.eval_images,
-                                 c_images=config.c_images, p_images=config.p_images, protocol=config.protocol,
-                                 dataset=config.dataset, seed=config.seed, progress=False))
+def measure_test(config: TrialConfig, trial_dir: str | Path, sets: EvaluationSets, *,
+                 access: DataAccess = DataAccess(), device: str = "cpu") -> dict[str, Any]:
+    """Add the test-split measurements of ``config``'s completed trial in ``trial_dir`` to its
+    record, from its saved model (nothing is retrained): what a search does for the configurations
+    it reports. Each once: a record that holds them is returned as it is; the record is rewritten
+    atomically, so an interruption leaves it with all of them or none."""
+    trial_dir = Path(trial_dir)
+    record = read_record(trial_dir)
+    if record is None or record[Column.STATUS] != TrialStatus.COMPLETED:
+        raise ValueError(f"{trial_dir} holds no completed trial to measure on the test split")
+    if Column.CLEAN_ERROR in record:
+        return record
+    data = trial_dataset(config.dataset, access, config.image_size)
+    spec = _model_spec(config, data)
+    model = spec.build()
+    # the weights as the trial left them, non-finite ones included (load_model refuses those in a
+    # checkpoint a user hands over): the measurement is the one the trial would have made
+    model.load_state_dict(load_file(str(trial_dir / MODEL_FILE)))
+    predict = Predictor(model, spec.mean, spec.std, device)
+    return write_record(trial_dir, {**record, **_test_metrics(config, predict, data, sets)})
 
-    test = Split(data.test_images, data.test_labels)
-    values = measure(test, sets.test)
+
+def _measure(config: TrialConfig, model: torch.nn.Module, predict: Predictor, data: Dataset, sets: EvaluationSets,
+             trial_dir: Path, device: str, with_test: bool) -> dict[str, Any]:
+    """The trained model's summary metrics on the validation split (prefixed: what a search selects
+    on), the frost its -C sets hold and its first layer's sparsity (also written per layer), in
+    ``eval_seconds``; then its metrics on the test split, in ``test_eval_seconds``, when
+    ``with_test`` or when it has no validation split."""
+    started = time.perf_counter()
+    values: dict[str, Any] = {}
     validation = config.splits(data)[1]
     if validation is not None:
-        measured = measure(validation, sets.validation)
+        measured = _split_metrics(config, predict, validation, sets.validation)
         values.update({validation_column(m): measured[m] for m in SUMMARY_METRICS if m in measured})
-    values[Column.FROST] = read_json(sets.test[0].parent / SETS_MANIFEST)["frost_textures"]
-    sparsity = sparsity_table(model, test.images[:SPARSITY_IMAGES], predict.mean, predict.std, device)
+    values[Column.FROST] = read_json(sets.selection[0].parent / SETS_MANIFEST)["frost_textures"]
+    sparsity = sparsity_table(model, data.test_images[:SPARSITY_IMAGES], predict.mean, predict.std, device)
     sparsity.to_csv(trial_dir / "sparsity.csv", index=False)
     values.update({Column.FIRST_LAYER_WEIGHT_SPARSITY: sparsity["weight_sparsity"].iloc[0],
-                   Column.FIRST_LAYER_RESPONSE_SPARSITY: sparsity["response_sparsity"].iloc[0]})
+                   Column.FIRST_LAYER_RESPONSE_SPARSITY: sparsity["response_sparsity"].iloc[0],
+                   Column.EVAL_SECONDS: time.perf_counter() - started})
+    if with_test or validation is None:
+        values.update(_test_metrics(config, predict, data, sets))
     return values
+
+
+def _test_metrics(config: TrialConfig, predict: Predictor, data: Dataset, sets: EvaluationSets) -> dict[str, Any]:
+    started = time.perf_counter()
+    values = _split_metrics(config, predict, Split(data.test_images, data.test_labels), sets.test)
+    return {**values, Column.TEST_EVAL_SECONDS: time.perf_counter() - started}
+
+
+def _split_metrics(config: TrialConfig, predict: Predictor, split: Split, sets: tuple[Path, Path]) -> dict[str, Any]:
+    """Every metric of ``predict`` on one split: its clean images and the -C/-P ``sets`` made from them."""
+    return _metrics(evaluate(predict, split.images, split.labels, c_source=f"official:{sets[0]}",
+                             p_source=f"official:{sets[1]}", clean_images=config.eval_images, c_images=config.c_images,
+                             p_images=config.p_images, protocol=config.protocol, dataset=config.dataset,
+                             seed=config.seed, progress=False))
 
 
 def _metrics(evaluation: Evaluation) -> dict[str, Any]:
