@@ -24,7 +24,7 @@ trials before that point (450 to 500 for 500), so one run of the largest size gi
     in CPU milliseconds of the driver's thread per call (robust to the machine's load): the
     searcher's ``suggest`` and the sampler's share of it, the searcher's ``on_trial_complete`` (the
     study's tell), MO-ASHA's decision on a rung result, the results callback per trial event (table
-    update, progress line, table files), the table files alone (``ResultsTable.write``; blank where
+    update, progress line, table files), the table files alone (``ResultsTable.write``; nan where
     none was written in the window); the journal's appends per trial and their wall milliseconds
     (each waits for fsync);
   * the journal's size then, and ``ppsearch report``'s wall time (``write_report``, after the run)
@@ -83,6 +83,7 @@ from ppsearch.rundir import (
     is_paper,
     settings_for_run,
     start_run,
+    validation_column,
     write_record,
     write_table,
 )
@@ -102,7 +103,7 @@ WINDOW = 0.1  # a figure at N trials ended: over the trials from N - 10% to N
 @dataclasses.dataclass(frozen=True)
 class StandInContext:
     """What the stand-in trial needs (it replaces the engine's TrialContext, so that the trial
-    workers import neither torch nor the trainer: 64 of them would not fit this machine's memory)."""
+    workers import neither torch nor the trainer: dozens of them would not fit this machine's memory)."""
 
     run_dir: Path
     objectives: tuple[str, ...]
@@ -178,7 +179,7 @@ def stand_in_trial(config: dict[str, Any], context: StandInContext) -> None:
     record = write_record(context.run_dir / TRIALS_DIR / assignment.trial_id,
                           synthetic_record(assignment, context, context.sleep))
     tune.report({EPOCH: epochs, Column.STATUS: record[Column.STATUS], **tags,
-                 **{o: record[f"{VALIDATION_PREFIX}{o}"] for o in context.objectives}})
+                 **{o: record[validation_column(o)] for o in context.objectives}})
 
 
 class Timings:
@@ -350,8 +351,8 @@ def run(args: argparse.Namespace, tmp: Path) -> tuple[dict[int, dict[str, Any]],
             continue
         started = time.perf_counter()
         write_report(figures["snapshot"], figures["snapshot"] / "report.html")
-        wall_s, cpu_ms, running = timings.per_trial(at)
-        figures.update(report_s=time.perf_counter() - started, wall_ms=wall_s, driver_cpu_ms=cpu_ms, running=running,
+        wall_ms, cpu_ms, running = timings.per_trial(at)
+        figures.update(report_s=time.perf_counter() - started, wall_ms=wall_ms, driver_cpu_ms=cpu_ms, running=running,
                        **{key: timings.per_call(name, at) for key, name in PARTS.items()},
                        append_ms=timings.per_call("journal append", at, wall=True),
                        appends=timings.calls_per_trial("journal append", at))
@@ -455,7 +456,8 @@ def main() -> None:
     for name, seconds in sorted(parts.items(), key=lambda item: -item[1]):
         print(f"   {name:18s} {seconds:8.1f} s  {100 * seconds / driver_cpu:5.1f}%")
     top = max(("suggest", "tell", "MO-ASHA", "results callback"), key=parts.get)
-    print(f"first bottleneck: {top}")
+    sampler = f"; the sampler's share {parts[top + ': sampler']:.0f} s" if f"{top}: sampler" in parts else ""
+    print(f"first bottleneck: {top} ({parts[top]:.0f} s of the driver's {driver_cpu:.0f} s of CPU{sampler})")
 
 
 if __name__ == "__main__":

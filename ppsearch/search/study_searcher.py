@@ -122,7 +122,9 @@ class StudySearcher(Searcher):
         if self.resumable:
             trial = self.study.get_trials(deepcopy=False)[self.resumable.pop(0)]
             configuration = {**self.space.defaults, **trial.params}
-        elif self.study.get_trials(deepcopy=False, states=(_WAITING,)) or len(self.study.trials) < self.budget:
+        # without deep copies: `study.trials` copies every trial, 180 ms a suggestion at 2,000 trials
+        elif (self.study.get_trials(deepcopy=False, states=(_WAITING,))
+              or len(self.study.get_trials(deepcopy=False)) < self.budget):
             trial = self.study.ask()
             configuration = self.space.suggest(trial)  # define-by-run: the active dimensions, then the defaults left
             configuration = {**trial.params, **configuration}
