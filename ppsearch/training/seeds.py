@@ -4,9 +4,9 @@ every trial, so nothing finished is lost and a rerun resumes. With a tracker (--
 is an MLflow run too."""
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -14,14 +14,19 @@ from ..data.streaming import DataAccess
 from ..rundir import LATENCY_DIR, RECORDS_STEM, SETS_DIR, write_table
 from .trial import TrialConfig, TrialEpoch, check_data, evaluation_sets, run_trial
 
-if TYPE_CHECKING:
-    from ..tracking import Tracker
+
+class TrialTracker(Protocol):
+    """What tracks a seed's trial (``tracking.Tracker``, which sits above training and imports it)."""
+
+    def trial_started(self, trial_dir: Path, row: Mapping[str, Any]) -> None: ...
+
+    def trial_recorded(self, trial_dir: Path) -> None: ...
 
 
 def train_seeds(configs: Sequence[TrialConfig], out: str | Path, *, access: DataAccess = DataAccess(),
                 device: str = "cpu", compile: bool = False, progress: bool = True,
                 on_epoch: Callable[[TrialConfig, TrialEpoch], None] | None = None,
-                tracker: Tracker | None = None) -> pd.DataFrame:
+                tracker: TrialTracker | None = None) -> pd.DataFrame:
     """Train and measure each of ``configs`` (one configuration, one seed each) into
     ``out/seed-<n>``, each tracked by ``tracker`` when given; returns the records, also written to
     ``out/records.parquet`` and ``.csv``."""
