@@ -353,7 +353,8 @@ _COLUMN_NOTES = {
     "EVAL_SECONDS": "wall time of the clean, -C and -P evaluation",
     "IMAGES_PER_SECOND": "training images per second",
     "FIRST_LAYER_WEIGHT_SPARSITY": "Hoyer sparsity of the first convolution's weights (the seed paper's Figure 4)",
-    "FIRST_LAYER_RESPONSE_SPARSITY": "Hoyer sparsity of the first convolution's responses to clean test images",
+    "FIRST_LAYER_RESPONSE_SPARSITY": ("Hoyer sparsity of the first convolution's responses to the first 256 clean "
+                                      "images of the selection split (validation; test where there is none)"),
     "TRIAL_DIR": "the trial's folder",
 }
 

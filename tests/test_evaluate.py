@@ -120,6 +120,19 @@ def test_evaluation_never_runs_in_reduced_precision(checkpoint, test_split):
     assert logits.dtype == torch.float32
 
 
+def test_a_model_left_training_is_measured_in_eval_mode_and_left_as_it_was(checkpoint, test_split):
+    """A trainer hands over its model in training mode: the measurement still normalises with the
+    running statistics, leaves them as they were (in training mode BatchNorm would fold the measured
+    images, corrupted ones too, into them) and hands the model back training."""
+    model = load_model(checkpoint[0])
+    spec = model.ppsearch_spec
+    predictor = Predictor(model, spec.mean, spec.std)
+    evaluated = predictor.logits(test_split[0])
+    statistics = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    model.train()
+    assert torch.equal(predictor.logits(test_split[0]), evaluated) and model.training
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in statistics.items()) and statistics
+
 def test_clean_error_counts_wrong_predictions(checkpoint, test_split):
     model = load_model(checkpoint[0])
     spec = model.ppsearch_spec

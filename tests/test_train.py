@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from ppsearch.data.preprocess import normalisation
+from ppsearch.data.preprocess import normalisation, to_model_input
 from ppsearch.models import build_model
 from ppsearch.models.model_file import ModelSpec
 from ppsearch.training.recipes import RECIPES, Recipe, get_recipe
@@ -66,6 +66,25 @@ def test_training_learns_fashion_mnist(fashion):
     assert history[-1].train_loss < history[0].train_loss
     after = _error(model, test_x, test_y)
     assert before > 0.75 and after < 0.5, (before, after)  # chance is 0.9; 64 steps reach about 0.39
+
+
+def test_batch_norm_statistics_after_few_steps_are_the_trained_weights_own(fashion):
+    """Four steps leave BatchNorm's running averages mostly at their initial values (mean 0,
+    variance 1), which describe no model: the trainer recomputes them from the unaugmented training
+    images with the trained weights, so the model measured in eval mode is the one trained."""
+    train_x, train_y, _, _ = fashion
+    torch.manual_seed(0)
+    model = build_model("resnet8", in_chans=1)
+    fit(model, train_x[:256], train_y[:256], RECIPES["paper"], epochs=2, augmentation="cutout", mean=MEAN, std=STD,
+        seed=0)
+    norm = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    inputs = []
+    handle = norm.register_forward_pre_hook(lambda module, args: inputs.append(args[0]))
+    with torch.no_grad():
+        model.eval()(to_model_input(train_x[:256], MEAN, STD))
+    handle.remove()
+    assert torch.allclose(norm.running_mean, inputs[0].mean((0, 2, 3)), atol=1e-4)
+    assert norm.momentum == 0.1  # training's own again
 
 
 @pytest.mark.parametrize("augmentation", ["cutout", "autoaugment", "augmix"])

@@ -5,10 +5,12 @@ import math
 import pandas as pd
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from ppsearch.cli import main
 from ppsearch.models.model_file import load_model
 from ppsearch.robustness.corruptions import BENCHMARK_CORRUPTIONS
+from ppsearch.robustness.evaluate import Predictor
 from ppsearch.robustness.perturbations import TEST_PERTURBATIONS
 from ppsearch.rundir import read_record
 from ppsearch.search.space import load_space, parse_override
@@ -93,6 +95,21 @@ def test_epochs_are_reported_and_the_model_is_saved(smoke_record):
     model = load_model(f"{record['trial_dir']}/model.safetensors")
     spec = model.ppsearch_spec
     assert spec.design["placement"] == "b1" and spec.dataset == "fashion-mnist"
+
+
+def test_measuring_a_trained_model_leaves_it_as_trained(smoke_record):
+    """The model a trial saves is the one its last epoch trained: measuring it on the validation,
+    -C/-P and test images changes none of its tensors (BatchNorm's running statistics included),
+    and its validation clean error is the one the saved model has."""
+    config, record, epochs = smoke_record
+    saved = load_file(f"{record['trial_dir']}/model.safetensors")
+    trained = load_file(str(epochs[-1].checkpoint / "model.safetensors"))
+    assert saved.keys() == trained.keys() and all(torch.equal(saved[k], trained[k]) for k in saved)
+    model = load_model(f"{record['trial_dir']}/model.safetensors")
+    validation = config.splits(trial_dataset("fashion-mnist"))[1]
+    predict = Predictor(model, model.ppsearch_spec.mean, model.ppsearch_spec.std)
+    images = validation.images[:config.eval_images]
+    assert record["val_clean_error"] == (predict(images) != validation.labels[:config.eval_images]).double().mean().item()
 
 
 def test_sparsity_is_saved_with_the_record(smoke_record):

@@ -69,10 +69,18 @@ class Predictor:
 
     @torch.inference_mode()
     def logits(self, images: torch.Tensor) -> torch.Tensor:
-        outputs = []
-        for start in range(0, images.shape[0], self.batch_size):
-            batch = images[start:start + self.batch_size].to(self.device, non_blocking=True)
-            outputs.append(self.model(to_model_input(batch, self.mean, self.std)).float())
+        # in eval mode whatever mode the model is left in (a trainer leaves it training): in
+        # training mode BatchNorm would normalise by each batch's statistics and fold the measured
+        # images, corrupted ones included, into its running statistics
+        training = self.model.training
+        self.model.eval()
+        try:
+            outputs = []
+            for start in range(0, images.shape[0], self.batch_size):
+                batch = images[start:start + self.batch_size].to(self.device, non_blocking=True)
+                outputs.append(self.model(to_model_input(batch, self.mean, self.std)).float())
+        finally:
+            self.model.train(training)
         return torch.cat(outputs).cpu()
 
 

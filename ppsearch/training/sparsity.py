@@ -4,7 +4,8 @@ sparsity per convolution, push-pull and plain alike.
 Sparsity is Hoyer's measure, (sqrt(n) - |x|_1 / |x|_2) / (sqrt(n) - 1): 0 when all n entries are
 equal in magnitude, 1 when one entry holds everything. It ignores scale, so it compares layers of
 different models trained with different weight norms. Responses are the layer outputs on clean
-test images (before BatchNorm), measured per image and averaged; ``response_zero_fraction`` counts
+images (before BatchNorm; a trial's: the first images of its selection split), measured per image
+and averaged; ``response_zero_fraction`` counts
 exact zeros, which a push-pull layer produces where both push and pull are silent.
 """
 from __future__ import annotations

@@ -32,6 +32,8 @@ from .checkpoint import load_training_checkpoint, read_training_state, save_trai
 from .recipes import Recipe
 
 AUGMIX_JSD_WEIGHT = 12.0  # Hendrycks et al. 2020, Jensen-Shannon consistency weight
+BATCH_NORM_SETTLED = 0.01  # the share of their initial values BatchNorm's running averages may still hold
+SETTLING_IMAGES = 1024  # at most this many training images recompute them where they have not settled
 
 
 class NonFiniteLoss(RuntimeError):
@@ -98,6 +100,7 @@ def fit(
     for epoch in range(len(history), epochs):
         train_seconds = history[-1].train_seconds if history else 0.0
         history.append(_train_epoch(run, images, labels, epoch, train_seconds))
+        _settle_batch_norm(model, run, images, labels, (epoch + 1) * run.steps_per_epoch)
         if checkpointing is not None:
             save_training_checkpoint(checkpointing.directory, model, checkpointing.spec, optimizer,
                                      {"identity": checkpointing.identity,
@@ -174,6 +177,34 @@ def _train_epoch(run: _Run, images: Images, labels: torch.Tensor, epoch: int, tr
     lr = run.optimizer.param_groups[0]["lr"]  # the last step's: the schedule's value at the end of the epoch
     return EpochReport(epoch + 1, run.epochs, trained, mean_loss, wrong.item() / max(trained, 1), lr,
                        trained / seconds, train_seconds + seconds, skipped)
+
+
+def _settle_batch_norm(model: nn.Module, run: _Run, images: Images, labels: torch.Tensor, steps: int) -> None:
+    """Replace BatchNorm's running statistics by those of the first training images (unaugmented,
+    the trained weights' own) while, after ``steps`` training steps, the running averages still
+    hold more than ``BATCH_NORM_SETTLED`` of their initial values (mean 0, variance 1): then they
+    describe no model, and a measurement in eval mode would be at chance. At the papers' budgets the
+    averages settle within the first epoch and are left as training made them; at the smoke and demo
+    budgets' few steps they are recomputed after every epoch (the "precise BatchNorm" of Wu &
+    Johnson, 2021), a forward pass over at most ``SETTLING_IMAGES`` images. Training never reads
+    them (it normalises by each batch's statistics), so the weights are unchanged."""
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d) and m.track_running_stats]
+    momenta = [norm.momentum for norm in norms]
+    if not norms or momenta[0] is None or (1 - momenta[0]) ** steps <= BATCH_NORM_SETTLED:
+        return
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over the batches below
+    batches = max(1, min(run.steps_per_epoch, SETTLING_IMAGES // run.batch))
+    order = torch.arange(images.shape[0], device=run.device)
+    try:
+        with torch.no_grad(), run.autocast:
+            for x, _, _ in epoch_batches(images, labels, order, run.batch, batches, run.device):
+                if len(x):
+                    model(to_model_input(x, run.mean, run.std))
+    finally:
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
 
 
 def _step(run: _Run, x: torch.Tensor, y: torch.Tensor, step: int,

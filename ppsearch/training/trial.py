@@ -62,7 +62,7 @@ from ..rundir import (
 )
 from .budgets import get_budget
 from .recipes import get_recipe
-from .sparsity import sparsity_table
+from .sparsity import ResponseSparsity
 from .trainer import Checkpointing, EpochReport, NonFiniteLoss, fit
 
 SPARSITY_IMAGES = 256
@@ -391,38 +391,45 @@ def measure_test(config: TrialConfig, trial_dir: str | Path, sets: EvaluationSet
 def _measure(config: TrialConfig, model: torch.nn.Module, predict: Predictor, data: Dataset, sets: EvaluationSets,
              trial_dir: Path, device: str, with_test: bool) -> dict[str, Any]:
     """The trained model's summary metrics on the validation split (prefixed: what a search selects
-    on), the frost its -C sets hold and its first layer's sparsity (also written per layer), in
-    ``eval_seconds``; then its metrics on the test split, in ``test_eval_seconds``, when
-    ``with_test`` or when it has no validation split."""
+    on), the frost its -C sets hold and its convolutions' sparsity (first layer's in the record,
+    every layer's in ``sparsity.csv``), in ``eval_seconds``; then its metrics on the test split, in
+    ``test_eval_seconds``, when ``with_test`` or when it has no validation split. The sparsity is
+    measured on the first clean images of the split the trial is selected on, inside that split's
+    clean pass (no forward pass of its own)."""
     started = time.perf_counter()
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {Column.FROST: read_json(sets.selection[0].parent / SETS_MANIFEST)["frost_textures"]}
+    sparsity = ResponseSparsity(model, SPARSITY_IMAGES)
     validation = config.splits(data)[1]
     if validation is not None:
-        measured = _split_metrics(config, predict, validation, sets.validation)
+        measured = _split_metrics(config, predict, validation, sets.validation, sparsity)
         values.update({validation_column(m): measured[m] for m in SUMMARY_METRICS if m in measured})
-    values[Column.FROST] = read_json(sets.selection[0].parent / SETS_MANIFEST)["frost_textures"]
-    sparsity = sparsity_table(model, data.test_images[:SPARSITY_IMAGES], predict.mean, predict.std, device)
-    sparsity.to_csv(trial_dir / "sparsity.csv", index=False)
-    values.update({Column.FIRST_LAYER_WEIGHT_SPARSITY: sparsity["weight_sparsity"].iloc[0],
-                   Column.FIRST_LAYER_RESPONSE_SPARSITY: sparsity["response_sparsity"].iloc[0],
-                   Column.EVAL_SECONDS: time.perf_counter() - started})
-    if with_test or validation is None:
+    else:
+        values.update(_test_metrics(config, predict, data, sets, sparsity))
+    table = sparsity.table()
+    table.to_csv(trial_dir / "sparsity.csv", index=False)
+    values.update({Column.FIRST_LAYER_WEIGHT_SPARSITY: table["weight_sparsity"].iloc[0],
+                   Column.FIRST_LAYER_RESPONSE_SPARSITY: table["response_sparsity"].iloc[0],
+                   Column.EVAL_SECONDS: time.perf_counter() - started - values.get(Column.TEST_EVAL_SECONDS, 0.0)})
+    if with_test and validation is not None:
         values.update(_test_metrics(config, predict, data, sets))
     return values
 
 
-def _test_metrics(config: TrialConfig, predict: Predictor, data: Dataset, sets: EvaluationSets) -> dict[str, Any]:
+def _test_metrics(config: TrialConfig, predict: Predictor, data: Dataset, sets: EvaluationSets,
+                  sparsity: ResponseSparsity | None = None) -> dict[str, Any]:
     started = time.perf_counter()
-    values = _split_metrics(config, predict, Split(data.test_images, data.test_labels), sets.test)
+    values = _split_metrics(config, predict, Split(data.test_images, data.test_labels), sets.test, sparsity)
     return {**values, Column.TEST_EVAL_SECONDS: time.perf_counter() - started}
 
 
-def _split_metrics(config: TrialConfig, predict: Predictor, split: Split, sets: tuple[Path, Path]) -> dict[str, Any]:
-    """Every metric of ``predict`` on one split: its clean images and the -C/-P ``sets`` made from them."""
+def _split_metrics(config: TrialConfig, predict: Predictor, split: Split, sets: tuple[Path, Path],
+                   sparsity: ResponseSparsity | None = None) -> dict[str, Any]:
+    """Every metric of ``predict`` on one split: its clean images and the -C/-P ``sets`` made from
+    them; ``sparsity`` watches the pass over the clean images."""
     return _metrics(evaluate(predict, split.images, split.labels, c_source=f"official:{sets[0]}",
                              p_source=f"official:{sets[1]}", clean_images=config.eval_images, c_images=config.c_images,
                              p_images=config.p_images, protocol=config.protocol, dataset=config.dataset,
-                             seed=config.seed, progress=False))
+                             seed=config.seed, progress=False, watch_clean=sparsity))
 
 
 def _metrics(evaluation: Evaluation) -> dict[str, Any]:
