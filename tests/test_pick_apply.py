@@ -178,12 +178,15 @@ def test_apply_says_the_design_was_picked_on_another_architecture(tmp_path, caps
     assert isinstance(load_model(tmp_path / "m.safetensors").stem[0], PushPull2d)
 
 
-@pytest.mark.parametrize("args, dataset", [
-    (["--model", "resnet20", "--dataset", "cifar10"], "cifar10"),
-    (["--model", "resnet20", "--checkpoint", "MODEL_FILE"], "fashion-mnist"),  # the data the model file records
-    (["--model", "timm:resnet18"], "imagenet"),
+@pytest.mark.parametrize("args, dataset, classes", [
+    (["--model", "resnet20", "--dataset", "cifar10"], "cifar10", 10),
+    (["--model", "resnet20", "--dataset", "cifar100"], "cifar100", 100),
+    (["--model", "resnet20", "--checkpoint", "MODEL_FILE"], "fashion-mnist", 7),  # what the model file records
+    (["--model", "timm:resnet18"], "imagenet", 1000),
 ])
-def test_apply_records_the_models_dataset_and_says_how_to_evaluate_it(tmp_path, capsys, args, dataset):
+def test_apply_records_the_models_dataset_and_says_how_to_evaluate_it(tmp_path, capsys, args, dataset, classes):
+    """Without --dataset and --num-classes, a model is for the data and classes of the ppsearch model
+    file it is given, else for its dataset's classes (1,000 for an ImageNet-size model)."""
     import shlex
 
     from ppsearch.cli import build_parser
@@ -191,15 +194,16 @@ def test_apply_records_the_models_dataset_and_says_how_to_evaluate_it(tmp_path, 
     from ppsearch.data.preprocess import normalisation
     from ppsearch.models.model_file import ModelSpec, save_model
 
-    plain = ModelSpec("resnet20", Design().to_dict(), 3, 10, "fashion-mnist", *normalisation("fashion-mnist", 3))
+    plain = ModelSpec("resnet20", Design().to_dict(), 3, 7, "fashion-mnist", *normalisation("fashion-mnist", 3))
     model_file = save_model(tmp_path / "plain.safetensors", plain.build(), plain)  # as a trial of a run writes it
     config = tmp_path / "picked.yaml"
     config.write_text("placement: pp\n")
     out = tmp_path / "m.safetensors"
     args = [str(model_file) if a == "MODEL_FILE" else a for a in args]
-    assert main(["apply", str(config), *args, "--num-classes", "10", "--out", str(out)]) == 0
+    assert main(["apply", str(config), *args, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert load_model(out).ppsearch_spec.dataset == dataset
+    spec = load_model(out).ppsearch_spec
+    assert (spec.dataset, spec.num_classes) == (dataset, classes)
     suggested = printed.splitlines()[-1].split("evaluate with: ")[1]
     assert suggested == f"ppsearch eval --checkpoint {out} --dataset {dataset}"
     assert build_parser().parse_args(shlex.split(suggested)[1:]).dataset == dataset

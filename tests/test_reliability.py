@@ -138,19 +138,19 @@ def test_apply_refuses_files_that_are_not_weights(capsys, tmp_path, design_file,
 def test_apply_never_unpickles_code_and_names_the_tensor_that_does_not_fit(capsys, tmp_path, design_file):
     with_objects = tmp_path / "objects.pth"
     torch.save({"state_dict": {}, "optimizer": pickle.Pickler}, with_objects)
-    _fails(capsys, ["apply", design_file, "--model", "resnet20", "--checkpoint", with_objects],
+    _fails(capsys, ["apply", design_file, "--model", "resnet20", "--dataset", "cifar10", "--checkpoint", with_objects],
            "holds a Python object (pickle.Pickler) besides tensors")
     text = tmp_path / "text.pth"
     text.write_text("hello\n")
-    _fails(capsys, ["apply", design_file, "--model", "resnet20", "--checkpoint", text], "is not a torch checkpoint")
+    _fails(capsys, ["apply", design_file, "--model", "resnet20", "--dataset", "cifar10", "--checkpoint", text], "is not a torch checkpoint")
     other = tmp_path / "resnet32.pth"
     torch.save({"state_dict": build_model("resnet32").state_dict()}, other)
-    _fails(capsys, ["apply", design_file, "--model", "resnet20", "--num-classes", "10", "--checkpoint", other],
+    _fails(capsys, ["apply", design_file, "--model", "resnet20", "--dataset", "cifar10", "--checkpoint", other],
            "holds tensor 'stages.0.3.bn1.bias', which ResNetCifar does not have")
     partial = torch.load(other)["state_dict"]
     partial["fc.weight"] = torch.zeros(3, 64)
     torch.save(partial, other)
-    _fails(capsys, ["apply", design_file, "--model", "resnet32", "--num-classes", "10", "--checkpoint", other],
+    _fails(capsys, ["apply", design_file, "--model", "resnet32", "--dataset", "cifar10", "--checkpoint", other],
            "tensor 'fc.weight' has shape (3, 64), ResNetCifar expects (10, 64)")
 
 

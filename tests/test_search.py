@@ -1,4 +1,5 @@
 """The search end to end on a real local Ray with a real Optuna journal, at tiny budgets."""
+import io
 import json
 import os
 import re
@@ -338,13 +339,14 @@ def test_a_run_directory_of_other_settings_is_refused(tmp_path):
     assert settings_for_run(tmp_path / "run", RunSettings(**{**settings.__dict__, "trials": 5})).study_name
 
 
-def test_the_progress_line_counts_trials_in_the_state_they_are_entering(tmp_path, capsys):
+def test_the_progress_display_counts_trials_in_the_state_they_are_entering(tmp_path):
     """Ray calls the callbacks before it changes a trial's state: a trial starting is counted as
     running, a trial ending as completed (its record) or pruned (none), never as running."""
     from ray.tune.experiment import Trial
 
     from ppsearch.rundir import Assignment, ResultsTable, write_record
     from ppsearch.search.engine import RunClock, SessionStop, results_callback
+    from ppsearch.search.progress import SessionProgress
     from ppsearch.search.study_searcher import ASSIGNMENT
 
     def trial(trial_id, status):
@@ -354,21 +356,27 @@ def test_the_progress_line_counts_trials_in_the_state_they_are_entering(tmp_path
         made.set_status(status)
         return made
 
-    write_record(tmp_path / "trials" / "00000", {"status": "completed", "placement": "none", "clean_error": 0.5,
-                                                 "mce": 1.0, "epochs_completed": 2})
-    callback = results_callback(ResultsTable(tmp_path), ("clean_error", "mce"), quiet=False, clock=RunClock(),
-                                stop=SessionStop())
+    write_record(tmp_path / "trials" / "00000", {"status": "completed", "placement": "none", "val_clean_error": 0.5,
+                                                 "val_mce": 1.0, "epochs_completed": 2})
+    out = io.StringIO()
+    progress = SessionProgress("search", 3, ("clean_error", "mce"), stream=out)
+    callback = results_callback(ResultsTable(tmp_path), progress, clock=RunClock(), stop=SessionStop())
     a, b, c = trial("a", Trial.RUNNING), trial("b", Trial.RUNNING), trial("c", Trial.PENDING)
     callback.on_trial_complete(0, [a, b, c], a)
     callback.on_trial_start(0, [trial("a", Trial.TERMINATED), b, c], c)
     callback.on_trial_complete(0, [trial("a", Trial.TERMINATED), b, trial("c", Trial.RUNNING)], b)
-    callback.on_trial_start(0, [trial("a", Trial.TERMINATED), trial("b", Trial.TERMINATED), c], c)
-    lines = [line.split("trials: ")[1].split(" |")[0] for line in capsys.readouterr().out.splitlines()]
-    # a line per trial end and for the session's first start; a later start, the moment a trial
-    # ended, would only repeat the line before it
-    assert lines == ["1 completed, 0 pruned, 0 failed, 1 running, 1 pending",
-                     "1 completed, 0 pruned, 0 failed, 2 running, 0 pending",
-                     "1 completed, 1 pruned, 0 failed, 1 running, 0 pending"]
+    callback.on_trial_complete(0, [trial("a", Trial.TERMINATED), trial("b", Trial.TERMINATED), c], c)
+    assert out.getvalue().splitlines() == [
+        "  00000 completed  clean_error 0.5000  mce 1.0000  (joins the validation front: 1)",
+        # a status line for the first end and the first start (then none for 30 s) and for the last end
+        "search: 1/3 trials ended (1 completed, 0 pruned, 0 failed), 1 running | validation front 1 | "
+        "0m00s elapsed, about 0m00s left",
+        "search: 1/3 trials ended (1 completed, 0 pruned, 0 failed), 2 running | validation front 1 | "
+        "0m00s elapsed, about 0m00s left",
+        "  00001 pruned",
+        "  00002 pruned",
+        "search: 3/3 trials ended (1 completed, 2 pruned, 0 failed), 0 running | validation front 1 | "
+        "0m00s elapsed, done"]
 
 
 @pytest.mark.bad_input

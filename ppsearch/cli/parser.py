@@ -280,7 +280,9 @@ def _add_apply(subcommands: argparse._SubParsersAction) -> None:
     apply.add_argument("--checkpoint", default=None, help="weights of the plain model (.safetensors or .pth); "
                                                           "without them the weights are random")
     apply.add_argument("--in-chans", type=integer(1), default=3)
-    apply.add_argument("--num-classes", type=integer(2), default=1000)
+    apply.add_argument("--num-classes", type=integer(2), default=None,
+                       help="the model's classes (default: those of a ppsearch model file given as --checkpoint, "
+                            "else the dataset's: 10 for fashion-mnist and cifar10, 100 for cifar100, 1000 for imagenet)")
     apply.add_argument("--dataset", default=None, **one_of("dataset", DATASETS),
                        help="what the model is for: its normalisation, eval's default (default: the dataset of a "
                             f"ppsearch model file given as --checkpoint, else {IMAGENET} for an ImageNet model; a "

@@ -9,6 +9,9 @@ CIFAR10 = "cifar10"
 CIFAR100 = "cifar100"
 IMAGENET = "imagenet"  # an image folder: the only dataset that may be streamed or resized
 DATASETS = (FASHION_MNIST, CIFAR10, CIFAR100, IMAGENET)
+# the classes of each dataset (imagenet: ILSVRC-2012's; an image folder of another number names it, e.g.
+# `apply --num-classes`)
+DATASET_CLASSES = {FASHION_MNIST: 10, CIFAR10: 10, CIFAR100: 100, IMAGENET: 1000}
 
 # whether an image-folder dataset is streamed from its files instead of decoded into memory
 STREAM_AUTO = "auto"  # the default: streamed when the decoded images exceed the memory budget

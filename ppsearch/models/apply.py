@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from ..config import DESIGN_KEYS, Design, check_config
 from ..data.datasets import IMAGENET_SIZE, native_image_size
-from ..data.names import IMAGENET
+from ..data.names import DATASET_CLASSES, IMAGENET
 from ..data.preprocess import DATASET_STATS, normalisation
 from ..errors import UserError
 from . import antialias_problem, architecture_problem, build_model, default_image_size, input_problem
@@ -29,21 +29,26 @@ class AppliedDesign:
 
 
 def apply_design(config: Mapping[str, Any], arch: str, *, checkpoint: str | Path | None = None, in_chans: int = 3,
-                 num_classes: int = 1000, dataset: str | None = None) -> AppliedDesign:
+                 num_classes: int | None = None, dataset: str | None = None) -> AppliedDesign:
     """``arch`` with the design of ``config`` (a picked configuration: design keys, and model keys
     that are ignored), with the plain model's weights from ``checkpoint`` where given (without them
     the weights are random). A model that cannot take ``dataset``'s images (their channels, or their
-    size in one forward pass) is refused; ``dataset`` None: see :func:`model_dataset`."""
+    size in one forward pass) is refused; ``dataset`` None: see :func:`model_dataset`. ``num_classes``
+    None: those of a ppsearch model file given as ``checkpoint``, else ``dataset``'s."""
     design = Design.from_mapping(check_config(config))
     if not any(k in config for k in DESIGN_KEYS):
         raise UserError(f"the configuration holds no design key ({', '.join(DESIGN_KEYS)}): nothing to apply")
     problem = architecture_problem(arch)
     if problem:
         raise UserError(problem)
+    weights = read_weights(Path(checkpoint)) if checkpoint is not None else None  # a file that is not weights: named first
     dataset = dataset or model_dataset(arch, checkpoint)
     if dataset not in DATASET_STATS:
         raise UserError(f"dataset {dataset!r}: allowed: {', '.join(DATASET_STATS)}")
     channels = len(DATASET_STATS[dataset][0])
+    if num_classes is None:
+        ppsearch_file = checkpoint is not None and written_by_ppsearch(checkpoint)
+        num_classes = read_spec(checkpoint).num_classes if ppsearch_file else DATASET_CLASSES[dataset]
     # eval feeds a model its dataset's images, grey ones also as RGB (the -C/-P sets are RGB)
     if in_chans not in (channels, 3):
         fits = " or ".join(map(str, sorted({channels, 3})))
@@ -57,8 +62,8 @@ def apply_design(config: Mapping[str, Any], arch: str, *, checkpoint: str | Path
     problem = input_problem(plain, arch, in_chans, native_image_size(dataset))
     if problem:
         raise UserError(problem)
-    if checkpoint is not None:  # trained weights of the plain model go in before the surgery, which keeps them
-        load_weights(plain, read_weights(Path(checkpoint)), f"checkpoint {checkpoint}")
+    if weights is not None:  # trained weights of the plain model go in before the surgery, which keeps them
+        load_weights(plain, weights, f"checkpoint {checkpoint}")
     changes = pushpullify(plain, dataclasses.replace(design, antialias="none"))
     mean, std = normalisation(dataset, in_chans)
     return AppliedDesign(plain, ModelSpec(arch, design.to_dict(), in_chans, num_classes, dataset, mean, std),

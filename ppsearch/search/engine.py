@@ -61,17 +61,16 @@ from ..rundir import (
     search_trials,
     settings_for_run,
     start_run,
-    status_counts,
-    validation_column,
     write_record_once,
 )
-from ..selection.pareto import untested_reported, validation_front
+from ..selection.pareto import untested_reported
 from ..tracking import Tracker, Tracking
 from ..training.trial import TrialConfig, check_run, evaluation_sets, trial_dataset
 from .cluster import Resources, connect_ray
 from .confirmation import next_confirmations
 from .execution import TrialContext, measure_trial_test, search_trial
 from .moasha import EPOCH, MOASHA, RUNG_METRICS, rung_metrics
+from .progress import SessionProgress
 from .run_lock import RunLock, check_free, hold_run
 from .seeding import seeded_designs
 from .space import Space, load_space
@@ -269,7 +268,7 @@ def search(prepared: PreparedRun) -> None:
     trials asked for or --time-budget is spent."""
     settings = prepared.settings
     _fit(prepared, StudySearcher(prepared.study, prepared.space, settings.objectives, settings.trials, settings.seed,
-                                 prepared.resumable, _ended_without_record(prepared)), prepared.scheduler)
+                                 prepared.resumable, _ended_without_record(prepared)), prepared.scheduler, "search")
     prepared.clock.mark("search")
 
 
@@ -301,18 +300,23 @@ def measure_tests(prepared: PreparedRun) -> None:
 
 
 def _run_tasks(prepared: PreparedRun, task: Any, assignments: list[Assignment]) -> None:
-    """``task(assignment, context)`` for each of ``assignments`` as Ray tasks with a trial's
-    resources, each trial's record read into the results table as its task ends."""
+    """``task(assignments, context)`` over ``assignments`` dealt into as many Ray tasks (with a
+    trial's resources) as trials run at once: each task's worker starts, and imports torch, once
+    for its share, not once per assignment (seconds each, the most of a tiny model's measurement).
+    The records a task wrote are read into the results table as it ends."""
     import ray
 
     resources = prepared.resources
     remote = ray.remote(num_cpus=resources.cpus_per_trial, num_gpus=resources.gpus_per_trial)(task)
     context = ray.put(prepared.context)
-    pending = {remote.remote(assignment, context): assignment for assignment in assignments}
+    tasks = min(len(assignments), sum(prepared.context.trials_per_node.values()))
+    shares = [assignments[i::tasks] for i in range(tasks)]
+    pending = {remote.remote(share, context): share for share in shares}
     while pending:
         (done,), _ = ray.wait(list(pending))
         ray.get(done)
-        prepared.table.read(pending.pop(done).trial_id)
+        for assignment in pending.pop(done):
+            prepared.table.read(assignment.trial_id)
 
 
 def confirm(prepared: PreparedRun) -> pd.DataFrame:
@@ -324,7 +328,7 @@ def confirm(prepared: PreparedRun) -> pd.DataFrame:
             break
         prepared.say(f"confirming: {len(assignments)} trial(s) of the validation front and the papers' configurations "
                      f"(seeds {', '.join(sorted({str(a.seed) for a in assignments}))})")
-        _fit(prepared, FixedConfigs(assignments, _ended_without_record(prepared)), FIFOScheduler())
+        _fit(prepared, FixedConfigs(assignments, _ended_without_record(prepared)), FIFOScheduler(), "confirmation")
     with storage_faults(prepared.run_dir):
         table = prepared.table.write()
     prepared.lock.release()
@@ -357,16 +361,22 @@ def check_complete(study: optuna.Study, table: pd.DataFrame, objectives: tuple[s
             raise RunIncomplete(f"every {which} of the search failed ({len(rows)}); their reasons are listed above")
 
 
-def _fit(prepared: PreparedRun, searcher: Any, scheduler: Any) -> None:
-    """One Ray Tune session of ``searcher``'s trials; the results table is written as they end."""
+def _fit(prepared: PreparedRun, searcher: StudySearcher | FixedConfigs, scheduler: Any, phase: str) -> None:
+    """One Ray Tune session of ``searcher``'s trials (``phase``: what they are, for the progress
+    display); the results table is written as they end."""
     from ray import tune
 
     resources, sessions = prepared.resources, prepared.run_dir / TUNE_DIR
     trainable = tune.with_resources(tune.with_parameters(search_trial, context=prepared.context),
                                     {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial})
     stop = SessionStop()
-    with storage_faults(prepared.run_dir):
-        _tune(prepared, trainable, searcher, scheduler, sessions, stop)
+    progress = None if prepared.quiet else SessionProgress(phase, searcher.trials_to_run, prepared.settings.objectives)
+    try:
+        with storage_faults(prepared.run_dir):
+            _tune(prepared, trainable, searcher, scheduler, sessions, stop, progress)
+    finally:
+        if progress is not None:
+            progress.close()
     if stop.fault:
         raise refused_write(stop.fault)  # the trials that were running resume then
     if stop.output_closed:
@@ -395,7 +405,7 @@ class SessionStop(Stopper):
 
 
 def _tune(prepared: PreparedRun, trainable: Any, searcher: Any, scheduler: Any, sessions: Path,
-          stop: SessionStop) -> None:
+          stop: SessionStop, progress: SessionProgress | None) -> None:
     from ray import tune
 
     resources = prepared.resources
@@ -406,8 +416,7 @@ def _tune(prepared: PreparedRun, trainable: Any, searcher: Any, scheduler: Any, 
                                     time_budget_s=prepared.remaining(), reuse_actors=True),
         run_config=tune.RunConfig(name=f"session-{len(list(sessions.glob('session-*'))) + 1}",
                                   storage_path=str(sessions), verbose=0,
-                                  callbacks=[results_callback(prepared.table, prepared.settings.objectives,
-                                                              prepared.quiet, prepared.clock, stop),
+                                  callbacks=[results_callback(prepared.table, progress, prepared.clock, stop),
                                              *_tracking_callbacks(prepared)],
                                   stop=stop, failure_config=tune.FailureConfig(max_failures=1)),
     ).fit()
@@ -465,19 +474,15 @@ _TUNE_STATUS = {"RUNNING": TrialStatus.RUNNING, "PENDING": TrialStatus.PENDING, 
                 "TERMINATED": TrialStatus.PRUNED, "ERROR": TrialStatus.FAILED}
 
 
-def results_callback(table: ResultsTable, objectives: tuple[str, ...], quiet: bool, clock: RunClock,
-                     stop: SessionStop):
+def results_callback(table: ResultsTable, progress: SessionProgress | None, clock: RunClock, stop: SessionStop):
     from ray import tune
 
     class ResultsCallback(tune.Callback):
         """Keeps the results table up to date a trial at a time, has its files written as trials
         end (``ResultsTable.write_due``: seldom enough that writing them stays a small share of the
-        driver's time), and prints one progress line whenever a trial ends, and when the session's
-        first trial starts (the next trial starts the moment one ends: a line per start doubled
-        every line). Ray calls these hooks before it changes the trial's state, so that trial is
-        counted with the state it is entering."""
-
-        started = False  # whether a trial of this session has started (its first start gets a line)
+        driver's time), and tells ``progress`` (None: --quiet) of every trial's start and end. Ray
+        calls these hooks before it changes the trial's state, so that trial is counted with the
+        state it is entering."""
 
         def _update(self, trials: list, changing, status: TrialStatus) -> None:
             for trial in trials:
@@ -485,18 +490,22 @@ def results_callback(table: ResultsTable, objectives: tuple[str, ...], quiet: bo
                     table.live(trial.config[ASSIGNMENT], _TUNE_STATUS.get(trial.status, status))
             if STORAGE_FAULT in (changing.last_result or {}):  # not ended: it resumes when the run continues
                 table.live(changing.config[ASSIGNMENT], TrialStatus.PENDING)
-            elif status == TrialStatus.RUNNING:
+                return
+            if status == TrialStatus.RUNNING:
                 table.live(changing.config[ASSIGNMENT], status)
             else:
                 table.ended(changing.config[ASSIGNMENT], status)
                 table.write_due()
-            first_start = status == TrialStatus.RUNNING and not self.started
-            self.started = self.started or status == TrialStatus.RUNNING
-            if not quiet and not stop.output_closed and (status != TrialStatus.RUNNING or first_start):
-                try:
-                    print(_progress_line(table, objectives, clock.started), flush=True)
-                except BrokenPipeError:  # Ray Tune would log it and go on: the session stops instead
-                    stop.output_closed = True
+            if progress is None or stop.output_closed:
+                return
+            frame = table.frame(progress.columns(progress.objectives))
+            try:
+                if status == TrialStatus.RUNNING:
+                    progress.trial_started(frame)
+                else:
+                    progress.trial_ended(changing.config[ASSIGNMENT].trial_id, frame)
+            except BrokenPipeError:  # Ray Tune would log it and go on: the session stops instead
+                stop.output_closed = True
 
         def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
             clock.trial_started()
@@ -509,16 +518,3 @@ def results_callback(table: ResultsTable, objectives: tuple[str, ...], quiet: bo
             self._update(trials, trial, TrialStatus.FAILED)
 
     return ResultsCallback()
-
-
-def _progress_line(results: ResultsTable, objectives: tuple[str, ...], started: float) -> str:
-    # the columns the line reads, not the whole table: it is printed at every trial's start and end
-    table = results.frame((Column.TRIAL_ID, Column.CONFIG_ID, Column.STATUS, Column.CONSTRAINT_VIOLATION,
-                           *(validation_column(o) for o in objectives)))
-    done = completed(table) if len(table) else table
-    best = "  ".join(f"{o} {done[validation_column(o)].min():.4f}" for o in objectives
-                     if validation_column(o) in done and len(done))
-    elapsed = time.monotonic() - started
-    return (f"[{int(elapsed // 60):3d}m{int(elapsed % 60):02d}s] trials: {status_counts(table)}"
-            f" | validation front {len(validation_front(table, objectives)) if len(done) else 0}"
-            f" | best on validation {best or '-'}")

@@ -114,6 +114,8 @@ class StudySearcher(Searcher):
         self.study, self.space, self.objectives, self.seed = study, space, tuple(objectives), seed
         # trials the study holds when the search is done: the enqueued ones (papers, seeded designs) and `trials`
         self.budget = sum(t.user_attrs.get(Column.ORIGIN, SEARCHED) != SEARCHED for t in study.trials) + trials
+        # what this session runs: the budget less the trials a session before it finished
+        self.trials_to_run = max(0, self.budget - sum(t.state.is_finished() for t in study.get_trials(deepcopy=False)))
         self.on_ended = on_ended
         self.resumable = list(resumable)  # handed out first, into their own folders (:func:`to_resume`)
         self.live: dict[str, Assignment] = {}  # Ray trial id -> the assignment handed out
@@ -169,6 +171,7 @@ class FixedConfigs(Searcher):
     def __init__(self, assignments: Sequence[Assignment], on_ended: EndedWithoutRecord) -> None:
         super().__init__()
         self.waiting = list(assignments)
+        self.trials_to_run = len(self.waiting)
         self.on_ended = on_ended
         self.live: dict[str, Assignment] = {}
 
