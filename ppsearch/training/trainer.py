@@ -33,7 +33,7 @@ from .recipes import Recipe
 
 AUGMIX_JSD_WEIGHT = 12.0  # Hendrycks et al. 2020, Jensen-Shannon consistency weight
 BATCH_NORM_SETTLED = 0.01  # the share of their initial values BatchNorm's running averages may still hold
-SETTLING_IMAGES = 1024  # at most this many training images recompute them where they have not settled
+SETTLING_IMAGES = 256  # at most this many training images recompute them where they have not settled
 
 
 class NonFiniteLoss(RuntimeError):
@@ -99,8 +99,9 @@ def fit(
                batch, images.shape[0] // batch, epochs)
     for epoch in range(len(history), epochs):
         train_seconds = history[-1].train_seconds if history else 0.0
-        history.append(_train_epoch(run, images, labels, epoch, train_seconds))
-        _settle_batch_norm(model, run, images, labels, (epoch + 1) * run.steps_per_epoch)
+        report = _train_epoch(run, images, labels, epoch, train_seconds)
+        settling = _settle_batch_norm(model, run, images, labels, (epoch + 1) * run.steps_per_epoch)
+        history.append(dataclasses.replace(report, train_seconds=report.train_seconds + settling))
         if checkpointing is not None:
             save_training_checkpoint(checkpointing.directory, model, checkpointing.spec, optimizer,
                                      {"identity": checkpointing.identity,
@@ -179,7 +180,7 @@ def _train_epoch(run: _Run, images: Images, labels: torch.Tensor, epoch: int, tr
                        trained / seconds, train_seconds + seconds, skipped)
 
 
-def _settle_batch_norm(model: nn.Module, run: _Run, images: Images, labels: torch.Tensor, steps: int) -> None:
+def _settle_batch_norm(model: nn.Module, run: _Run, images: Images, labels: torch.Tensor, steps: int) -> float:
     """Replace BatchNorm's running statistics by those of the first training images (unaugmented,
     the trained weights' own) while, after ``steps`` training steps, the running averages still
     hold more than ``BATCH_NORM_SETTLED`` of their initial values (mean 0, variance 1): then they
@@ -187,11 +188,13 @@ def _settle_batch_norm(model: nn.Module, run: _Run, images: Images, labels: torc
     averages settle within the first epoch and are left as training made them; at the smoke and demo
     budgets' few steps they are recomputed after every epoch (the "precise BatchNorm" of Wu &
     Johnson, 2021), a forward pass over at most ``SETTLING_IMAGES`` images. Training never reads
-    them (it normalises by each batch's statistics), so the weights are unchanged."""
+    them (it normalises by each batch's statistics), so the weights are unchanged. Returns the
+    seconds it took (training's: the epoch's ``train_seconds`` include them)."""
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d) and m.track_running_stats]
     momenta = [norm.momentum for norm in norms]
     if not norms or momenta[0] is None or (1 - momenta[0]) ** steps <= BATCH_NORM_SETTLED:
-        return
+        return 0.0
+    started = time.perf_counter()
     for norm in norms:
         norm.reset_running_stats()
         norm.momentum = None  # a cumulative average over the batches below
@@ -205,6 +208,9 @@ def _settle_batch_norm(model: nn.Module, run: _Run, images: Images, labels: torc
     finally:
         for norm, momentum in zip(norms, momenta):
             norm.momentum = momentum
+    if run.device.type == "cuda":
+        torch.cuda.synchronize(run.device)
+    return time.perf_counter() - started
 
 
 def _step(run: _Run, x: torch.Tensor, y: torch.Tensor, step: int,
