@@ -300,23 +300,18 @@ def measure_tests(prepared: PreparedRun) -> None:
 
 
 def _run_tasks(prepared: PreparedRun, task: Any, assignments: list[Assignment]) -> None:
-    """``task(assignments, context)`` over ``assignments`` dealt into as many Ray tasks (with a
-    trial's resources) as trials run at once: each task's worker starts, and imports torch, once
-    for its share, not once per assignment (seconds each, the most of a tiny model's measurement).
-    The records a task wrote are read into the results table as it ends."""
+    """``task(assignment, context)`` for each of ``assignments`` as Ray tasks with a trial's
+    resources, each trial's record read into the results table as its task ends."""
     import ray
 
     resources = prepared.resources
     remote = ray.remote(num_cpus=resources.cpus_per_trial, num_gpus=resources.gpus_per_trial)(task)
     context = ray.put(prepared.context)
-    tasks = min(len(assignments), sum(prepared.context.trials_per_node.values()))
-    shares = [assignments[i::tasks] for i in range(tasks)]
-    pending = {remote.remote(share, context): share for share in shares}
+    pending = {remote.remote(assignment, context): assignment for assignment in assignments}
     while pending:
         (done,), _ = ray.wait(list(pending))
         ray.get(done)
-        for assignment in pending.pop(done):
-            prepared.table.read(assignment.trial_id)
+        prepared.table.read(pending.pop(done).trial_id)
 
 
 def confirm(prepared: PreparedRun) -> pd.DataFrame:

@@ -102,15 +102,13 @@ def execute_trial(assignment: Assignment, context: TrialContext, report: Callabl
     return record
 
 
-def measure_trial_test(assignments: list[Assignment], context: TrialContext) -> None:
-    """A Ray task: the test-split measurements of reported search trials, one after another, each
-    added to its record from its saved model (``training.trial.measure_test``), on the device of
-    the worker it runs on."""
+def measure_trial_test(assignment: Assignment, context: TrialContext) -> None:
+    """A Ray task: the test-split measurements of a reported search trial, added to its record from
+    its saved model (``training.trial.measure_test``), on the device of the worker it runs on."""
     torch.set_num_threads(context.threads)
-    for assignment in assignments:
-        trial = TrialConfig.for_run(context.settings, assignment.configuration, assignment.seed)
-        measure_test(trial, context.run_dir / TRIALS_DIR / assignment.trial_id, context.sets, access=context.access,
-                     device=_device())
+    trial = TrialConfig.for_run(context.settings, assignment.configuration, assignment.seed)
+    measure_test(trial, context.run_dir / TRIALS_DIR / assignment.trial_id, context.sets, access=context.access,
+                 device=_device())
 
 
 def _device() -> str:
