@@ -61,10 +61,10 @@ def test_without_a_terminal_every_ended_trial_gets_a_line_and_the_status_comes_e
     assert 300 / STATUS_INTERVAL / 2 <= len(status_lines) <= 300 / STATUS_INTERVAL + 2
     assert "  trial-0002 pruned after epoch 1" in lines and "  trial-0004 failed: NonFiniteLoss: nan" in lines
     assert trial_lines[0] == "  trial-0000 completed  clean_error 0.5000  mce 0.8000  (joins the validation front: 1)"
-    assert status_lines[0].startswith("search: 0/200 trials ended (0 completed, 0 pruned, 0 failed), 1 running | "
-                                      "validation front 0 | 0m00s elapsed")
-    assert status_lines[-1].startswith("search: 200/200 trials ended (120 completed, 40 pruned, 40 failed), 0 running")
-    assert status_lines[-1].endswith("5m00s elapsed, done")
+    assert status_lines[0] == ("search: 0/200 trials ended, 1 running | 0m00s elapsed, time left: after the first "
+                               "trial ends | validation front 0 | 0 completed, 0 pruned, 0 failed")
+    assert status_lines[-1] == ("search: 200/200 trials ended, 0 running | 5m00s elapsed, done | validation front 2 | "
+                                "120 completed, 40 pruned, 40 failed")
 
 
 def test_the_time_left_is_estimated_from_the_trials_ended_so_far():
@@ -76,7 +76,7 @@ def test_the_time_left_is_estimated_from_the_trials_ended_so_far():
     assert "time left: after the first trial ends" in out.getvalue()
     progress.ended = {f"trial-{i:04d}": "completed" for i in range(50)}
     clock.now = 75.0
-    assert progress.status_line(rows).endswith("1m15s elapsed, about 3m45s left")
+    assert "| 1m15s elapsed, about 3m45s left |" in progress.status_line(rows)
 
 
 def test_on_a_terminal_one_live_line_and_only_the_trials_that_join_the_front():
@@ -89,3 +89,21 @@ def test_on_a_terminal_one_live_line_and_only_the_trials_that_join_the_front():
     assert 0 < len(joined) < 40 and all("joins the validation front" in line for line in joined)
     # the status line is redrawn in place: carriage returns, one final newline of its own
     assert printed.count("\r") > 40 and printed.rstrip("\n").rsplit("\r", 1)[-1].startswith("search: 40/40 trials")
+
+
+def test_on_a_terminal_the_live_line_keeps_its_clock_running_between_trials():
+    clock, out = Clock(), Terminal()
+    progress = SessionProgress("search", 4, OBJECTIVES, stream=out, clock=clock)
+    progress.trial_started(pd.DataFrame([_row("trial-0000", "running")]))
+    clock.now = 65.0
+    progress.tick()
+    drawn = out.getvalue()
+    clock.now = 65.5
+    progress.tick()  # at most once a second
+    assert out.getvalue() == drawn and drawn.rsplit("\r", 1)[-1].startswith("search: 0/4 trials ended, 1 running | 1m05s")
+    log = io.StringIO()  # off a terminal the status comes with trials' ends only
+    logged = SessionProgress("search", 4, OBJECTIVES, stream=log, clock=clock)
+    logged.trial_started(pd.DataFrame([_row("trial-0000", "running")]))
+    clock.now = 200.0
+    logged.tick()
+    assert len(log.getvalue().splitlines()) == 1

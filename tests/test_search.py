@@ -369,14 +369,14 @@ def test_the_progress_display_counts_trials_in_the_state_they_are_entering(tmp_p
     assert out.getvalue().splitlines() == [
         "  00000 completed  clean_error 0.5000  mce 1.0000  (joins the validation front: 1)",
         # a status line for the first end and the first start (then none for 30 s) and for the last end
-        "search: 1/3 trials ended (1 completed, 0 pruned, 0 failed), 1 running | validation front 1 | "
-        "0m00s elapsed, about 0m00s left",
-        "search: 1/3 trials ended (1 completed, 0 pruned, 0 failed), 2 running | validation front 1 | "
-        "0m00s elapsed, about 0m00s left",
+        "search: 1/3 trials ended, 1 running | 0m00s elapsed, about 0m00s left | validation front 1 | "
+        "1 completed, 0 pruned, 0 failed",
+        "search: 1/3 trials ended, 2 running | 0m00s elapsed, about 0m00s left | validation front 1 | "
+        "1 completed, 0 pruned, 0 failed",
         "  00001 pruned",
         "  00002 pruned",
-        "search: 3/3 trials ended (1 completed, 2 pruned, 0 failed), 0 running | validation front 1 | "
-        "0m00s elapsed, done"]
+        "search: 3/3 trials ended, 0 running | 0m00s elapsed, done | validation front 1 | "
+        "1 completed, 2 pruned, 0 failed"]
 
 
 @pytest.mark.bad_input

@@ -506,6 +506,13 @@ def results_callback(table: ResultsTable, progress: SessionProgress | None, cloc
             clock.trial_started()
             self._update(trials, trial, TrialStatus.RUNNING)
 
+        def on_step_end(self, iteration: int, trials: list, **info) -> None:
+            if progress is not None and not stop.output_closed:
+                try:
+                    progress.tick()
+                except BrokenPipeError:
+                    stop.output_closed = True
+
         def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
             self._update(trials, trial, TrialStatus.PRUNED)  # unless its record says completed
 

@@ -10,13 +10,13 @@ seconds: a search of N trials writes about N lines, whatever its concurrency.
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 import pandas as pd
-from tqdm import tqdm
 
 from ..rundir import FINAL_STATUSES, Column, TrialStatus, status_counts, validation_column
 from ..selection.pareto import validation_front
@@ -38,7 +38,9 @@ class SessionProgress:
         self.ended: dict[str, TrialStatus] = {}  # the session's ended trials
         self.front: set[str] = set()
         self.status_at = -math.inf  # when the last status line was written (without a terminal)
-        self._bar: tqdm | None = None
+        self._drawn, self._last = 0, ""  # the live line's length and text, once drawn
+        self._drawn_at = -math.inf  # when it was drawn
+        self._table: pd.DataFrame | None = None  # the last the status line was told of
 
     @staticmethod
     def columns(objectives: Sequence[str]) -> tuple[str, ...]:
@@ -66,11 +68,18 @@ class SessionProgress:
         self._status(table, due=self.live or len(self.ended) >= self.total
                      or self.clock() - self.status_at >= STATUS_INTERVAL)
 
+    def tick(self) -> None:
+        """Between trials' starts and ends (Ray Tune's every loop): on a terminal, the live line
+        redrawn once a second so that its clock runs."""
+        if self.live and self._table is not None and self.clock() - self._drawn_at >= 1.0:
+            self._draw(self.status_line(self._table))
+
     def close(self) -> None:
         """End the live line (a terminal's next output starts on a line of its own)."""
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = 0
 
     def status_line(self, table: pd.DataFrame) -> str:
         ended = pd.DataFrame({Column.STATUS: list(self.ended.values())})
@@ -79,8 +88,10 @@ class SessionProgress:
         left = self.total - len(self.ended)
         eta = (f"about {_duration(elapsed / len(self.ended) * left)} left" if self.ended and left > 0
                else "time left: after the first trial ends" if left > 0 else "done")
-        return (f"{self.phase}: {len(self.ended)}/{self.total} trials ended ({status_counts(ended, FINAL_STATUSES)}), "
-                f"{running} running | validation front {len(self.front)} | {_duration(elapsed)} elapsed, {eta}")
+        # what matters most first: a narrow terminal cuts the end
+        return (f"{self.phase}: {len(self.ended)}/{self.total} trials ended, {running} running | "
+                f"{_duration(elapsed)} elapsed, {eta} | validation front {len(self.front)} | "
+                f"{status_counts(ended, FINAL_STATUSES)}")
 
     def _trial_line(self, row: pd.Series, joined: bool) -> str:
         status = TrialStatus(row[Column.STATUS])
@@ -96,24 +107,30 @@ class SessionProgress:
     def _status(self, table: pd.DataFrame, due: bool) -> None:
         if not due:
             return
+        self._table = table
         line = self.status_line(table)
         if self.live:
-            if self._bar is None:
-                self._bar = tqdm(file=self.stream, bar_format="{desc}", dynamic_ncols=True, leave=True)
-            self._bar.set_description_str(line)
+            self._draw(line)
         else:
             self.stream.write(line + "\n")
             self.stream.flush()
             self.status_at = self.clock()
 
     def _write(self, line: str) -> None:
-        if self._bar is not None:
-            self._bar.write(line, file=self.stream)
+        """A line of its own, above the live line where there is one (drawn again below it)."""
+        if self._drawn:
+            self.stream.write("\r" + line.ljust(self._drawn) + "\n" + self._last)
         else:
             self.stream.write(line + "\n")
-            self.stream.flush()
+        self.stream.flush()
 
-
+    def _draw(self, line: str) -> None:
+        # cut to the terminal's width (a wrapped line cannot be redrawn in place), padded over
+        # what the previous one left; a terminal that reports no width gets shutil's 80 columns
+        line = line[:shutil.get_terminal_size().columns - 1]
+        self.stream.write("\r" + line.ljust(self._drawn))
+        self.stream.flush()
+        self._drawn, self._last, self._drawn_at = len(line), line, self.clock()
 
 
 def _front(table: pd.DataFrame, objectives: Sequence[str]) -> set[str]:
