@@ -182,6 +182,18 @@ def stand_in_trial(config: dict[str, Any], context: StandInContext) -> None:
                  **{o: record[validation_column(o)] for o in context.objectives}})
 
 
+def _clocked(function: Callable, record: Callable[[float, float], None]) -> Callable:
+    """``function``, handing ``record`` the thread's CPU seconds and the wall seconds of every call."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        cpu, wall = time.thread_time(), time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            record(time.thread_time() - cpu, time.perf_counter() - wall)
+    return wrapper
+
+
 class Timings:
     """The driver's parts, call by call, and the run's clock at every trial end; every call is
     stamped with the number of trials ended before it, so that a figure can be taken over a window."""
@@ -193,14 +205,7 @@ class Timings:
         self.sampler_cpu = self.sampler_wall = 0.0
 
     def timed(self, name: str, function: Callable) -> Callable:
-        @functools.wraps(function)
-        def wrapper(*args, **kwargs):
-            cpu, wall = time.thread_time(), time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                self.calls[name].append((self.ended, time.thread_time() - cpu, time.perf_counter() - wall))
-        return wrapper
+        return _clocked(function, lambda cpu, wall: self.calls[name].append((self.ended, cpu, wall)))
 
     def with_sampler_share(self, name: str, function: Callable) -> Callable:
         """``function`` timed as ``name``, and the sampler's part of each call as ``name: sampler``."""
@@ -216,15 +221,11 @@ class Timings:
         return wrapper
 
     def sampler_method(self, function: Callable) -> Callable:
-        @functools.wraps(function)
-        def wrapper(*args, **kwargs):
-            cpu, wall = time.thread_time(), time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                self.sampler_cpu += time.thread_time() - cpu
-                self.sampler_wall += time.perf_counter() - wall
-        return wrapper
+        return _clocked(function, self._add_sampler_time)
+
+    def _add_sampler_time(self, cpu: float, wall: float) -> None:
+        self.sampler_cpu += cpu
+        self.sampler_wall += wall
 
     def trial_ended(self, trials: list) -> None:
         self.ended += 1

@@ -27,7 +27,7 @@ import dataclasses
 import errno
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -491,14 +491,18 @@ def results_callback(table: ResultsTable, progress: SessionProgress | None, cloc
             else:
                 table.ended(changing.config[ASSIGNMENT], status)
                 table.write_due()
+            if status == TrialStatus.RUNNING:
+                self._show(lambda shown: shown.trial_started(table.frame(shown.columns(shown.objectives))))
+            else:
+                trial_id = changing.config[ASSIGNMENT].trial_id
+                self._show(lambda shown: shown.trial_ended(trial_id, table.frame(shown.columns(shown.objectives))))
+
+        def _show(self, tell: Callable[[SessionProgress], None]) -> None:
+            """Tell ``progress`` something (nothing with --quiet, or once the output is closed)."""
             if progress is None or stop.output_closed:
                 return
-            frame = table.frame(progress.columns(progress.objectives))
             try:
-                if status == TrialStatus.RUNNING:
-                    progress.trial_started(frame)
-                else:
-                    progress.trial_ended(changing.config[ASSIGNMENT].trial_id, frame)
+                tell(progress)
             except BrokenPipeError:  # Ray Tune would log it and go on: the session stops instead
                 stop.output_closed = True
 
@@ -507,11 +511,7 @@ def results_callback(table: ResultsTable, progress: SessionProgress | None, cloc
             self._update(trials, trial, TrialStatus.RUNNING)
 
         def on_step_end(self, iteration: int, trials: list, **info) -> None:
-            if progress is not None and not stop.output_closed:
-                try:
-                    progress.tick()
-                except BrokenPipeError:
-                    stop.output_closed = True
+            self._show(SessionProgress.tick)
 
         def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
             self._update(trials, trial, TrialStatus.PRUNED)  # unless its record says completed

@@ -308,7 +308,7 @@ def run_trial(
     if failure:
         record.update({Column.STATUS: TrialStatus.FAILED, Column.FAILURE_REASON: failure})
     else:
-        record.update(_measure(config, model, predict, data, sets, trial_dir, device, with_test))
+        record.update(_measure(config, model, predict, data, sets, trial_dir, with_test))
         save_model(trial_dir / MODEL_FILE, model, spec)
     train_seconds = history[-1].train_seconds if history else 0.0
     record.update({Column.EPOCHS_COMPLETED: len(history), Column.TRAIN_SECONDS: train_seconds,
@@ -389,7 +389,7 @@ def measure_test(config: TrialConfig, trial_dir: str | Path, sets: EvaluationSet
 
 
 def _measure(config: TrialConfig, model: torch.nn.Module, predict: Predictor, data: Dataset, sets: EvaluationSets,
-             trial_dir: Path, device: str, with_test: bool) -> dict[str, Any]:
+             trial_dir: Path, with_test: bool) -> dict[str, Any]:
     """The trained model's summary metrics on the validation split (prefixed: what a search selects
     on), the frost its -C sets hold and its convolutions' sparsity (first layer's in the record,
     every layer's in ``sparsity.csv``), in ``eval_seconds``; then its metrics on the test split, in
